@@ -1,0 +1,443 @@
+//! The demo scenario against a running test network: an electronics
+//! shipment from Poland to France through its whole life, a second one with
+//! a wrong HS code and an implausible value per kg that gets flagged and
+//! held, each party's view of the timeline, and the auditor's verification.
+
+use crate::client::{now_ms, status_error, Client};
+use crate::proofs;
+use anyhow::{anyhow, bail, Context, Result};
+use ledger::config::{ChainConfig, FieldClass};
+use ledger::crypto::Keypair;
+use ledger::declaration::{self, Declaration, GoodsItem};
+use ledger::disclosure::{self, DecryptionKey, Draft, Field};
+use ledger::event::EventKind;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One party of the demo with its own node.
+struct Actor {
+    party: String,
+    client: Client,
+    key: Keypair,
+    dkey: DecryptionKey,
+}
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    /// Directory `customsctl genesis` wrote (keys/, genesis.json, <party>/node.toml).
+    pub net: PathBuf,
+}
+
+fn grpc_of(net: &Path, party: &str) -> Result<String> {
+    let text = std::fs::read_to_string(net.join(party).join("node.toml"))
+        .with_context(|| format!("no node config for {party} under {}", net.display()))?;
+    let v: toml::Table = text.parse()?;
+    let addr = v
+        .get("grpc_listen")
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| anyhow!("{party}: no grpc_listen"))?;
+    let addr = addr.replace("0.0.0.0", "127.0.0.1");
+    Ok(format!("http://{addr}"))
+}
+
+async fn actor(net: &Path, party: &str) -> Result<Actor> {
+    let keys = net.join("keys");
+    let key = Keypair::from_seed(&crate::spec::read_secret(
+        &keys.join(format!("{party}.sign")),
+    )?);
+    let dkey = DecryptionKey::from_secret(crate::spec::read_secret(
+        &keys.join(format!("{party}.x25519")),
+    )?);
+    let url = grpc_of(net, party)?;
+    let client = Client::connect(&url, party, Keypair::from_seed(&key.seed())).await?;
+    Ok(Actor {
+        party: party.to_string(),
+        client,
+        key,
+        dkey,
+    })
+}
+
+impl Actor {
+    async fn send(
+        &mut self,
+        cfg: &ChainConfig,
+        kind: EventKind,
+        shipment: &str,
+        fields: Vec<Field>,
+        parties: &[&str],
+    ) -> Result<proto::v1::SubmitResponse> {
+        let draft = Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind,
+            shipment_id: shipment.to_string(),
+            submitter: self.party.clone(),
+            claimed_time_ms: now_ms(),
+            fields,
+            shipment_parties: parties.iter().map(|s| s.to_string()).collect(),
+            governance: None,
+        };
+        let stx = disclosure::seal(cfg, &draft)
+            .map_err(|e| anyhow!("{e}"))?
+            .sign(&self.key)?;
+        let req = self.client.signed(
+            "/customs.v1.Ledger/Submit",
+            proto::v1::SubmitRequest {
+                signed_tx: stx.encode()?,
+                wait_for_commit: true,
+            },
+        );
+        // Leadership may be settling right after start: retry briefly.
+        let mut last = None;
+        for attempt in 0..30 {
+            let req = if attempt == 0 {
+                req_clone(&req)
+            } else {
+                self.client.signed(
+                    "/customs.v1.Ledger/Submit",
+                    proto::v1::SubmitRequest {
+                        signed_tx: stx.encode()?,
+                        wait_for_commit: true,
+                    },
+                )
+            };
+            match self.client.inner.submit(req).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if s.code() == tonic::Code::Unavailable => {
+                    last = Some(s);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(s) => return Err(status_error(s)),
+            }
+        }
+        Err(status_error(
+            last.unwrap_or_else(|| tonic::Status::unavailable("no leader")),
+        ))
+    }
+}
+
+fn req_clone<T: Clone>(r: &tonic::Request<T>) -> tonic::Request<T> {
+    let mut n = tonic::Request::new(r.get_ref().clone());
+    *n.metadata_mut() = r.metadata().clone();
+    n
+}
+
+fn line(step: &str, r: &proto::v1::SubmitResponse) {
+    let mut extra = String::new();
+    if let Some(res) = &r.result {
+        for c in &res.classification {
+            let top: Vec<String> = c
+                .suggestions
+                .iter()
+                .take(3)
+                .map(|s| s.hs6.clone())
+                .collect();
+            extra += &format!(
+                " | item {} HS {} {} (top {})",
+                c.item,
+                c.declared,
+                c.verdict,
+                top.join(",")
+            );
+        }
+        if let Some(k) = &res.risk {
+            let reasons: Vec<String> = k
+                .reasons
+                .iter()
+                .map(|x| format!("{}+{}", x.code, x.points))
+                .collect();
+            extra += &format!(" | risk {} {} [{}]", k.score, k.level, reasons.join(" "));
+        }
+    }
+    println!("  {step:<44} block {:>4}{extra}", r.height);
+}
+
+fn smartphone_decl(
+    lrn: &str,
+    value_minor: u64,
+    mass_g: u64,
+    hs: &str,
+    description: &str,
+) -> Declaration {
+    let mut d = declaration::sample();
+    d.lrn = lrn.into();
+    d.goods = vec![GoodsItem {
+        description: description.into(),
+        hs_code: hs.into(),
+        packages: 10,
+        gross_mass_g: mass_g,
+        value_minor,
+        currency: "EUR".into(),
+        origin: "PL".into(),
+    }];
+    d
+}
+
+async fn timeline(a: &mut Actor, cfg: &ChainConfig, shipment: &str) -> Result<()> {
+    let h = a
+        .client
+        .inner
+        .get_shipment_history(a.client.signed(
+            "/customs.v1.Ledger/GetShipmentHistory",
+            proto::v1::GetShipmentHistoryRequest {
+                shipment_id: shipment.to_string(),
+                page_size: 100,
+                page_token: String::new(),
+            },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "\n--- {shipment} as seen by {} (status {}) ---",
+        a.party, h.status
+    );
+    for e in &h.events {
+        let t = proofs::transaction(e, cfg, cfg.checkpoint_quorum)?;
+        let opened = disclosure::open(&t.stx.tx, &a.party, std::slice::from_ref(&a.dkey))
+            .map_err(|e| anyhow!("{e}"))?;
+        let by_path: BTreeMap<&str, &str> = opened
+            .iter()
+            .map(|f| (f.field.path.as_str(), f.field.value.as_str()))
+            .collect();
+        let sealed = t.stx.tx.sealed.len();
+        let readable = opened
+            .iter()
+            .filter(|f| f.field.class != FieldClass::Public)
+            .count();
+        let value = by_path
+            .get("decl.goods[0].value_minor")
+            .map(|v| format!("value EUR {:.2}", v.parse::<f64>().unwrap_or(0.0) / 100.0));
+        let hs = by_path
+            .get("decl.goods[0].hs_code")
+            .map(|v| format!("HS {v}"));
+        let container = by_path
+            .get("decl.containers[0]")
+            .map(|v| format!("container {v}"));
+        let details: Vec<String> = [hs, value, container].into_iter().flatten().collect();
+        println!(
+            "  h{:<4} {:<22} by {:<11} sealed {:>2}/{:<2} readable  {}  [proof ok]",
+            t.header.height,
+            t.stx.tx.kind.name(),
+            t.stx.tx.submitter,
+            readable,
+            sealed,
+            if details.is_empty() {
+                "-".to_string()
+            } else {
+                details.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Run the scenario.
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let cfg: ChainConfig =
+        serde_json::from_str(&std::fs::read_to_string(args.net.join("genesis.json"))?)?;
+    let run_id = now_ms() % 1_000_000;
+    let mut exporter = actor(&args.net, "pl-exporter").await?;
+    let mut broker = actor(&args.net, "broker").await?;
+    let mut carrier = actor(&args.net, "carrier").await?;
+    let mut fr = actor(&args.net, "fr-customs").await?;
+    let mut auditor = actor(&args.net, "auditor").await?;
+    let parties = ["pl-exporter", "broker", "carrier"];
+    let a = format!("SHP-PLFR-{run_id}-A");
+    let b = format!("SHP-PLFR-{run_id}-B");
+    let note = |text: &str| {
+        vec![Field {
+            path: "event.note".into(),
+            class: FieldClass::Public,
+            value: text.into(),
+        }]
+    };
+
+    println!("== Shipment {a}: electronics, Gdansk (PLGDN) -> Le Havre (FRLEH)");
+    line(
+        "exporter books the shipment",
+        &exporter
+            .send(
+                &cfg,
+                EventKind::ShipmentBooked,
+                &a,
+                note("booked"),
+                &parties,
+            )
+            .await?,
+    );
+    let mut decl = declaration::sample();
+    decl.lrn = format!("LRN-{run_id}-A");
+    line(
+        "broker files the declaration",
+        &broker
+            .send(
+                &cfg,
+                EventKind::DeclarationFiled,
+                &a,
+                decl.to_fields(),
+                &parties,
+            )
+            .await?,
+    );
+    line(
+        "FR customs: assessment complete",
+        &fr.send(
+            &cfg,
+            EventKind::AssessmentComplete,
+            &a,
+            note("no risk found"),
+            &parties,
+        )
+        .await?,
+    );
+    for (k, what) in [
+        (EventKind::Loaded, "carrier loads in Gdansk"),
+        (EventKind::Departed, "carrier departs"),
+        (EventKind::Arrived, "carrier arrives in Le Havre"),
+        (EventKind::Presented, "carrier presents the goods"),
+    ] {
+        line(
+            what,
+            &carrier.send(&cfg, k, &a, note(what), &parties).await?,
+        );
+    }
+    line(
+        "FR customs releases",
+        &fr.send(
+            &cfg,
+            EventKind::Released,
+            &a,
+            note("released for free circulation"),
+            &parties,
+        )
+        .await?,
+    );
+    line(
+        "carrier delivers",
+        &carrier
+            .send(
+                &cfg,
+                EventKind::Delivered,
+                &a,
+                note("delivered to consignee"),
+                &parties,
+            )
+            .await?,
+    );
+
+    println!(
+        "\n== History: ten ordinary smartphone declarations (EUR 250/kg) teach the risk model"
+    );
+    let mut futs = Vec::new();
+    for i in 0..10 {
+        let s = format!("SHP-HIST-{run_id}-{i}");
+        let d = smartphone_decl(
+            &format!("LRN-H-{run_id}-{i}"),
+            2_500_000 + i * 10_000,
+            100_000,
+            "85171300",
+            "Smartphones for cellular networks",
+        );
+        let mut br = actor(&args.net, "broker").await?;
+        let cfg = cfg.clone();
+        futs.push(tokio::spawn(async move {
+            br.send(
+                &cfg,
+                EventKind::DeclarationFiled,
+                &s,
+                d.to_fields(),
+                &["pl-exporter", "carrier"],
+            )
+            .await
+        }));
+    }
+    for f in futs {
+        f.await.map_err(|e| anyhow!("{e}"))??;
+    }
+    println!("  committed 10 declarations of HS 851713");
+
+    println!("\n== Shipment {b}: smartphones declared as roasted coffee, EUR 0.30 per kg");
+    line(
+        "exporter books the shipment",
+        &exporter
+            .send(
+                &cfg,
+                EventKind::ShipmentBooked,
+                &b,
+                note("booked"),
+                &parties,
+            )
+            .await?,
+    );
+    let bad = smartphone_decl(
+        &format!("LRN-{run_id}-B"),
+        3_000,
+        100_000,
+        "09012100",
+        "Smartphones for cellular networks",
+    );
+    let r = broker
+        .send(
+            &cfg,
+            EventKind::DeclarationFiled,
+            &b,
+            bad.to_fields(),
+            &parties,
+        )
+        .await?;
+    line("broker files the declaration", &r);
+    let flagged = r.result.as_ref().is_some_and(|x| {
+        x.warnings.iter().any(|w| w.starts_with("HS_MISMATCH"))
+            && x.risk.as_ref().is_some_and(|k| k.level != "low")
+    });
+    if !flagged {
+        bail!("the wrong declaration was not flagged: {:?}", r.result);
+    }
+    line(
+        "FR customs holds the goods",
+        &fr.send(
+            &cfg,
+            EventKind::Held,
+            &b,
+            note("held: HS code and value per kg implausible"),
+            &parties,
+        )
+        .await?,
+    );
+    line(
+        "FR customs orders an inspection",
+        &fr.send(
+            &cfg,
+            EventKind::InspectionOrdered,
+            &b,
+            note("physical inspection"),
+            &parties,
+        )
+        .await?,
+    );
+
+    for who in [&mut carrier, &mut fr, &mut exporter] {
+        timeline(who, &cfg, &a).await?;
+    }
+    timeline(&mut carrier, &cfg, &b).await?;
+    timeline(&mut fr, &cfg, &b).await?;
+
+    println!("\n== Auditor: verify the whole chain and one shipment's history");
+    let conn = crate::Conn {
+        node: grpc_of(&args.net, "auditor")?,
+        party: "auditor".into(),
+        keys: args.net.join("keys"),
+        genesis: args.net.join("genesis.json"),
+        quorum: None,
+    };
+    crate::verify_node(
+        &conn,
+        Some(&args.net.join("auditor-trusted-checkpoint.json")),
+    )
+    .await?;
+    timeline(&mut auditor, &cfg, &a).await?;
+    println!("\ndemo complete");
+    Ok(())
+}

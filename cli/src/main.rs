@@ -1,0 +1,949 @@
+//! `customsctl`: the command-line tool of the customs ledger. It makes keys
+//! and genesis files, seals and signs events locally before submitting them,
+//! queries nodes and checks every answer with proofs against a trusted chain
+//! config, classifies goods offline, verifies whole chains, and writes and
+//! checks single-field disclosure proofs. It never trusts the node it talks to.
+
+mod bench;
+mod client;
+mod demo;
+mod proofs;
+mod spec;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use client::{now_ms, status_error, Client};
+use ledger::config::{ChainConfig, FieldClass};
+use ledger::crypto::Keypair;
+use ledger::declaration::Declaration;
+use ledger::disclosure::{self, DecryptionKey, Draft, Field};
+use ledger::event::EventKind;
+use ledger::hash::Hash32;
+use ledger::hs::classifier::Classifier;
+use ledger::hs::nomenclature::{self, Nomenclature};
+use ledger::{codec, Block};
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "customsctl",
+    version,
+    about = "Customs ledger command-line tool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Who we are and which node we ask.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct Conn {
+    /// Node gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:8101", env = "CUSTOMS_NODE")]
+    pub(crate) node: String,
+    /// Party to act as.
+    #[arg(long = "as", env = "CUSTOMS_PARTY")]
+    pub(crate) party: String,
+    /// Directory holding `<party>.sign` and `<party>.x25519`.
+    #[arg(long, env = "CUSTOMS_KEYS")]
+    pub(crate) keys: PathBuf,
+    /// Trusted chain config (genesis.json).
+    #[arg(long, env = "CUSTOMS_GENESIS")]
+    pub(crate) genesis: PathBuf,
+    /// Cosignatures required on checkpoints (default: the chain config's quorum).
+    #[arg(long)]
+    pub(crate) quorum: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Generate a party's signing, encryption and node keys (files mode 0600).
+    Keygen {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Party id.
+        #[arg(long)]
+        party: String,
+    },
+    /// Make keys, genesis and node configs from a network spec.
+    Genesis {
+        /// Network spec (TOML).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Nomenclature file to pin (default: located automatically).
+        #[arg(long)]
+        nomenclature: Option<PathBuf>,
+    },
+    /// Seal, sign and submit an event from a JSON file.
+    Submit {
+        #[command(flatten)]
+        conn: Conn,
+        /// Event JSON file.
+        file: PathBuf,
+        /// Do not wait for the commit.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show a transaction, open what the caller may read, and check its proof.
+    Tx {
+        #[command(flatten)]
+        conn: Conn,
+        /// Transaction id (hex).
+        tx_id: String,
+    },
+    /// A shipment's events in order, opened where allowed, each proof checked.
+    History {
+        #[command(flatten)]
+        conn: Conn,
+        /// Shipment id.
+        shipment: String,
+        /// Print as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream blocks from a height.
+    Blocks {
+        #[command(flatten)]
+        conn: Conn,
+        /// First height.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many blocks (default: follow forever).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Node status.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Classify a goods description offline (HS 2022).
+    Classify {
+        /// Goods description.
+        description: String,
+        /// Suggestions to show.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Output JSON.
+        #[arg(long)]
+        json: bool,
+        /// Check a declared code too.
+        #[arg(long)]
+        declared: Option<String>,
+        /// Nomenclature file (default: located automatically).
+        #[arg(long)]
+        nomenclature: Option<PathBuf>,
+    },
+    /// Verify a chain end to end from genesis: from a node, or offline from an exported file.
+    Verify {
+        #[command(flatten)]
+        conn: Option<Conn>,
+        /// Exported chain file to verify offline (with --genesis-file).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Genesis for offline verification.
+        #[arg(long)]
+        genesis_file: Option<PathBuf>,
+        /// Trusted checkpoint kept between runs; the next run demands a consistency proof from it.
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
+    /// Export the chain to a file for offline verification.
+    Export {
+        #[command(flatten)]
+        conn: Conn,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a single-field disclosure proof.
+    Disclose {
+        #[command(flatten)]
+        conn: Conn,
+        /// Transaction id.
+        tx_id: String,
+        /// Field path (e.g. decl.goods[0].value_minor).
+        path: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load generator: pre-built sealed transactions at a fixed concurrency or rate.
+    Bench {
+        /// Node gRPC addresses (comma separated) to spread load over.
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8101")]
+        nodes: Vec<String>,
+        /// Directory written by `customsctl genesis`.
+        #[arg(long)]
+        net: PathBuf,
+        /// Submitting party.
+        #[arg(long = "as", default_value = "broker")]
+        party: String,
+        /// Timed phase in seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Concurrent submissions in flight.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Offered rate in tx/s (0 = closed loop).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Transactions to pre-build.
+        #[arg(long, default_value_t = 0)]
+        prebuild: usize,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Draw latency histogram and throughput chart (SVG).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Run the demo scenario against a running test network.
+    Demo {
+        /// Directory written by `customsctl genesis` (keys/, genesis.json, node configs).
+        #[arg(long)]
+        net: PathBuf,
+    },
+    /// Check a disclosure proof offline; exits non-zero with a reason when any part is wrong.
+    VerifyDisclosure {
+        /// Proof file.
+        file: PathBuf,
+        /// Trusted chain config.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Cosignatures required (default: the config's quorum).
+        #[arg(long)]
+        quorum: Option<u32>,
+    },
+}
+
+/// An event to submit, as written by a user.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct EventFile {
+    kind: EventKind,
+    shipment_id: String,
+    #[serde(default)]
+    declaration: Option<Declaration>,
+    #[serde(default)]
+    fields: Vec<Field>,
+    #[serde(default)]
+    shipment_parties: Vec<String>,
+}
+
+fn load_genesis(path: &Path) -> Result<ChainConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read chain config {}", path.display()))?;
+    let cfg: ChainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a chain config", path.display()))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl Conn {
+    fn signing_key(&self) -> Result<Keypair> {
+        Ok(Keypair::from_seed(&spec::read_secret(
+            &self.keys.join(format!("{}.sign", self.party)),
+        )?))
+    }
+    fn decryption_keys(&self) -> Result<Vec<DecryptionKey>> {
+        let mut keys = vec![DecryptionKey::from_secret(spec::read_secret(
+            &self.keys.join(format!("{}.x25519", self.party)),
+        )?)];
+        // Rotated-out keys: <party>.x25519.<n>
+        for n in 1..100 {
+            let p = self.keys.join(format!("{}.x25519.{n}", self.party));
+            if !p.exists() {
+                break;
+            }
+            keys.push(DecryptionKey::from_secret(spec::read_secret(&p)?));
+        }
+        Ok(keys)
+    }
+    async fn client(&self) -> Result<Client> {
+        Client::connect(&self.node, &self.party, self.signing_key()?).await
+    }
+    fn trusted(&self) -> Result<(ChainConfig, u32)> {
+        let cfg = load_genesis(&self.genesis)?;
+        let q = self.quorum.unwrap_or(cfg.checkpoint_quorum);
+        Ok((cfg, q))
+    }
+}
+
+fn parse_id(s: &str) -> Result<Hash32> {
+    Hash32::from_hex(s).map_err(|e| anyhow!("transaction id {s:?}: {e}"))
+}
+
+fn load_nomenclature(path: Option<&Path>) -> Result<Nomenclature> {
+    let p = match path {
+        Some(p) => p.to_path_buf(),
+        None => nomenclature::locate().ok_or_else(|| {
+            anyhow!("nomenclature not found: run testnet/setup.sh (or pass --nomenclature)")
+        })?,
+    };
+    Nomenclature::load(&p).map_err(|e| anyhow!("{}: {e}", p.display()))
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Keygen { out, party } => {
+            if !ledger::config::valid_party_id(&party) {
+                bail!("party id must be 1-32 chars of [a-z0-9-]");
+            }
+            std::fs::create_dir_all(&out)?;
+            let sign = Keypair::generate();
+            let x = DecryptionKey::generate();
+            let node = Keypair::generate();
+            spec::write_secret(&out.join(format!("{party}.sign")), &sign.seed())?;
+            spec::write_secret(&out.join(format!("{party}.x25519")), &x.secret())?;
+            spec::write_secret(&out.join(format!("{party}.node")), &node.seed())?;
+            println!("signing_key    = {}", sign.public());
+            println!("encryption_key = {}", x.public());
+            println!("peer_id        = {}", spec::peer_id(&node.public().0));
+        }
+        Cmd::Genesis {
+            spec: spec_path,
+            out,
+            nomenclature: nom,
+        } => {
+            let s = spec::load_spec(&spec_path)?;
+            let nom = nom.or_else(nomenclature::locate);
+            let cfg = spec::generate(&s, &out, nom.as_deref())?;
+            println!(
+                "genesis for {} with {} parties written to {} (config hash {})",
+                cfg.chain_id,
+                cfg.parties.len(),
+                out.display(),
+                cfg.hash()?
+            );
+        }
+        Cmd::Submit {
+            conn,
+            file,
+            no_wait,
+        } => submit(&conn, &file, !no_wait).await?,
+        Cmd::Tx { conn, tx_id } => show_tx(&conn, &parse_id(&tx_id)?).await?,
+        Cmd::History {
+            conn,
+            shipment,
+            json,
+        } => history(&conn, &shipment, json).await?,
+        Cmd::Blocks { conn, from, count } => blocks(&conn, from, count).await?,
+        Cmd::Status { conn } => {
+            let mut c = conn.client().await?;
+            let r = c
+                .inner
+                .status(c.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {}))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("chain      {}", r.chain_id);
+            println!("node       {} ({})", r.node_party, r.version);
+            println!(
+                "raft       {} term {} leader {} ({})",
+                r.raft_role, r.term, r.leader_id, r.leader_party
+            );
+            println!("height     {} tip {}", r.height, hex::encode(&r.tip_hash));
+            println!("applied    {}", r.applied_index);
+            println!("peers      {}", r.peers);
+            for m in r.members {
+                println!(
+                    "  member {} {} {} {}",
+                    m.node_id,
+                    m.party,
+                    m.address,
+                    if m.voter { "voter" } else { "learner" }
+                );
+            }
+        }
+        Cmd::Classify {
+            description,
+            top,
+            json,
+            declared,
+            nomenclature: nom,
+        } => {
+            if top == 0 || top > 100 {
+                bail!("--top must be between 1 and 100");
+            }
+            let nom = load_nomenclature(nom.as_deref())?;
+            let c = Classifier::new(&nom);
+            let sugg = c.classify(&description, top);
+            let verdict = declared
+                .as_ref()
+                .map(|d| c.judge(&description, d, top).verdict.as_str());
+            if json {
+                let v = serde_json::json!({
+                    "description": description,
+                    "classifier_version": ledger::hs::classifier::CLASSIFIER_VERSION,
+                    "verdict": verdict,
+                    "suggestions": sugg.iter().map(|s| serde_json::json!({
+                        "hs6": s.hs6, "score": s.score, "description": s.description
+                    })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for (i, s) in sugg.iter().enumerate() {
+                    let bar = "#".repeat((s.score / 500) as usize);
+                    println!(
+                        "{:>2}. {}.{}  {:>5}  {:<20} {}",
+                        i + 1,
+                        &s.hs6[..4.min(s.hs6.len())],
+                        s.hs6.get(4..).unwrap_or(""),
+                        s.score,
+                        bar,
+                        s.description
+                    );
+                }
+                if let (Some(d), Some(v)) = (declared, verdict) {
+                    println!("declared {d}: {v}");
+                }
+            }
+        }
+        Cmd::Verify {
+            conn,
+            file,
+            genesis_file,
+            trust,
+        } => match (conn, file) {
+            (_, Some(f)) => {
+                let g = genesis_file
+                    .ok_or_else(|| anyhow!("--genesis-file is required with --file"))?;
+                verify_file(&f, &load_genesis(&g)?)?
+            }
+            (Some(c), None) => verify_node(&c, trust.as_deref()).await?,
+            (None, None) => {
+                bail!("give --node/--as/--keys/--genesis, or --file with --genesis-file")
+            }
+        },
+        Cmd::Export { conn, out } => export(&conn, &out).await?,
+        Cmd::Disclose {
+            conn,
+            tx_id,
+            path,
+            out,
+        } => {
+            let (cfg, q) = conn.trusted()?;
+            let mut c = conn.client().await?;
+            let id = parse_id(&tx_id)?;
+            let p = c
+                .inner
+                .get_transaction(c.signed(
+                    "/customs.v1.Ledger/GetTransaction",
+                    proto::v1::GetTransactionRequest {
+                        tx_id: id.0.to_vec(),
+                    },
+                ))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let t = proofs::transaction(&p, &cfg, q)?;
+            let opened = disclosure::open(&t.stx.tx, &conn.party, &conn.decryption_keys()?)
+                .map_err(|e| anyhow!("{e}"))?;
+            let d = disclosure::disclose(
+                &opened,
+                &path,
+                &t.stx,
+                &t.header,
+                u64::from(t.index),
+                t.tx_proof,
+                t.block_proof,
+                t.checkpoint,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+            std::fs::write(&out, serde_json::to_string_pretty(&d)?)?;
+            println!(
+                "disclosure of {path} in {tx_id} written to {}",
+                out.display()
+            );
+        }
+        Cmd::Bench {
+            nodes,
+            net,
+            party,
+            duration,
+            concurrency,
+            rate,
+            prebuild,
+            json,
+            svg,
+        } => {
+            if concurrency == 0 || duration == 0 {
+                bail!("--concurrency and --duration must be positive");
+            }
+            bench::run(bench::BenchArgs {
+                nodes,
+                net,
+                party,
+                duration: std::time::Duration::from_secs(duration),
+                concurrency,
+                rate,
+                prebuild,
+                json,
+                svg,
+            })
+            .await?
+        }
+        Cmd::Demo { net } => demo::run(demo::DemoArgs { net }).await?,
+        Cmd::VerifyDisclosure {
+            file,
+            genesis,
+            quorum,
+        } => {
+            let cfg = load_genesis(&genesis)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let d: disclosure::FieldDisclosure =
+                serde_json::from_str(&text).context("not a disclosure proof file")?;
+            let v =
+                disclosure::verify_disclosure(&d, &cfg, quorum.unwrap_or(cfg.checkpoint_quorum))
+                    .map_err(|e| anyhow!("{e}"))?;
+            println!("VALID: {} = {:?}", v.field.path, v.field.value);
+            println!(
+                "  in {} {} of shipment {} by {}, block {}, cosigned by {}",
+                v.kind.name(),
+                v.tx_id,
+                v.shipment_id,
+                v.submitter,
+                v.height,
+                v.cosigners.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn submit(conn: &Conn, file: &Path, wait: bool) -> Result<()> {
+    let (cfg, _) = conn.trusted()?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let ev: EventFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an event file", file.display()))?;
+    let mut fields = ev.fields;
+    if let Some(d) = &ev.declaration {
+        fields.extend(d.to_fields());
+    }
+    let draft = Draft {
+        chain_id: cfg.chain_id.clone(),
+        kind: ev.kind,
+        shipment_id: ev.shipment_id,
+        submitter: conn.party.clone(),
+        claimed_time_ms: now_ms(),
+        fields,
+        shipment_parties: ev.shipment_parties,
+        governance: None,
+    };
+    let stx = disclosure::seal(&cfg, &draft)
+        .map_err(|e| anyhow!("{e}"))?
+        .sign(&conn.signing_key()?)?;
+    let id = stx.id()?;
+    let mut c = conn.client().await?;
+    let r = c
+        .inner
+        .submit(c.signed(
+            "/customs.v1.Ledger/Submit",
+            proto::v1::SubmitRequest {
+                signed_tx: stx.encode()?,
+                wait_for_commit: wait,
+            },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if !r.rejections.is_empty() {
+        for rj in &r.rejections {
+            eprintln!("rejected: {}: {}", rj.code, rj.message);
+        }
+        bail!("transaction {id} was rejected");
+    }
+    println!("tx {id} committed at height {} index {}", r.height, r.index);
+    if let Some(res) = r.result {
+        print_result(&res);
+    }
+    Ok(())
+}
+
+fn print_result(r: &proto::v1::TxResult) {
+    if !r.status.is_empty() {
+        println!("  status: {}", r.status);
+    }
+    for c in &r.classification {
+        let top: Vec<String> = c
+            .suggestions
+            .iter()
+            .map(|s| format!("{}({})", s.hs6, s.score))
+            .collect();
+        println!(
+            "  item {}: declared {} -> {} [{}]",
+            c.item,
+            c.declared,
+            c.verdict,
+            top.join(" ")
+        );
+    }
+    if let Some(risk) = &r.risk {
+        let reasons: Vec<String> = risk
+            .reasons
+            .iter()
+            .map(|x| format!("{}+{}", x.code, x.points))
+            .collect();
+        println!(
+            "  risk: {} ({}) {}",
+            risk.score,
+            risk.level,
+            reasons.join(" ")
+        );
+    }
+    if !r.warnings.is_empty() {
+        println!("  warnings: {}", r.warnings.join(", "));
+    }
+}
+
+fn print_opened(t: &proofs::ProvenTx, party: &str, keys: &[DecryptionKey]) {
+    match disclosure::open(&t.stx.tx, party, keys) {
+        Ok(fields) => {
+            let hidden = t.stx.tx.sealed.len() + t.stx.tx.public.len() - fields.len();
+            for f in fields {
+                let class = if f.field.class == FieldClass::Public {
+                    "public"
+                } else {
+                    "sealed"
+                };
+                println!("    {:<36} {:<7} {}", f.field.path, class, f.field.value);
+            }
+            if hidden > 0 {
+                println!("    ({hidden} sealed fields not readable by {party})");
+            }
+        }
+        Err(e) => println!("    cannot open: {e}"),
+    }
+}
+
+async fn show_tx(conn: &Conn, id: &Hash32) -> Result<()> {
+    let (cfg, q) = conn.trusted()?;
+    let mut c = conn.client().await?;
+    let p = c
+        .inner
+        .get_transaction(c.signed(
+            "/customs.v1.Ledger/GetTransaction",
+            proto::v1::GetTransactionRequest {
+                tx_id: id.0.to_vec(),
+            },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let t = proofs::transaction(&p, &cfg, q)?;
+    println!(
+        "tx {} {} shipment {} by {} — block {} index {} (proof OK, checkpoint {} cosigned by {})",
+        t.tx_id,
+        t.stx.tx.kind.name(),
+        t.stx.tx.shipment_id,
+        t.stx.tx.submitter,
+        t.header.height,
+        t.index,
+        t.checkpoint.checkpoint.height,
+        t.cosigners.join(",")
+    );
+    if let Some(r) = &p.result {
+        print_result(r);
+    }
+    print_opened(&t, &conn.party, &conn.decryption_keys()?);
+    Ok(())
+}
+
+async fn history(conn: &Conn, shipment: &str, json: bool) -> Result<()> {
+    let (cfg, q) = conn.trusted()?;
+    let keys = conn.decryption_keys()?;
+    let mut c = conn.client().await?;
+    let mut token = String::new();
+    let mut n = 0;
+    loop {
+        let h = c
+            .inner
+            .get_shipment_history(c.signed(
+                "/customs.v1.Ledger/GetShipmentHistory",
+                proto::v1::GetShipmentHistoryRequest {
+                    shipment_id: shipment.to_string(),
+                    page_size: 50,
+                    page_token: token.clone(),
+                },
+            ))
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        for e in &h.events {
+            let t = proofs::transaction(e, &cfg, q)
+                .with_context(|| format!("event {n} of {shipment} fails verification"))?;
+            n += 1;
+            let opened = disclosure::open(&t.stx.tx, &conn.party, &keys).unwrap_or_default();
+            if json {
+                let v = serde_json::json!({
+                    "height": t.header.height, "index": t.index, "tx_id": t.tx_id.to_hex(),
+                    "kind": t.stx.tx.kind.name(), "submitter": t.stx.tx.submitter,
+                    "time_ms": t.header.timestamp_ms, "status": e.result.as_ref().map(|r| r.status.clone()),
+                    "fields": opened.iter().map(|f| (f.field.path.clone(), f.field.value.clone())).collect::<std::collections::BTreeMap<_,_>>(),
+                    "proof": "verified",
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "#{n:<3} h{:<5} {:<24} by {:<11} status {:<10} proof OK",
+                    t.header.height,
+                    t.stx.tx.kind.name(),
+                    t.stx.tx.submitter,
+                    e.result.as_ref().map(|r| r.status.as_str()).unwrap_or("-"),
+                );
+                if let Some(r) = &e.result {
+                    print_result(r);
+                }
+                print_opened(&t, &conn.party, &keys);
+            }
+        }
+        if h.next_page_token.is_empty() {
+            break;
+        }
+        token = h.next_page_token;
+    }
+    if n == 0 {
+        bail!("no events for shipment {shipment}");
+    }
+    Ok(())
+}
+
+async fn blocks(conn: &Conn, from: u64, count: Option<u64>) -> Result<()> {
+    let mut c = conn.client().await?;
+    let mut s = c
+        .inner
+        .stream_blocks(c.signed(
+            "/customs.v1.Ledger/StreamBlocks",
+            proto::v1::StreamBlocksRequest { from_height: from },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut seen = 0;
+    while let Some(b) = s.message().await.map_err(status_error)? {
+        let block = Block::decode(&b.block).context("block does not decode")?;
+        if block.hash()?.0.as_slice() != b.block_hash.as_slice() {
+            bail!("block {} hash differs from what the node claims", b.height);
+        }
+        println!(
+            "block {:>6} {} txs {:>4} proposer {:<11} term {} index {}",
+            block.header.height,
+            block.hash()?,
+            block.header.tx_count,
+            block.header.proposer,
+            block.header.raft_term,
+            block.header.raft_index
+        );
+        seen += 1;
+        if count.is_some_and(|c| seen >= c) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_chain(
+    conn: &Conn,
+    bar: &indicatif::ProgressBar,
+) -> Result<(Vec<Vec<u8>>, proto::v1::CosignedCheckpoint)> {
+    let mut c = conn.client().await?;
+    let cp = c
+        .inner
+        .get_checkpoint(c.signed(
+            "/customs.v1.Ledger/GetCheckpoint",
+            proto::v1::GetCheckpointRequest { height: 0 },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    bar.set_length(cp.height + 1);
+    let mut s = c
+        .inner
+        .stream_blocks(c.signed(
+            "/customs.v1.Ledger/StreamBlocks",
+            proto::v1::StreamBlocksRequest { from_height: 0 },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(b) = s.message().await.map_err(status_error)? {
+        if b.height != out.len() as u64 {
+            bail!(
+                "node streamed height {} where {} was expected",
+                b.height,
+                out.len()
+            );
+        }
+        out.push(b.block);
+        bar.inc(1);
+        if b.height >= cp.height {
+            break;
+        }
+    }
+    Ok((out, cp))
+}
+
+fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:12} [{bar:40}] {pos}/{len} blocks ({per_sec})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(msg.to_string());
+    bar
+}
+
+pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()> {
+    let (cfg, q) = conn.trusted()?;
+    let fetch = progress(0, "fetching");
+    let (chain, cp) = fetch_chain(conn, &fetch).await?;
+    fetch.finish();
+    let (checkpoint, signers) = proofs::checkpoint(&cp, &cfg, q)?;
+    let bar = progress(chain.len() as u64, "verifying");
+    let report = ledger::verify_chain(&cfg, chain.into_iter().map(Ok), |h| bar.set_position(h + 1))
+        .map_err(|f| anyhow!("chain verification failed at {f}"))?;
+    bar.finish();
+    if report.checkpoint != checkpoint.checkpoint {
+        bail!(
+            "the node's cosigned checkpoint (height {}, root {}) does not match the chain it served (root {})",
+            checkpoint.checkpoint.height,
+            checkpoint.checkpoint.tree_root,
+            report.checkpoint.tree_root
+        );
+    }
+    if let Some(t) = trust {
+        consistency_with_trusted(conn, t, &checkpoint.checkpoint).await?;
+        std::fs::write(t, serde_json::to_string_pretty(&checkpoint)?)?;
+    }
+    println!(
+        "chain OK: {} blocks, {} transactions, tree root {} at height {}, cosigned by {}",
+        report.blocks,
+        report.transactions,
+        report.checkpoint.tree_root,
+        report.checkpoint.height,
+        signers.join(", ")
+    );
+    Ok(())
+}
+
+async fn consistency_with_trusted(
+    conn: &Conn,
+    path: &Path,
+    new: &ledger::Checkpoint,
+) -> Result<()> {
+    if !path.exists() {
+        println!(
+            "no trusted checkpoint yet; trusting height {} from now on",
+            new.height
+        );
+        return Ok(());
+    }
+    let old: ledger::CosignedCheckpoint = serde_json::from_str(&std::fs::read_to_string(path)?)
+        .with_context(|| format!("{} is not a checkpoint", path.display()))?;
+    let old = old.checkpoint;
+    if old.tree_size > new.tree_size {
+        bail!(
+            "node's checkpoint (size {}) is older than the trusted one (size {})",
+            new.tree_size,
+            old.tree_size
+        );
+    }
+    let mut c = conn.client().await?;
+    let p = c
+        .inner
+        .get_consistency_proof(c.signed(
+            "/customs.v1.Ledger/GetConsistencyProof",
+            proto::v1::GetConsistencyProofRequest {
+                old_size: old.tree_size,
+                new_size: new.tree_size,
+            },
+        ))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let proof: Vec<ledger::merkle::Hash> = p
+        .proof
+        .iter()
+        .map(|h| {
+            h.as_slice()
+                .try_into()
+                .map_err(|_| anyhow!("proof hash is not 32 bytes"))
+        })
+        .collect::<Result<_>>()?;
+    ledger::merkle::verify_consistency(old.tree_size, new.tree_size, &proof, &old.tree_root.0, &new.tree_root.0)
+        .map_err(|e| anyhow!("HISTORY REWRITTEN: the ledger is not consistent with the trusted checkpoint at height {}: {e}", old.height))?;
+    println!(
+        "consistent with trusted checkpoint at height {} (size {} -> {})",
+        old.height, old.tree_size, new.tree_size
+    );
+    Ok(())
+}
+
+const CHAIN_MAGIC: &[u8; 8] = b"CLCHAIN1";
+
+async fn export(conn: &Conn, out: &Path) -> Result<()> {
+    let bar = progress(0, "exporting");
+    let (chain, _) = fetch_chain(conn, &bar).await?;
+    bar.finish();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(out)?);
+    f.write_all(CHAIN_MAGIC)?;
+    for b in &chain {
+        f.write_all(&(b.len() as u32).to_le_bytes())?;
+        f.write_all(b)?;
+    }
+    f.flush()?;
+    println!("exported {} blocks to {}", chain.len(), out.display());
+    Ok(())
+}
+
+fn verify_file(path: &Path, cfg: &ChainConfig) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rest = data
+        .strip_prefix(CHAIN_MAGIC.as_slice())
+        .ok_or_else(|| anyhow!("{} is not an exported chain file", path.display()))?;
+    let mut blocks = Vec::new();
+    let mut r = rest;
+    while !r.is_empty() {
+        let (len, tail) = r
+            .split_at_checked(4)
+            .ok_or_else(|| anyhow!("truncated length at block {}", blocks.len()))?;
+        let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if n > codec::MAX_RECORD_BYTES {
+            bail!("block {} claims {n} bytes", blocks.len());
+        }
+        let (b, tail) = tail
+            .split_at_checked(n)
+            .ok_or_else(|| anyhow!("truncated block {}", blocks.len()))?;
+        blocks.push(b.to_vec());
+        r = tail;
+    }
+    let bar = progress(blocks.len() as u64, "verifying");
+    let report = ledger::verify_chain(cfg, blocks.into_iter().map(Ok), |h| bar.set_position(h + 1))
+        .map_err(|f| anyhow!("chain verification failed at {f}"))?;
+    bar.finish();
+    println!(
+        "chain OK: {} blocks, {} transactions, tree root {} at height {}",
+        report.blocks, report.transactions, report.checkpoint.tree_root, report.checkpoint.height
+    );
+    Ok(())
+}

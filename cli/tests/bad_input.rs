@@ -1,0 +1,351 @@
+//! The bad-input catalogue against a real node: every malformed, oversized,
+//! unsigned, replayed, wrongly signed or unauthorised request gets a clear
+//! error with a reason code, nothing is committed, and the node keeps serving.
+
+mod common;
+
+use common::{event, Net, STANDARD};
+use ledger::EventKind as K;
+use prost::Message;
+use proto::v1;
+use std::time::Duration;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Code;
+
+/// Sends raw bytes as a gRPC message body (for malformed protobuf).
+#[derive(Debug, Clone, Default)]
+struct Raw;
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let mut v = vec![0; src.remaining()];
+        src.copy_to_slice(&mut v);
+        Ok(Some(v))
+    }
+}
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+async fn raw_submit(
+    net: &Net,
+    party: &str,
+    body: Vec<u8>,
+    sign_body: &[u8],
+) -> Result<Vec<u8>, tonic::Status> {
+    let ch = tonic::transport::Channel::from_shared(net.url("de-customs"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut g = tonic::client::Grpc::new(ch);
+    g.ready().await.unwrap();
+    let key = net.key(party);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let a = ledger::auth::sign(&key, "/customs.v1.Ledger/Submit", party, now, sign_body);
+    let mut req = tonic::Request::new(body);
+    let md = req.metadata_mut();
+    md.insert("x-customs-party", a.party.parse().unwrap());
+    md.insert("x-customs-time", a.time_ms.to_string().parse().unwrap());
+    md.insert("x-customs-nonce", a.nonce.parse().unwrap());
+    md.insert("x-customs-signature", a.signature.to_hex().parse().unwrap());
+    let path = "/customs.v1.Ledger/Submit".parse().unwrap();
+    g.unary(req, path, Raw).await.map(|r| r.into_inner())
+}
+
+fn reason(s: &tonic::Status) -> String {
+    s.metadata()
+        .get("x-customs-reason")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_request_is_refused_and_changes_nothing() {
+    let mut net = Net::new(&STANDARD, 3, &[("broker", "broker")], "");
+    net.start_all();
+    let mut c = net.client("carrier", "de-customs").await;
+    let booked = event(&net, K::ShipmentBooked, "BAD-1", "carrier");
+    c.submit_retry(&booked, Duration::from_secs(30)).await;
+    let (h, hash) = net.converge(1, Duration::from_secs(30)).await;
+
+    type Case = (
+        &'static str,
+        Result<Vec<u8>, tonic::Status>,
+        Code,
+        &'static str,
+    );
+    let mut cases: Vec<Case> = Vec::new();
+    // Malformed and truncated protobuf.
+    let garbage = vec![0xff, 0xff, 0xff, 0x01, 0x02];
+    cases.push((
+        "malformed protobuf",
+        raw_submit(&net, "carrier", garbage.clone(), &garbage).await,
+        Code::Internal,
+        "",
+    ));
+    let good = v1::SubmitRequest {
+        signed_tx: booked.encode().unwrap(),
+        wait_for_commit: true,
+    }
+    .encode_to_vec();
+    let trunc = good[..good.len() / 2].to_vec();
+    cases.push((
+        "truncated protobuf",
+        raw_submit(&net, "carrier", trunc.clone(), &trunc).await,
+        Code::Internal,
+        "",
+    ));
+    // Unknown protobuf field appended: the signed body no longer matches what the server decodes.
+    let mut unknown = good.clone();
+    unknown.extend_from_slice(&[0xf8, 0x07, 0x01]); // field 127, varint 1
+    cases.push((
+        "unknown field",
+        raw_submit(&net, "carrier", unknown.clone(), &unknown).await,
+        Code::Unauthenticated,
+        "AUTH_FAILED",
+    ));
+    // Oversized request (> 1 MiB).
+    let big = v1::SubmitRequest {
+        signed_tx: vec![7; 2 << 20],
+        wait_for_commit: true,
+    }
+    .encode_to_vec();
+    cases.push((
+        "oversized",
+        raw_submit(&net, "carrier", big.clone(), &big).await,
+        Code::OutOfRange,
+        "",
+    ));
+    // Unsigned request: no auth headers at all.
+    let r = c
+        .inner
+        .status(tonic::Request::new(v1::StatusRequest {}))
+        .await;
+    cases.push((
+        "unsigned",
+        r.map(|_| vec![]),
+        Code::Unauthenticated,
+        "AUTH_FAILED",
+    ));
+    // Replayed request nonce.
+    let req = c.signed("/customs.v1.Ledger/Status", v1::StatusRequest {});
+    let md = req.metadata().clone();
+    c.inner.status(req).await.unwrap();
+    let mut again = tonic::Request::new(v1::StatusRequest {});
+    *again.metadata_mut() = md;
+    cases.push((
+        "replayed request",
+        c.inner.status(again).await.map(|_| vec![]),
+        Code::Unauthenticated,
+        "AUTH_FAILED",
+    ));
+    // Not-a-transaction bytes inside a well-formed request.
+    let r = c
+        .inner
+        .submit(c.signed(
+            "/customs.v1.Ledger/Submit",
+            v1::SubmitRequest {
+                signed_tx: vec![1, 2, 3],
+                wait_for_commit: true,
+            },
+        ))
+        .await;
+    cases.push((
+        "garbage transaction",
+        r.map(|_| vec![]),
+        Code::InvalidArgument,
+        "TX_MALFORMED",
+    ));
+    let mut tx_bytes = booked.encode().unwrap();
+    tx_bytes.push(0);
+    let r = c
+        .inner
+        .submit(c.signed(
+            "/customs.v1.Ledger/Submit",
+            v1::SubmitRequest {
+                signed_tx: tx_bytes,
+                wait_for_commit: true,
+            },
+        ))
+        .await;
+    cases.push((
+        "trailing byte",
+        r.map(|_| vec![]),
+        Code::InvalidArgument,
+        "TX_MALFORMED",
+    ));
+    // Transaction-level refusals.
+    let sub = |c: &mut common::Api, tx: ledger::SignedTransaction| {
+        let req = c.signed(
+            "/customs.v1.Ledger/Submit",
+            v1::SubmitRequest {
+                signed_tx: tx.encode().unwrap(),
+                wait_for_commit: true,
+            },
+        );
+        let mut inner = c.inner.clone();
+        async move { inner.submit(req).await.map(|_| vec![]) }
+    };
+    let mut wrong_chain = event(&net, K::ShipmentBooked, "BAD-2", "carrier");
+    wrong_chain.tx.chain_id = "other-chain".into();
+    let wrong_chain = wrong_chain.tx.sign(&net.key("carrier")).unwrap();
+    cases.push((
+        "wrong chain id",
+        sub(&mut c, wrong_chain).await,
+        Code::InvalidArgument,
+        "TX_WRONG_CHAIN",
+    ));
+    let mut bad_sig = event(&net, K::ShipmentBooked, "BAD-3", "carrier");
+    bad_sig.signature.0[10] ^= 1;
+    cases.push((
+        "bad signature",
+        sub(&mut c, bad_sig).await,
+        Code::InvalidArgument,
+        "TX_BAD_SIGNATURE",
+    ));
+    let mut malleated = event(&net, K::ShipmentBooked, "BAD-4", "carrier");
+    // S + l: same signature under non-strict rules, refused under the strict one.
+    let l =
+        hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010").unwrap();
+    let mut carry = 0u16;
+    for (i, li) in l.iter().enumerate() {
+        let v = u16::from(malleated.signature.0[32 + i]) + u16::from(*li) + carry;
+        malleated.signature.0[32 + i] = (v & 0xff) as u8;
+        carry = v >> 8;
+    }
+    cases.push((
+        "malleated signature",
+        sub(&mut c, malleated).await,
+        Code::InvalidArgument,
+        "TX_BAD_SIGNATURE",
+    ));
+    let mut unknown_sub = event(&net, K::ShipmentBooked, "BAD-5", "carrier");
+    unknown_sub.tx.submitter = "mallory".into();
+    let unknown_sub = unknown_sub.tx.sign(&net.key("carrier")).unwrap();
+    cases.push((
+        "unknown submitter",
+        sub(&mut c, unknown_sub).await,
+        Code::PermissionDenied,
+        "TX_UNKNOWN_SUBMITTER",
+    ));
+    cases.push((
+        "wrong role",
+        sub(&mut c, event(&net, K::Released, "BAD-1", "carrier")).await,
+        Code::PermissionDenied,
+        "TX_ROLE_NOT_ALLOWED",
+    ));
+    cases.push((
+        "replayed transaction",
+        sub(&mut c, booked.clone()).await,
+        Code::AlreadyExists,
+        "TX_DUPLICATE",
+    ));
+    cases.push((
+        "invalid lifecycle",
+        sub(&mut c, event(&net, K::Delivered, "BAD-1", "carrier")).await,
+        Code::FailedPrecondition,
+        "LIFECYCLE_NOT_RELEASED",
+    ));
+    // Invalid HS code in a declaration (subheading not in the nomenclature).
+    let cfg = net.genesis();
+    let mut d = ledger::declaration::sample();
+    d.goods[0].hs_code = "99999999".into();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let decl = ledger::disclosure::seal(
+        &cfg,
+        &ledger::disclosure::Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind: K::DeclarationFiled,
+            shipment_id: "BAD-1".into(),
+            submitter: "broker".into(),
+            claimed_time_ms: now,
+            fields: d.to_fields(),
+            shipment_parties: vec![],
+            governance: None,
+        },
+    )
+    .unwrap()
+    .sign(&net.key("broker"))
+    .unwrap();
+    let mut cb = net.client("broker", "de-customs").await;
+    cases.push((
+        "invalid HS code",
+        sub(&mut cb, decl).await,
+        Code::InvalidArgument,
+        "HS_UNKNOWN",
+    ));
+    // Unauthenticated party.
+    let mut stranger = net.client("carrier", "de-customs").await;
+    stranger.party = "mallory".into();
+    cases.push((
+        "unknown caller",
+        stranger.status().await.map(|_| vec![]),
+        Code::Unauthenticated,
+        "AUTH_FAILED",
+    ));
+
+    for (name, got, code, why) in &cases {
+        match got {
+            Ok(_) => panic!("{name}: accepted"),
+            Err(s) => {
+                assert_eq!(s.code(), *code, "{name}: {s:?}");
+                if !why.is_empty() {
+                    assert_eq!(reason(s), *why, "{name}: {s:?}");
+                }
+                assert!(!s.message().is_empty(), "{name}: empty message");
+            }
+        }
+    }
+    // Garbage bytes to the libp2p port from an unknown client.
+    let spec = std::fs::read_to_string(net.net().join("de-customs").join("node.toml")).unwrap();
+    let p2p_port: u16 = spec
+        .lines()
+        .find(|l| l.starts_with("p2p_listen"))
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
+    for _ in 0..3 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", p2p_port)).await {
+            use tokio::io::AsyncWriteExt;
+            let _ = s.write_all(&[0x13; 4096]).await;
+        }
+    }
+    // Nothing changed and the node keeps serving.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = c.status().await.unwrap();
+    assert_eq!((s.height, s.tip_hash), (h, hash));
+    let ok = event(&net, K::ShipmentBooked, "BAD-OK", "carrier");
+    c.submit_retry(&ok, Duration::from_secs(10)).await;
+}

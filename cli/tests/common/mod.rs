@@ -1,0 +1,389 @@
+//! A real test network: `customsctl genesis` makes keys, genesis and node
+//! configs with free 127.0.0.1 ports; each node is a `customs-node`
+//! process. Tests kill, pause, restart and wipe them, and talk to them over
+//! gRPC with signed requests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ledger::crypto::Keypair;
+use prost::Message;
+use proto::v1;
+use proto::v1::ledger_client::LedgerClient;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+pub fn customsctl() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_customsctl"))
+}
+
+pub fn customs_node() -> PathBuf {
+    let p = customsctl().with_file_name("customs-node");
+    assert!(p.exists(), "customs-node binary not built at {}; run `cargo build -p node` (cargo test --workspace does)", p.display());
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct PartyDef {
+    pub id: &'static str,
+    pub role: &'static str,
+    pub validator: bool,
+}
+
+pub const STANDARD: [PartyDef; 4] = [
+    PartyDef {
+        id: "de-customs",
+        role: "customs",
+        validator: true,
+    },
+    PartyDef {
+        id: "fr-customs",
+        role: "customs",
+        validator: true,
+    },
+    PartyDef {
+        id: "pl-customs",
+        role: "customs",
+        validator: true,
+    },
+    PartyDef {
+        id: "carrier",
+        role: "carrier",
+        validator: false,
+    },
+];
+
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub parties: Vec<String>,
+    pub grpc: BTreeMap<String, u16>,
+    pub procs: BTreeMap<String, Child>,
+    pub extra: Vec<String>,
+}
+
+impl Net {
+    /// Generate a network of `defs` plus extra parties without nodes.
+    pub fn new(
+        defs: &[PartyDef],
+        quorum: u32,
+        extra: &[(&str, &str)],
+        node_overrides: &str,
+    ) -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = format!("chain_id = \"test-net\"\ncheckpoint_quorum = {quorum}\n");
+        let mut grpc = BTreeMap::new();
+        let mut parties = Vec::new();
+        for (i, d) in defs.iter().enumerate() {
+            let g = free_port();
+            grpc.insert(d.id.to_string(), g);
+            parties.push(d.id.to_string());
+            spec += &format!(
+                "[[party]]\nid = \"{}\"\nname = \"{}\"\nroles = [\"{}\"]\nvalidator = {}\nnode_id = {}\np2p_port = {}\ngrpc_port = {}\nmetrics_port = {}\n",
+                d.id, d.id, d.role, d.validator, i + 1, free_port(), g, free_port()
+            );
+        }
+        for (j, (id, role)) in extra.iter().enumerate() {
+            spec += &format!(
+                "[[party]]\nid = \"{id}\"\nname = \"{id}\"\nroles = [\"{role}\"]\nnode_id = {}\np2p_port = {}\ngrpc_port = {}\n",
+                100 + j, free_port(), free_port()
+            );
+        }
+        std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+        let out = Command::new(customsctl())
+            .args(["genesis", "--spec"])
+            .arg(dir.path().join("spec.toml"))
+            .arg("--out")
+            .arg(dir.path().join("net"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "genesis failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for p in &parties {
+            let f = dir.path().join("net").join(p).join("node.toml");
+            let text = std::fs::read_to_string(&f).unwrap();
+            // Overrides must come before the first [[peers]] table.
+            let (head, tail) = text.split_at(text.find("\n[[peers]]").unwrap_or(text.len()));
+            std::fs::write(&f, format!("{head}\n{node_overrides}\n{tail}")).unwrap();
+        }
+        Net {
+            dir,
+            parties,
+            grpc,
+            procs: BTreeMap::new(),
+            extra: extra.iter().map(|e| e.0.to_string()).collect(),
+        }
+    }
+
+    pub fn net(&self) -> PathBuf {
+        self.dir.path().join("net")
+    }
+
+    pub fn start(&mut self, party: &str) {
+        let cfg = self.net().join(party).join("node.toml");
+        let log = std::fs::File::create(self.dir.path().join(format!("{party}.log"))).unwrap();
+        let mut child = Command::new(customs_node())
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "info,openraft=warn,libp2p=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("READY") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{party}.log")))
+                .unwrap_or_default();
+            panic!("{party} did not start:\n{log}");
+        }
+        self.procs.insert(party.to_string(), child);
+    }
+
+    pub fn start_all(&mut self) {
+        for p in self.parties.clone() {
+            self.start(&p);
+        }
+    }
+
+    pub fn kill9(&mut self, party: &str) {
+        if let Some(mut c) = self.procs.remove(party) {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn signal(&self, party: &str, sig: &str) {
+        let pid = self.procs[party].id();
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    pub fn wipe(&self, party: &str) {
+        std::fs::remove_dir_all(self.net().join(party).join("data")).unwrap();
+    }
+
+    pub fn log(&self, party: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{party}.log"))).unwrap_or_default()
+    }
+
+    pub fn key(&self, party: &str) -> Keypair {
+        let text =
+            std::fs::read_to_string(self.net().join("keys").join(format!("{party}.sign"))).unwrap();
+        let b: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
+        Keypair::from_seed(&b)
+    }
+
+    pub fn genesis(&self) -> ledger::ChainConfig {
+        serde_json::from_str(&std::fs::read_to_string(self.net().join("genesis.json")).unwrap())
+            .unwrap()
+    }
+
+    pub fn url(&self, party: &str) -> String {
+        format!("http://127.0.0.1:{}", self.grpc[party])
+    }
+
+    /// Run customsctl acting as `party` against `node`'s gRPC.
+    pub fn ctl(&self, party: &str, node: &str, args: &[&str]) -> std::process::Output {
+        Command::new(customsctl())
+            .args(args)
+            .env("CUSTOMS_NODE", self.url(node))
+            .env("CUSTOMS_PARTY", party)
+            .env("CUSTOMS_KEYS", self.net().join("keys"))
+            .env("CUSTOMS_GENESIS", self.net().join("genesis.json"))
+            .output()
+            .unwrap()
+    }
+
+    pub async fn client(&self, party: &str, node: &str) -> Api {
+        let ch = Channel::from_shared(self.url(node))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Api {
+            inner: LedgerClient::new(ch).max_decoding_message_size(64 << 20),
+            party: party.into(),
+            key: self.key(party),
+        }
+    }
+
+    /// Wait until every running node reports the same tip hash at or above `height`.
+    pub async fn converge(&self, height: u64, timeout: Duration) -> (u64, Vec<u8>) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut tips = BTreeMap::new();
+            for p in self.procs.keys() {
+                if let Ok(mut c) =
+                    tokio::time::timeout(Duration::from_secs(2), self.client(p, p)).await
+                {
+                    if let Ok(s) = c.status().await {
+                        tips.insert(p.clone(), (s.height, s.tip_hash));
+                    }
+                }
+            }
+            let first = tips.values().next().cloned();
+            if tips.len() == self.procs.len() {
+                if let Some((h, hash)) = first {
+                    if h >= height && tips.values().all(|t| t.0 == h && t.1 == hash) {
+                        return (h, hash);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("nodes did not converge at height >= {height}: {tips:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for (_, c) in self.procs.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Api {
+    pub inner: LedgerClient<Channel>,
+    pub party: String,
+    pub key: Keypair,
+}
+
+impl Api {
+    pub fn signed<T: Message>(&self, method: &str, msg: T) -> tonic::Request<T> {
+        let body = msg.encode_to_vec();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let a = ledger::auth::sign(&self.key, method, &self.party, now, &body);
+        let mut r = tonic::Request::new(msg);
+        let md = r.metadata_mut();
+        md.insert(ledger::auth::header::PARTY, a.party.parse().unwrap());
+        md.insert(
+            ledger::auth::header::TIME,
+            a.time_ms.to_string().parse().unwrap(),
+        );
+        md.insert(ledger::auth::header::NONCE, a.nonce.parse().unwrap());
+        md.insert(
+            ledger::auth::header::SIGNATURE,
+            a.signature.to_hex().parse().unwrap(),
+        );
+        r
+    }
+
+    pub async fn status(&mut self) -> Result<v1::StatusResponse, tonic::Status> {
+        let r = self.signed("/customs.v1.Ledger/Status", v1::StatusRequest {});
+        Ok(self.inner.status(r).await?.into_inner())
+    }
+
+    pub async fn submit(
+        &mut self,
+        stx: &ledger::SignedTransaction,
+    ) -> Result<v1::SubmitResponse, tonic::Status> {
+        let r = self.signed(
+            "/customs.v1.Ledger/Submit",
+            v1::SubmitRequest {
+                signed_tx: stx.encode().unwrap(),
+                wait_for_commit: true,
+            },
+        );
+        Ok(self.inner.submit(r).await?.into_inner())
+    }
+
+    /// Submit, retrying while no leader is available.
+    pub async fn submit_retry(
+        &mut self,
+        stx: &ledger::SignedTransaction,
+        timeout: Duration,
+    ) -> v1::SubmitResponse {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.submit(stx).await {
+                Ok(r) => return r,
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                    // Committed by an earlier attempt whose answer was lost.
+                    return v1::SubmitResponse::default();
+                }
+                Err(s) => panic!("submit failed: {s:?}"),
+            }
+        }
+    }
+}
+
+/// A signed event from `submitter` for the test network.
+pub fn event(
+    net: &Net,
+    kind: ledger::EventKind,
+    shipment: &str,
+    submitter: &str,
+) -> ledger::SignedTransaction {
+    let cfg = net.genesis();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    ledger::disclosure::seal(
+        &cfg,
+        &ledger::disclosure::Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind,
+            shipment_id: shipment.into(),
+            submitter: submitter.into(),
+            claimed_time_ms: now,
+            fields: vec![ledger::disclosure::Field {
+                path: "event.note".into(),
+                class: ledger::FieldClass::Public,
+                value: format!("{} {}", kind.name(), shipment),
+            }],
+            shipment_parties: vec![],
+            governance: None,
+        },
+    )
+    .unwrap()
+    .sign(&net.key(submitter))
+    .unwrap()
+}
+
+pub fn dir_size(p: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let m = e.metadata().unwrap();
+            n += if m.is_dir() {
+                dir_size(&e.path())
+            } else {
+                m.len()
+            };
+        }
+    }
+    n
+}

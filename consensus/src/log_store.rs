@@ -1,0 +1,320 @@
+//! The Raft log in its own RocksDB database.
+//!
+//! Column family `logs` maps a big-endian log index to the strictly encoded
+//! entry; `raft_meta` holds the vote, the committed log id and the last
+//! purged log id. Appends, truncations, purges and votes are written with
+//! `sync = true` and the flush callback is called only after that write
+//! returned. Entries read back are decoded strictly and must carry the index
+//! of their key; anything else is reported as a storage error, never a panic.
+//! RocksDB calls run on the blocking thread pool.
+
+use crate::types::{NodeId, TypeConfig};
+use ledger::codec;
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{
+    AnyError, Entry, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogId,
+    RaftLogReader, StorageError, StorageIOError, Vote,
+};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+const CF_LOGS: &str = "logs";
+const CF_META: &str = "raft_meta";
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_PURGED: &[u8] = b"last_purged";
+
+type SResult<T> = Result<T, StorageError<NodeId>>;
+
+/// RocksDB-backed [`RaftLogStorage`]. Cloning shares the database (the
+/// clone is also the log reader).
+#[derive(Clone)]
+pub struct RocksLogStore {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for RocksLogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RocksLogStore({})", self.db.path().display())
+    }
+}
+
+fn io_err(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: impl std::fmt::Display,
+) -> StorageError<NodeId> {
+    StorageIOError::new(subject, verb, AnyError::error(e.to_string())).into()
+}
+
+fn synced() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+fn decode_strict<T: Serialize + DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+    codec::decode(bytes).map_err(|e| format!("corrupt {what}: {e}"))
+}
+
+fn index_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+fn key_index(k: &[u8]) -> Result<u64, String> {
+    let b: [u8; 8] = k
+        .try_into()
+        .map_err(|_| format!("log key of {} bytes", k.len()))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+impl RocksLogStore {
+    /// Open or create the log database at `path`.
+    pub fn open(path: &Path) -> Result<Self, crate::ConsensusError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [CF_LOGS, CF_META]
+            .into_iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| crate::ConsensusError::LogStore(e.to_string()))?;
+        Ok(RocksLogStore { db: Arc::new(db) })
+    }
+
+    /// Overwrite the stored bytes of entry `index` (corruption tests and
+    /// repair tools only).
+    pub fn put_raw(&self, index: u64, bytes: &[u8]) -> Result<(), crate::ConsensusError> {
+        let cf = Self::cf(&self.db, CF_LOGS)
+            .map_err(|e| crate::ConsensusError::LogStore(e.to_string()))?;
+        self.db
+            .put_cf_opt(cf, index_key(index), bytes, &synced())
+            .map_err(|e| crate::ConsensusError::LogStore(e.to_string()))
+    }
+
+    /// Run `f` against the database on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> SResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DB) -> SResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?
+    }
+
+    fn cf<'a>(db: &'a DB, name: &str) -> SResult<&'a rocksdb::ColumnFamily> {
+        db.cf_handle(name).ok_or_else(|| {
+            io_err(
+                ErrorSubject::Store,
+                ErrorVerb::Read,
+                format!("missing column family {name}"),
+            )
+        })
+    }
+
+    fn get_meta<T: Serialize + DeserializeOwned>(
+        db: &DB,
+        key: &'static [u8],
+    ) -> SResult<Option<T>> {
+        let subject = || ErrorSubject::Store;
+        match db
+            .get_cf(Self::cf(db, CF_META)?, key)
+            .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?
+        {
+            None => Ok(None),
+            Some(b) => decode_strict(&b, &String::from_utf8_lossy(key))
+                .map(Some)
+                .map_err(|e| io_err(subject(), ErrorVerb::Read, e)),
+        }
+    }
+
+    fn put_meta<T: Serialize>(db: &DB, key: &'static [u8], v: &T, sync: bool) -> SResult<()> {
+        let bytes =
+            codec::encode(v).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        let opts = if sync {
+            synced()
+        } else {
+            WriteOptions::default()
+        };
+        db.put_cf_opt(Self::cf(db, CF_META)?, key, bytes, &opts)
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    }
+
+    fn last_entry_id(db: &DB) -> SResult<Option<LogId<NodeId>>> {
+        let mut it = db.iterator_cf(Self::cf(db, CF_LOGS)?, IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                let e = Self::decode_entry(&k, &v)?;
+                Ok(Some(e.log_id))
+            }
+        }
+    }
+
+    fn decode_entry(k: &[u8], v: &[u8]) -> SResult<Entry<TypeConfig>> {
+        let index = key_index(k).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let entry: Entry<TypeConfig> = decode_strict(v, "log entry")
+            .map_err(|e| io_err(ErrorSubject::LogIndex(index), ErrorVerb::Read, e))?;
+        if entry.get_log_id().index != index {
+            return Err(io_err(
+                ErrorSubject::LogIndex(index),
+                ErrorVerb::Read,
+                format!(
+                    "entry under key {index} has index {}",
+                    entry.get_log_id().index
+                ),
+            ));
+        }
+        Ok(entry)
+    }
+
+    fn read_range(db: &DB, start: u64, end: Bound<u64>) -> SResult<Vec<Entry<TypeConfig>>> {
+        let mut out = Vec::new();
+        let it = db.iterator_cf(
+            Self::cf(db, CF_LOGS)?,
+            IteratorMode::From(&index_key(start), Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let index =
+                key_index(&k).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let past_end = match end {
+                Bound::Included(e) => index > e,
+                Bound::Excluded(e) => index >= e,
+                Bound::Unbounded => false,
+            };
+            if past_end {
+                break;
+            }
+            out.push(Self::decode_entry(&k, &v)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for RocksLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> SResult<Vec<Entry<TypeConfig>>> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = range.end_bound().cloned();
+        self.blocking(move |db| Self::read_range(db, start, end))
+            .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for RocksLogStore {
+    type LogReader = RocksLogStore;
+
+    async fn get_log_state(&mut self) -> SResult<LogState<TypeConfig>> {
+        self.blocking(|db| {
+            let last_purged: Option<LogId<NodeId>> = Self::get_meta(db, KEY_PURGED)?;
+            let last = Self::last_entry_id(db)?.or_else(|| last_purged.clone());
+            Ok(LogState {
+                last_purged_log_id: last_purged,
+                last_log_id: last,
+            })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> SResult<()> {
+        let vote = vote.clone();
+        self.blocking(move |db| Self::put_meta(db, KEY_VOTE, &vote, true))
+            .await
+    }
+
+    async fn read_vote(&mut self) -> SResult<Option<Vote<NodeId>>> {
+        self.blocking(|db| Self::get_meta(db, KEY_VOTE)).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> SResult<()> {
+        // Only a hint for faster restart: not synced.
+        self.blocking(move |db| Self::put_meta(db, KEY_COMMITTED, &committed, false))
+            .await
+    }
+
+    async fn read_committed(&mut self) -> SResult<Option<LogId<NodeId>>> {
+        self.blocking(
+            |db| Ok(Self::get_meta::<Option<LogId<NodeId>>>(db, KEY_COMMITTED)?.flatten()),
+        )
+        .await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> SResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        for e in entries {
+            let bytes = codec::encode(&e)
+                .map_err(|err| io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err))?;
+            encoded.push((e.log_id.index, bytes));
+        }
+        let res = self
+            .blocking(move |db| {
+                let cf = Self::cf(db, CF_LOGS)?;
+                let mut b = WriteBatch::default();
+                for (i, bytes) in &encoded {
+                    b.put_cf(cf, index_key(*i), bytes);
+                }
+                db.write_opt(b, &synced())
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+            })
+            .await;
+        // The callback is called only once the synced write has returned.
+        match &res {
+            Ok(()) => callback.log_io_completed(Ok(())),
+            Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
+        }
+        res
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        self.blocking(move |db| {
+            let cf = Self::cf(db, CF_LOGS)?;
+            let mut b = WriteBatch::default();
+            b.delete_range_cf(cf, index_key(log_id.index), index_key(u64::MAX));
+            b.delete_cf(cf, index_key(u64::MAX));
+            db.write_opt(b, &synced())
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        self.blocking(move |db| {
+            let bytes = codec::encode(&log_id)
+                .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+            let mut b = WriteBatch::default();
+            b.put_cf(Self::cf(db, CF_META)?, KEY_PURGED, bytes);
+            b.delete_range_cf(
+                Self::cf(db, CF_LOGS)?,
+                index_key(0),
+                index_key(log_id.index.saturating_add(1)),
+            );
+            db.write_opt(b, &synced())
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        })
+        .await
+    }
+}

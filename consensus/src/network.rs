@@ -1,0 +1,237 @@
+//! The transport port and the openraft network adapter over it.
+//!
+//! [`Transport`] is what the node crate implements (over libp2p): deliver a
+//! [`RaftRpc`] to a peer and return its [`RaftRpcReply`]. On the receiving
+//! side the node decodes the message and calls [`handle_rpc`]. Snapshots
+//! travel as `InstallSnapshot` chunks (openraft's chunked transport reads
+//! them from the snapshot file), so no message holds a whole ledger.
+//! Messages encode with the ledger codec (strict bincode, size-limited).
+
+use crate::types::{NodeId, PeerNode, TypeConfig};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Largest encoded RPC or reply accepted (a 3 MiB snapshot chunk or an
+/// append of several blocks fits).
+pub const MAX_RPC_BYTES: usize = 16 * 1024 * 1024;
+
+/// A Raft message from one node to another.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RaftRpc {
+    /// Replicate entries / heartbeat.
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    /// Request a vote.
+    Vote(VoteRequest<NodeId>),
+    /// One chunk of a snapshot.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// The reply to a [`RaftRpc`], including a Raft-level error of the remote.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftRpcReply {
+    /// Reply to `AppendEntries`.
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// Reply to `Vote`.
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Reply to `InstallSnapshot`.
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+}
+
+macro_rules! codec_impl {
+    ($t:ty) => {
+        impl $t {
+            /// Canonical bytes.
+            pub fn encode(&self) -> Result<Vec<u8>, TransportError> {
+                ledger::codec::encode(self).map_err(|e| TransportError::Codec(e.to_string()))
+            }
+            /// Strictly decode untrusted bytes (at most [`MAX_RPC_BYTES`]).
+            pub fn decode(bytes: &[u8]) -> Result<Self, TransportError> {
+                ledger::codec::decode_limited(bytes, MAX_RPC_BYTES)
+                    .map_err(|e| TransportError::Codec(e.to_string()))
+            }
+        }
+    };
+}
+codec_impl!(RaftRpc);
+codec_impl!(RaftRpcReply);
+
+/// Why a message could not be delivered or answered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The peer is not reachable now; openraft backs off before retrying.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The message was lost or timed out; openraft may retry at once.
+    #[error("network: {0}")]
+    Network(String),
+    /// A message did not encode or decode.
+    #[error("codec: {0}")]
+    Codec(String),
+}
+
+/// The port the node crate implements to carry Raft messages.
+pub trait Transport: Send + Sync + 'static {
+    /// Send `rpc` to node `target` (whose address book entry is `node`) and
+    /// await its reply.
+    fn send(
+        &self,
+        target: NodeId,
+        node: &PeerNode,
+        rpc: RaftRpc,
+    ) -> impl Future<Output = Result<RaftRpcReply, TransportError>> + Send;
+}
+
+/// Answer an incoming Raft message with the local Raft instance.
+pub async fn handle_rpc(raft: &Raft<TypeConfig>, rpc: RaftRpc) -> RaftRpcReply {
+    match rpc {
+        RaftRpc::AppendEntries(r) => RaftRpcReply::AppendEntries(raft.append_entries(r).await),
+        RaftRpc::Vote(r) => RaftRpcReply::Vote(raft.vote(r).await),
+        RaftRpc::InstallSnapshot(r) => {
+            RaftRpcReply::InstallSnapshot(raft.install_snapshot(r).await)
+        }
+    }
+}
+
+/// openraft network factory over a [`Transport`].
+#[derive(Debug)]
+pub struct Network<T> {
+    transport: Arc<T>,
+}
+
+impl<T> Network<T> {
+    /// Wrap a transport.
+    pub fn new(transport: Arc<T>) -> Self {
+        Network { transport }
+    }
+}
+
+/// A client to one peer.
+#[derive(Debug)]
+pub struct NetworkConnection<T> {
+    transport: Arc<T>,
+    target: NodeId,
+    node: PeerNode,
+}
+
+impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
+    type Network = NetworkConnection<T>;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> Self::Network {
+        NetworkConnection {
+            transport: self.transport.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+fn transport_err<E: std::error::Error>(e: TransportError) -> RPCError<NodeId, PeerNode, E> {
+    match e {
+        TransportError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+        TransportError::Network(_) | TransportError::Codec(_) => {
+            RPCError::Network(NetworkError::new(&e))
+        }
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, PeerNode, E> {
+    RPCError::Network(NetworkError::new(&TransportError::Codec(
+        "reply does not match the request".into(),
+    )))
+}
+
+impl<T: Transport> NetworkConnection<T> {
+    async fn call(&self, rpc: RaftRpc) -> Result<RaftRpcReply, TransportError> {
+        self.transport.send(self.target, &self.node, rpc).await
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, PeerNode, E> {
+        RPCError::RemoteError(RemoteError::new_with_node(
+            self.target,
+            self.node.clone(),
+            e,
+        ))
+    }
+}
+
+impl<T: Transport> RaftNetwork<TypeConfig> for NetworkConnection<T> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, PeerNode, RaftError<NodeId>>> {
+        match self.call(RaftRpc::AppendEntries(rpc)).await {
+            Ok(RaftRpcReply::AppendEntries(r)) => r.map_err(|e| self.remote(e)),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(transport_err(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, PeerNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self.call(RaftRpc::InstallSnapshot(rpc)).await {
+            Ok(RaftRpcReply::InstallSnapshot(r)) => r.map_err(|e| self.remote(e)),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(transport_err(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, PeerNode, RaftError<NodeId>>> {
+        match self.call(RaftRpc::Vote(rpc)).await {
+            Ok(RaftRpcReply::Vote(r)) => r.map_err(|e| self.remote(e)),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(transport_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, LogId, Vote};
+
+    #[test]
+    fn rpc_round_trips_and_corrupt_bytes_are_errors() {
+        let rpc = RaftRpc::Vote(VoteRequest {
+            vote: Vote::new(3, 1),
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(2, 1), 7)),
+        });
+        let bytes = rpc.encode().unwrap();
+        match RaftRpc::decode(&bytes).unwrap() {
+            RaftRpc::Vote(v) => assert_eq!(v.vote, Vote::new(3, 1)),
+            other => panic!("decoded {other:?}"),
+        }
+        for n in 0..bytes.len() {
+            assert!(RaftRpc::decode(&bytes[..n]).is_err(), "prefix {n} accepted");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(RaftRpc::decode(&trailing).is_err());
+        let mut bad_tag = bytes;
+        bad_tag[0] = 9;
+        assert!(RaftRpc::decode(&bad_tag).is_err());
+        assert!(RaftRpcReply::decode(&[0xff; 40]).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! [`ConsensusNode`]: the facade the node daemon uses to run Raft over the
+//! ledger.
+
+use crate::error::{ConsensusError, ProposeError};
+use crate::log_store::RocksLogStore;
+use crate::network::{handle_rpc, Network, RaftRpc, RaftRpcReply, Transport};
+use crate::state_machine::{LedgerHandle, LedgerStateMachine};
+use crate::types::{ApplyReport, Batch, NodeId, PeerNode, TypeConfig};
+use ledger::chain::{BlockContext, ContentValidator};
+use ledger::config::ChainConfig;
+use ledger::SignedTransaction;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
+use openraft::{ChangeMembers, Raft, RaftMetrics};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Milliseconds since the Unix epoch. Injected so tests can pin time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
+/// Where and how one node runs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Raft node id (stable for the node's lifetime).
+    pub node_id: NodeId,
+    /// Party this node runs for (recorded as block proposer).
+    pub party: String,
+    /// openraft settings (timeouts, snapshot policy, ...).
+    pub raft: openraft::Config,
+    /// Raft log database directory.
+    pub log_dir: PathBuf,
+    /// Ledger database directory (siblings `.snapshots`, `.incoming`,
+    /// `.old` are used too).
+    pub ledger_dir: PathBuf,
+    /// Clock used for proposed block times.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("node_id", &self.node_id)
+            .field("party", &self.party)
+            .field("raft", &self.raft)
+            .field("log_dir", &self.log_dir)
+            .field("ledger_dir", &self.ledger_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The chain's genesis.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    /// Genesis chain config.
+    pub config: ChainConfig,
+    /// Genesis block time.
+    pub time_ms: u64,
+}
+
+/// A running Raft node over the ledger. Cloning is cheap.
+#[derive(Clone)]
+pub struct ConsensusNode {
+    raft: Raft<TypeConfig>,
+    node_id: NodeId,
+    party: String,
+    clock: Clock,
+    ledger: LedgerHandle,
+}
+
+impl std::fmt::Debug for ConsensusNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsensusNode")
+            .field("node_id", &self.node_id)
+            .field("party", &self.party)
+            .finish_non_exhaustive()
+    }
+}
+
+fn propose_err(e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>) -> ProposeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ProposeError::NotLeader {
+            leader: f.leader_id.map(|id| (id, f.leader_node)),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            ProposeError::Raft(c.to_string())
+        }
+        RaftError::Fatal(f) => ProposeError::Raft(f.to_string()),
+    }
+}
+
+impl ConsensusNode {
+    /// Open the log store and the ledger (initialising it with `genesis`
+    /// if empty) and start Raft. A new cluster still needs
+    /// [`ConsensusNode::initialize`] on one node; learners are added by the
+    /// leader.
+    pub async fn start<T: Transport>(
+        config: NodeConfig,
+        genesis: Genesis,
+        content: Box<dyn ContentValidator + Send>,
+        transport: Arc<T>,
+    ) -> Result<Self, ConsensusError> {
+        let raft_config = Arc::new(config.raft.clone().validate()?);
+        let log_dir = config.log_dir.clone();
+        let ledger_dir = config.ledger_dir.clone();
+        let (log_store, sm) = tokio::task::spawn_blocking(move || {
+            let log = RocksLogStore::open(&log_dir)?;
+            let sm =
+                LedgerStateMachine::open(&ledger_dir, genesis.config, genesis.time_ms, content)?;
+            Ok::<_, ConsensusError>((log, sm))
+        })
+        .await
+        .map_err(|e| ConsensusError::Raft(e.to_string()))??;
+        let ledger = sm.handle();
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            Network::new(transport),
+            log_store,
+            sm,
+        )
+        .await
+        .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        Ok(ConsensusNode {
+            raft,
+            node_id: config.node_id,
+            party: config.party,
+            clock: config.clock,
+            ledger,
+        })
+    }
+
+    /// Form a new cluster with these initial voters (call on one node,
+    /// once). Harmless `NotAllowed` errors on an initialised node are
+    /// reported as errors.
+    pub async fn initialize(
+        &self,
+        voters: BTreeMap<NodeId, PeerNode>,
+    ) -> Result<(), ConsensusError> {
+        self.raft
+            .initialize(voters)
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))
+    }
+
+    /// The openraft handle.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Read access to the ledger.
+    pub fn ledger(&self) -> &LedgerHandle {
+        &self.ledger
+    }
+
+    /// Raft metrics (role, leader, applied index, membership, ...).
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, PeerNode>> {
+        self.raft.metrics()
+    }
+
+    /// A batch with this node's time and party in its context.
+    pub fn make_batch(&self, txs: Vec<SignedTransaction>) -> Batch {
+        self.make_batch_with(txs, Vec::new())
+    }
+
+    /// A batch carrying the leader's content outcomes.
+    pub fn make_batch_with(
+        &self,
+        txs: Vec<SignedTransaction>,
+        outcomes: Vec<ledger::chain::ContentOutcome>,
+    ) -> Batch {
+        Batch {
+            ctx: BlockContext {
+                timestamp_ms: (self.clock)(),
+                raft_term: 0,
+                raft_index: 0,
+                proposer: self.party.clone(),
+            },
+            txs,
+            outcomes,
+        }
+    }
+
+    /// Propose a batch (leader only) and wait until it is applied here.
+    pub async fn propose(&self, txs: Vec<SignedTransaction>) -> Result<ApplyReport, ProposeError> {
+        let batch = self.make_batch(txs);
+        self.raft
+            .client_write(batch)
+            .await
+            .map(|r| r.data)
+            .map_err(propose_err)
+    }
+
+    /// Queue a batch for replication without waiting, preserving call
+    /// order; the returned future resolves once it is applied.
+    pub async fn propose_queued(
+        &self,
+        txs: Vec<SignedTransaction>,
+        outcomes: Vec<ledger::chain::ContentOutcome>,
+    ) -> Result<
+        impl Future<Output = Result<ApplyReport, ProposeError>> + Send + 'static,
+        ProposeError,
+    > {
+        let batch = self.make_batch_with(txs, outcomes);
+        let rx = self
+            .raft
+            .client_write_ff(batch)
+            .await
+            .map_err(|e| ProposeError::Raft(e.to_string()))?;
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(ClientWriteResponse { data, .. })) => Ok(data),
+                Ok(Err(e)) => Err(propose_err(RaftError::APIError(e))),
+                Err(_) => Err(ProposeError::Stopped),
+            }
+        })
+    }
+
+    /// Add (or update) a non-voting member; with `blocking`, wait until it
+    /// has caught up with the leader's log.
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        node: PeerNode,
+        blocking: bool,
+    ) -> Result<(), ProposeError> {
+        self.raft
+            .add_learner(id, node, blocking)
+            .await
+            .map(|_| ())
+            .map_err(propose_err)
+    }
+
+    /// Change the voter set through joint consensus. With `retain`, removed
+    /// voters stay as learners.
+    pub async fn change_membership(
+        &self,
+        voters: BTreeSet<NodeId>,
+        retain: bool,
+    ) -> Result<(), ProposeError> {
+        self.raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), retain)
+            .await
+            .map(|_| ())
+            .map_err(propose_err)
+    }
+
+    /// Answer an incoming Raft message.
+    pub async fn handle_rpc(&self, rpc: RaftRpc) -> RaftRpcReply {
+        handle_rpc(&self.raft, rpc).await
+    }
+
+    /// Stop Raft (the ledger and log databases close when the last handle
+    /// is dropped).
+    pub async fn shutdown(&self) -> Result<(), ConsensusError> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))
+    }
+}

@@ -1,0 +1,595 @@
+//! The ledger as openraft state machine.
+//!
+//! Every committed entry goes through the same deterministic path on every
+//! node, voter or learner: a `Normal` batch becomes exactly one block
+//! (`Ledger::build_block` then `Ledger::commit`), with the entry's log id
+//! and the last membership written in the same atomic RocksDB batch as the
+//! block, so "block appended" and "log id applied" cannot disagree after a
+//! crash. Blank and membership entries only record the applied state.
+//!
+//! Snapshots are RocksDB checkpoints of the ledger database packed into one
+//! file (see `snapshot`), which openraft streams in chunks. Installing one
+//! unpacks it into a fresh directory, checks it, and swaps it in for the
+//! ledger directory by rename. Directories used, next to `ledger_dir`:
+//! `<ledger_dir>.snapshots/` (snapshot files), `<ledger_dir>.incoming/` and
+//! `<ledger_dir>.old/` (transient, during an install; cleaned up on open).
+
+use crate::snapshot::{self, SnapshotHeader};
+use crate::types::{ApplyReport, Batch, NodeId, PeerNode, TypeConfig};
+use ledger::chain::{BlockContext, ContentValidator, Ledger, LedgerError, Rejection};
+use ledger::config::ChainConfig;
+use ledger::store::{RocksStore, Store, Tip};
+use ledger::Hash32;
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::fs;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Ledger metadata key holding the applied log id and last membership.
+pub const APPLIED_META_KEY: &[u8] = b"raft/applied";
+const CURRENT_META: &str = "current.meta";
+
+type SResult<T> = Result<T, StorageError<NodeId>>;
+
+/// Applied state as persisted in the ledger's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct AppliedState {
+    applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, PeerNode>,
+}
+
+/// Which file holds the current snapshot, and its meta.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CurrentSnapshot {
+    file: String,
+    meta: SnapshotMeta<NodeId, PeerNode>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn read_sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(None, AnyError::error(e.to_string())).into()
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, String> {
+    m.lock()
+        .map_err(|_| "state machine lock poisoned".to_string())
+}
+
+fn sibling(p: &Path, suffix: &str) -> PathBuf {
+    let mut s: OsString = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+struct Shared {
+    ledger: Mutex<Option<Ledger<RocksStore>>>,
+    ledger_dir: PathBuf,
+    snapshot_dir: PathBuf,
+    genesis: ChainConfig,
+    genesis_time_ms: u64,
+    /// Serialises snapshot file operations (build, install, read).
+    snap_lock: Mutex<()>,
+}
+
+impl Shared {
+    fn with_ledger<R>(&self, f: impl FnOnce(&Ledger<RocksStore>) -> R) -> Result<R, String> {
+        let guard = lock(&self.ledger)?;
+        let ledger = guard
+            .as_ref()
+            .ok_or_else(|| "ledger is closed (snapshot install failed?)".to_string())?;
+        Ok(f(ledger))
+    }
+
+    fn read_current(&self) -> Result<Option<CurrentSnapshot>, String> {
+        let p = self.snapshot_dir.join(CURRENT_META);
+        match fs::read(&p) {
+            Ok(b) => ledger::codec::decode(&b)
+                .map(Some)
+                .map_err(|e| format!("corrupt {}: {e}", p.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Make `file` (already in the snapshot dir, fsynced) the current
+    /// snapshot, atomically, and delete older snapshot files.
+    fn set_current(&self, file: &str, meta: &SnapshotMeta<NodeId, PeerNode>) -> Result<(), String> {
+        let cur = CurrentSnapshot {
+            file: file.to_string(),
+            meta: meta.clone(),
+        };
+        let bytes = ledger::codec::encode(&cur).map_err(|e| e.to_string())?;
+        let tmp = self.snapshot_dir.join("current.meta.tmp");
+        {
+            let mut f = fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut f, &bytes).map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+        }
+        fs::rename(&tmp, self.snapshot_dir.join(CURRENT_META)).map_err(|e| e.to_string())?;
+        snapshot::sync_dir(&self.snapshot_dir).map_err(|e| e.to_string())?;
+        for ent in fs::read_dir(&self.snapshot_dir).map_err(|e| e.to_string())? {
+            let ent = ent.map_err(|e| e.to_string())?;
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            if name != file && name != CURRENT_META {
+                let p = ent.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_applied(ledger: &Ledger<RocksStore>) -> Result<AppliedState, String> {
+    match ledger
+        .store()
+        .meta(APPLIED_META_KEY)
+        .map_err(|e| e.to_string())?
+    {
+        None => Ok(AppliedState::default()),
+        Some(b) => ledger::codec::decode(&b).map_err(|e| format!("corrupt applied state: {e}")),
+    }
+}
+
+fn open_ledger(
+    dir: &Path,
+    genesis: &ChainConfig,
+    time_ms: u64,
+) -> Result<Ledger<RocksStore>, String> {
+    let store = RocksStore::open(dir).map_err(|e| e.to_string())?;
+    Ledger::init(store, genesis.clone(), time_ms).map_err(|e| e.to_string())
+}
+
+/// Read access to the node's ledger (for queries, metrics and tests).
+/// Cloning is cheap.
+#[derive(Clone)]
+pub struct LedgerHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LedgerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerHandle({})", self.shared.ledger_dir.display())
+    }
+}
+
+impl LedgerHandle {
+    /// Run `f` with the ledger locked (keep it short: apply waits).
+    pub fn with_ledger<R>(
+        &self,
+        f: impl FnOnce(&Ledger<RocksStore>) -> R,
+    ) -> Result<R, crate::ConsensusError> {
+        self.shared
+            .with_ledger(f)
+            .map_err(crate::ConsensusError::Raft)
+    }
+
+    /// The ledger's newest block.
+    pub fn tip(&self) -> Result<Tip, crate::ConsensusError> {
+        self.with_ledger(|l| l.tip().clone())
+    }
+}
+
+/// The ledger state machine. See the module docs.
+pub struct LedgerStateMachine {
+    shared: Arc<Shared>,
+    content: Arc<Mutex<Box<dyn ContentValidator + Send>>>,
+}
+
+impl std::fmt::Debug for LedgerStateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LedgerStateMachine({})",
+            self.shared.ledger_dir.display()
+        )
+    }
+}
+
+impl LedgerStateMachine {
+    /// Open (or initialise with `genesis`) the ledger at `ledger_dir`,
+    /// finishing or rolling back an interrupted snapshot install first.
+    pub fn open(
+        ledger_dir: &Path,
+        genesis: ChainConfig,
+        genesis_time_ms: u64,
+        content: Box<dyn ContentValidator + Send>,
+    ) -> Result<Self, crate::ConsensusError> {
+        let old = sibling(ledger_dir, ".old");
+        let incoming = sibling(ledger_dir, ".incoming");
+        if !ledger_dir.exists() && old.exists() {
+            // Crashed between the two renames of an install: roll back.
+            fs::rename(&old, ledger_dir)?;
+        }
+        if old.exists() {
+            fs::remove_dir_all(&old)?;
+        }
+        if incoming.exists() {
+            fs::remove_dir_all(&incoming)?;
+        }
+        let snapshot_dir = sibling(ledger_dir, ".snapshots");
+        fs::create_dir_all(&snapshot_dir)?;
+        let ledger = open_ledger(ledger_dir, &genesis, genesis_time_ms)
+            .map_err(crate::ConsensusError::Raft)?;
+        Ok(LedgerStateMachine {
+            shared: Arc::new(Shared {
+                ledger: Mutex::new(Some(ledger)),
+                ledger_dir: ledger_dir.to_path_buf(),
+                snapshot_dir,
+                genesis,
+                genesis_time_ms,
+                snap_lock: Mutex::new(()),
+            }),
+            content: Arc::new(Mutex::new(content)),
+        })
+    }
+
+    /// A read handle on the ledger.
+    pub fn handle(&self) -> LedgerHandle {
+        LedgerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+fn tip_report(ledger: &Ledger<RocksStore>) -> ApplyReport {
+    let tip = ledger.tip();
+    ApplyReport {
+        height: tip.height,
+        block_hash: tip.hash,
+        accepted: Vec::new(),
+        rejected: Vec::new(),
+    }
+}
+
+/// Content outcomes this node disagreed with (process-wide; see metrics).
+pub static DIVERGENCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn apply_batch(
+    ledger: &mut Ledger<RocksStore>,
+    content: &mut dyn ContentValidator,
+    log_id: LogId<NodeId>,
+    batch: Batch,
+    state: &AppliedState,
+) -> Result<ApplyReport, String> {
+    let ctx = BlockContext {
+        raft_term: log_id.leader_id.term,
+        raft_index: log_id.index,
+        ..batch.ctx
+    };
+    let mut refused = Vec::new();
+    // Build with the leader's recorded content outcomes (ADR 0001); a
+    // validator that can judge them says whether it agrees.
+    let ids: Vec<Hash32> = batch
+        .txs
+        .iter()
+        .map(|t| t.id().unwrap_or(Hash32::ZERO))
+        .collect();
+    for ((stx, id), o) in batch.txs.iter().zip(&ids).zip(&batch.outcomes) {
+        if !content.agrees(ledger.config(), stx, id, o) {
+            tracing::error!(tx = %id, "content outcome recorded by the leader differs from this node's judgement");
+            DIVERGENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let mut recorded = ledger::chain::RecordedContent::from_outcomes(
+        ids.iter().copied().zip(batch.outcomes.iter().cloned()),
+    );
+    let built = match ledger.build_block(&batch.txs, &ctx, &mut recorded) {
+        Ok(b) => b,
+        Err(LedgerError::BatchTooLarge(msg)) => {
+            // Deterministic on every node: an empty block, all refused.
+            for stx in &batch.txs {
+                let id = stx.id().unwrap_or(Hash32::ZERO);
+                refused.push((
+                    id,
+                    Rejection {
+                        code: "BATCH_TOO_LARGE".into(),
+                        message: msg.clone(),
+                    },
+                ));
+            }
+            ledger
+                .build_block(&[], &ctx, &mut recorded)
+                .map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let hash = built.hash;
+    let meta = ledger::codec::encode(state).map_err(|e| e.to_string())?;
+    let (block, mut rejected) = ledger
+        .commit(built, vec![(APPLIED_META_KEY.to_vec(), meta)], content)
+        .map_err(|e| e.to_string())?;
+    rejected.extend(refused);
+    Ok(ApplyReport {
+        height: block.header.height,
+        block_hash: hash,
+        accepted: block
+            .results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.tx_id, i as u32))
+            .collect(),
+        rejected,
+    })
+}
+
+impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
+    type SnapshotBuilder = LedgerSnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> SResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, PeerNode>)> {
+        let shared = self.shared.clone();
+        let st = tokio::task::spawn_blocking(move || shared.with_ledger(read_applied)?)
+            .await
+            .map_err(read_sm_err)?
+            .map_err(read_sm_err)?;
+        Ok((st.applied, st.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> SResult<Vec<ApplyReport>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let shared = self.shared.clone();
+        let content = self.content.clone();
+        tokio::task::spawn_blocking(move || -> SResult<Vec<ApplyReport>> {
+            let mut guard = lock(&shared.ledger).map_err(sm_err)?;
+            let ledger = guard.as_mut().ok_or_else(|| sm_err("ledger is closed"))?;
+            let mut content = lock(&content).map_err(sm_err)?;
+            let mut state = read_applied(ledger).map_err(sm_err)?;
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let log_id = e.log_id;
+                state.applied = Some(log_id);
+                let apply_err = |m: String| {
+                    StorageError::from(StorageIOError::apply(log_id, AnyError::error(m)))
+                };
+                match e.payload {
+                    EntryPayload::Blank => {
+                        let b =
+                            ledger::codec::encode(&state).map_err(|e| apply_err(e.to_string()))?;
+                        ledger
+                            .store()
+                            .put_meta(APPLIED_META_KEY, &b)
+                            .map_err(|e| apply_err(e.to_string()))?;
+                        out.push(tip_report(ledger));
+                    }
+                    EntryPayload::Membership(m) => {
+                        state.membership = StoredMembership::new(Some(log_id), m);
+                        let b =
+                            ledger::codec::encode(&state).map_err(|e| apply_err(e.to_string()))?;
+                        ledger
+                            .store()
+                            .put_meta(APPLIED_META_KEY, &b)
+                            .map_err(|e| apply_err(e.to_string()))?;
+                        out.push(tip_report(ledger));
+                    }
+                    EntryPayload::Normal(batch) => {
+                        let report = apply_batch(ledger, &mut **content, log_id, batch, &state)
+                            .map_err(apply_err)?;
+                        out.push(report);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(sm_err)?
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        LedgerSnapshotBuilder {
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> SResult<Box<tokio::fs::File>> {
+        let dir = self.shared.snapshot_dir.clone();
+        // An unlinked temporary file: nothing is left behind if the
+        // transfer is abandoned.
+        let f = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
+        Ok(Box::new(tokio::fs::File::from_std(f)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, PeerNode>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> SResult<()> {
+        let received = snapshot.into_std().await;
+        let shared = self.shared.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || install(&shared, &meta, received))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)
+    }
+
+    async fn get_current_snapshot(&mut self) -> SResult<Option<Snapshot<TypeConfig>>> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || -> Result<Option<Snapshot<TypeConfig>>, String> {
+            let _s = lock(&shared.snap_lock)?;
+            let Some(cur) = shared.read_current()? else {
+                return Ok(None);
+            };
+            let f =
+                fs::File::open(shared.snapshot_dir.join(&cur.file)).map_err(|e| e.to_string())?;
+            Ok(Some(Snapshot {
+                meta: cur.meta,
+                snapshot: Box::new(tokio::fs::File::from_std(f)),
+            }))
+        })
+        .await
+        .map_err(snap_err)?
+        .map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e)).into())
+    }
+}
+
+fn install(
+    shared: &Shared,
+    meta: &SnapshotMeta<NodeId, PeerNode>,
+    mut received: fs::File,
+) -> Result<(), String> {
+    let _s = lock(&shared.snap_lock)?;
+    let e = |e: std::io::Error| e.to_string();
+    // 1. Keep a copy as our current snapshot file (to serve other nodes).
+    let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+    let file = format!("snap-{index}-{}.snap", now_nanos());
+    let tmp = shared.snapshot_dir.join(format!("{file}.tmp"));
+    received.seek(SeekFrom::Start(0)).map_err(e)?;
+    {
+        let mut out = fs::File::create(&tmp).map_err(e)?;
+        std::io::copy(&mut received, &mut out).map_err(e)?;
+        out.sync_all().map_err(e)?;
+    }
+    drop(received);
+    // 2. Unpack into a fresh directory and check it.
+    let incoming = sibling(&shared.ledger_dir, ".incoming");
+    if incoming.exists() {
+        fs::remove_dir_all(&incoming).map_err(e)?;
+    }
+    let header = snapshot::unpack(fs::File::open(&tmp).map_err(e)?, &incoming)
+        .map_err(|x| format!("bad snapshot: {x}"))?;
+    if header.applied != meta.last_log_id || header.membership != meta.last_membership {
+        return Err(format!(
+            "snapshot content (applied {:?}) does not match its meta (last log {:?})",
+            header.applied, meta.last_log_id
+        ));
+    }
+    {
+        let candidate = open_ledger(&incoming, &shared.genesis, shared.genesis_time_ms)
+            .map_err(|x| format!("snapshot ledger does not open: {x}"))?;
+        let st = read_applied(&candidate)?;
+        if st.applied != header.applied
+            || st.membership != header.membership
+            || candidate.tip().height != header.tip_height
+            || candidate.tip().hash != header.tip_hash
+        {
+            return Err("snapshot ledger does not match its header".into());
+        }
+    }
+    // 3. Swap directories.
+    let old = sibling(&shared.ledger_dir, ".old");
+    let mut guard = lock(&shared.ledger)?;
+    drop(guard.take());
+    fs::rename(&shared.ledger_dir, &old).map_err(e)?;
+    fs::rename(&incoming, &shared.ledger_dir).map_err(e)?;
+    snapshot::sync_dir(&parent_of(&shared.ledger_dir)).map_err(e)?;
+    let reopened = open_ledger(&shared.ledger_dir, &shared.genesis, shared.genesis_time_ms)?;
+    *guard = Some(reopened);
+    drop(guard);
+    fs::remove_dir_all(&old).map_err(e)?;
+    // 4. Record the snapshot file as current.
+    fs::rename(&tmp, shared.snapshot_dir.join(&file)).map_err(e)?;
+    shared.set_current(&file, meta)?;
+    tracing::info!(
+        last_log_id = ?meta.last_log_id,
+        tip = header.tip_height,
+        "installed ledger snapshot"
+    );
+    Ok(())
+}
+
+/// Builds snapshots: a RocksDB checkpoint of the ledger, packed into a file.
+pub struct LedgerSnapshotBuilder {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LedgerSnapshotBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerSnapshotBuilder")
+    }
+}
+
+fn build(shared: &Shared) -> Result<Snapshot<TypeConfig>, String> {
+    let _s = lock(&shared.snap_lock)?;
+    let e = |e: std::io::Error| e.to_string();
+    let nanos = now_nanos();
+    let ckpt = shared.snapshot_dir.join(format!("build-{nanos}.ckpt"));
+    if ckpt.exists() {
+        fs::remove_dir_all(&ckpt).map_err(e)?;
+    }
+    // The checkpoint is taken with the ledger locked, so the applied state
+    // read here is exactly the state inside the checkpoint.
+    let header = {
+        let guard = lock(&shared.ledger)?;
+        let ledger = guard.as_ref().ok_or("ledger is closed")?;
+        let st = read_applied(ledger)?;
+        rocksdb::checkpoint::Checkpoint::new(ledger.store().db())
+            .and_then(|c| c.create_checkpoint(&ckpt))
+            .map_err(|x| format!("checkpoint: {x}"))?;
+        SnapshotHeader {
+            applied: st.applied,
+            membership: st.membership,
+            tip_height: ledger.tip().height,
+            tip_hash: ledger.tip().hash,
+        }
+    };
+    let index = header.applied.map(|l| l.index).unwrap_or(0);
+    let term = header.applied.map(|l| l.leader_id.term).unwrap_or(0);
+    let file = format!("snap-{index}-{nanos}.snap");
+    let tmp = shared.snapshot_dir.join(format!("{file}.tmp"));
+    snapshot::pack(&ckpt, &header, &tmp).map_err(e)?;
+    fs::remove_dir_all(&ckpt).map_err(e)?;
+    fs::rename(&tmp, shared.snapshot_dir.join(&file)).map_err(e)?;
+    let meta = SnapshotMeta {
+        last_log_id: header.applied,
+        last_membership: header.membership,
+        snapshot_id: format!("{term}-{index}-{nanos}"),
+    };
+    shared.set_current(&file, &meta)?;
+    let f = fs::File::open(shared.snapshot_dir.join(&file)).map_err(e)?;
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(tokio::fs::File::from_std(f)),
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> SResult<Snapshot<TypeConfig>> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || build(&shared))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)
+    }
+}

@@ -1,0 +1,257 @@
+//! In-process clusters over the in-memory router: replication to voters and
+//! learners, snapshot catch-up of a late learner, leader failover and
+//! restart from disk. Assertions wait on Raft metrics with timeouts.
+
+mod common;
+
+use common::*;
+use consensus::testing::Router;
+use consensus::{spawn_batcher, BatcherConfig, NodeId};
+use ledger::event::EventKind;
+use ledger::testkit;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+fn all_equal<T: PartialEq + std::fmt::Debug>(v: &[T]) {
+    for x in v {
+        assert_eq!(x, &v[0], "nodes diverge: {v:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_and_a_learner_build_the_same_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new();
+    let (mut nodes, leader_id) = start_cluster(&router, dir.path(), &[1, 2, 3], None).await;
+    let learner = start_node(&router, dir.path(), 4, None).await;
+    let leader = nodes[&leader_id].clone();
+    leader.add_learner(4, peer(4), true).await.unwrap();
+    nodes.insert(4, learner);
+
+    // A whole lifecycle in one batch: one block, 9 accepted in order.
+    let life = testkit::lifecycle("SHIP-1", 0, NOW);
+    let report = leader.propose(life.clone()).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert_eq!(report.accepted.len(), 9);
+    for (i, stx) in life.iter().enumerate() {
+        assert_eq!(report.outcome(&stx.id().unwrap()), Some(Ok(i as u32)));
+    }
+
+    // Through the batcher, one at a time (each waits for its result).
+    let (batcher, _task) = spawn_batcher(
+        leader.clone(),
+        BatcherConfig {
+            max_batch: 64,
+            max_delay: Duration::from_millis(10),
+            queue: 128,
+        },
+    );
+    let mut lone_latency = Duration::ZERO;
+    for stx in testkit::lifecycle("SHIP-2", 100, NOW) {
+        let t = Instant::now();
+        let r = batcher.submit(stx.clone()).await.unwrap();
+        lone_latency = lone_latency.max(t.elapsed());
+        assert_eq!(r.outcome(&stx.id().unwrap()), Some(Ok(0)), "{r:?}");
+    }
+    eprintln!("slowest lone submit: {lone_latency:?}");
+    assert!(lone_latency < Duration::from_secs(1), "{lone_latency:?}");
+
+    // Concurrent independent submissions are batched; all accepted.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20u64 {
+        let b = batcher.clone();
+        let stx = testkit::event(
+            EventKind::ShipmentBooked,
+            &format!("SHIP-C{i}"),
+            "exporter",
+            1000 + i,
+            NOW,
+        );
+        set.spawn(async move { (stx.id().unwrap(), b.submit(stx).await.unwrap()) });
+    }
+    let mut heights = BTreeSet::new();
+    while let Some(res) = set.join_next().await {
+        let (id, r) = res.unwrap();
+        assert!(matches!(r.outcome(&id), Some(Ok(_))), "{r:?}");
+        heights.insert(r.height);
+    }
+    assert!(
+        heights.len() < 20,
+        "20 concurrent submissions made {} blocks",
+        heights.len()
+    );
+
+    // A transaction that is invalid (replay) is reported, changes nothing.
+    let r = leader.propose(vec![life[0].clone()]).await.unwrap();
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!(r.rejected[0].1.code, "TX_DUPLICATE");
+
+    let index = last_applied(&leader);
+    let refs: Vec<_> = nodes.values().collect();
+    let tips = converge(&refs, index).await;
+    all_equal(&tips);
+    assert_eq!(tips[0].0, r.height);
+    eprintln!("tips: {tips:?}");
+
+    // Every block is identical on every node, not just the tip.
+    for h in 0..=tips[0].0 {
+        let blocks: Vec<_> = nodes
+            .values()
+            .map(|n| {
+                n.ledger()
+                    .with_ledger(|l| ledger::Store::block_bytes(l.store(), h).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        all_equal(&blocks);
+    }
+    for n in nodes.values() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_learner_catches_up_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new();
+    let (nodes, leader_id) = start_cluster(&router, dir.path(), &[1, 2, 3], Some(20)).await;
+    let leader = nodes[&leader_id].clone();
+
+    // 30 blocks: enough for a snapshot at >= 20 entries and a purge.
+    for i in 0..30u64 {
+        let stx = testkit::event(
+            EventKind::ShipmentBooked,
+            &format!("SNAP-{i}"),
+            "exporter",
+            i,
+            NOW,
+        );
+        let r = leader.propose(vec![stx]).await.unwrap();
+        assert_eq!(r.accepted.len(), 1, "{r:?}");
+    }
+    let m = leader
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.purged.map(|p| p.index).unwrap_or(0) >= 20,
+            "leader purged its log",
+        )
+        .await
+        .unwrap();
+    let purged = m.purged.unwrap().index;
+    eprintln!("leader snapshot {:?} purged {:?}", m.snapshot, m.purged);
+
+    let learner = start_node(&router, dir.path(), 4, Some(20)).await;
+    leader.add_learner(4, peer(4), true).await.unwrap();
+    // One more block after the learner joined, replicated as a log entry.
+    let stx = testkit::event(EventKind::ShipmentBooked, "SNAP-late", "exporter", 999, NOW);
+    leader.propose(vec![stx]).await.unwrap();
+
+    let index = last_applied(&leader);
+    let refs: Vec<_> = nodes.values().chain([&learner]).collect();
+    let tips = converge(&refs, index).await;
+    all_equal(&tips);
+    assert_eq!(tips[0].0, 31);
+    // The learner could not have replayed the purged entries: it installed
+    // a snapshot covering them.
+    let lm = learner.metrics().borrow().clone();
+    assert!(
+        lm.snapshot.map(|s| s.index).unwrap_or(0) >= purged,
+        "learner snapshot {:?}, leader purged up to {purged}",
+        lm.snapshot
+    );
+    // The snapshot-installed ledger is complete and verifies from genesis.
+    let blocks: Vec<Result<Vec<u8>, String>> = learner
+        .ledger()
+        .with_ledger(|l| {
+            (0..=l.tip().height)
+                .map(|h| {
+                    ledger::Store::block_bytes(l.store(), h)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("no block {h}"))
+                })
+                .collect()
+        })
+        .unwrap();
+    let rep = ledger::verify_chain(&testkit::config(), blocks, |_| {}).unwrap();
+    assert_eq!(rep.blocks, 32);
+
+    learner.shutdown().await.unwrap();
+    for n in nodes.values() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_failover_then_restart_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new();
+    let (mut nodes, old_leader) = start_cluster(&router, dir.path(), &[1, 2, 3], None).await;
+    let leader = nodes[&old_leader].clone();
+    let r = leader
+        .propose(testkit::lifecycle("FAIL-1", 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.accepted.len(), 4);
+    let index = last_applied(&leader);
+    let refs: Vec<_> = nodes.values().collect();
+    converge(&refs, index).await;
+
+    // Stop the leader.
+    router.remove(old_leader);
+    let stopped = nodes.remove(&old_leader).unwrap();
+    stopped.shutdown().await.unwrap();
+    drop(stopped);
+    drop(leader);
+
+    let survivor = nodes.values().next().unwrap().clone();
+    let new_leader_id = wait_leader(&survivor, Some(old_leader)).await;
+    assert_ne!(new_leader_id, old_leader);
+    let new_leader = nodes[&new_leader_id].clone();
+    let rest = testkit::lifecycle("FAIL-1", 0, NOW)[4..].to_vec();
+    let r = new_leader.propose(rest).await.unwrap();
+    assert_eq!(r.accepted.len(), 5, "{r:?}");
+    let index = last_applied(&new_leader);
+    let refs: Vec<_> = nodes.values().collect();
+    let tips = converge(&refs, index).await;
+    all_equal(&tips);
+
+    // Restart the old leader from its directories: it keeps its chain and
+    // catches up as a follower.
+    let restarted = wait_restart(&router, dir.path(), old_leader).await;
+    let before = restarted.ledger().tip().unwrap();
+    assert!(before.height >= 1, "restarted node lost its blocks");
+    nodes.insert(old_leader, restarted);
+    let refs: Vec<_> = nodes.values().collect();
+    let tips = converge(&refs, index).await;
+    all_equal(&tips);
+    for n in nodes.values() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// Restart node `id`; the previous instance's databases may take a moment
+/// to be released by its last tasks.
+async fn wait_restart(
+    router: &Router,
+    dir: &std::path::Path,
+    id: NodeId,
+) -> consensus::ConsensusNode {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let cfg_try = tokio::spawn({
+            let router = router.clone();
+            let dir = dir.to_path_buf();
+            async move { start_node(&router, &dir, id, None).await }
+        })
+        .await;
+        match cfg_try {
+            Ok(n) => return n,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("restart of {id} not yet possible: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("restart of {id} failed: {e}"),
+        }
+    }
+}

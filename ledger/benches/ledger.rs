@@ -1,0 +1,178 @@
+//! Micro benchmarks of the ledger core: signatures, codec, block append to
+//! RocksDB with fsync, Merkle proofs, and sealing/opening a declaration.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ledger::chain::{BlockContext, NoContent};
+use ledger::crypto::{self, BatchItem, Keypair};
+use ledger::declaration;
+use ledger::disclosure::{self, DecryptionKey, Draft};
+use ledger::event::EventKind;
+use ledger::testkit::{self, T0};
+use ledger::tx::{signing_message, SignedTransaction};
+use ledger::{Ledger, RocksStore};
+use std::hint::black_box;
+
+fn sealed_decl(cfg: &ledger::ChainConfig, shipment: &str) -> SignedTransaction {
+    disclosure::seal(
+        cfg,
+        &Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind: EventKind::DeclarationFiled,
+            shipment_id: shipment.into(),
+            submitter: "broker".into(),
+            claimed_time_ms: T0,
+            fields: declaration::sample().to_fields(),
+            shipment_parties: vec!["exporter".into(), "carrier".into()],
+            governance: None,
+        },
+    )
+    .unwrap()
+    .sign(&testkit::key("broker"))
+    .unwrap()
+}
+
+fn signatures(c: &mut Criterion) {
+    let k = Keypair::from_seed(&[1; 32]);
+    let msg = signing_message(&ledger::hash::sha256(b"tx"));
+    let sig = k.sign(&msg);
+    let pk = k.public();
+    c.bench_function("ed25519/sign", |b| b.iter(|| black_box(k.sign(&msg))));
+    c.bench_function("ed25519/verify_strict", |b| {
+        b.iter(|| crypto::verify_strict(&pk, black_box(&msg), &sig).unwrap())
+    });
+    let keys: Vec<Keypair> = (0..64u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+    let msgs: Vec<[u8; 57]> = (0..64u8)
+        .map(|i| signing_message(&ledger::hash::sha256(&[i])))
+        .collect();
+    let pks: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let sigs: Vec<_> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let items: Vec<BatchItem<'_>> = (0..64)
+        .map(|i| BatchItem {
+            key: &pks[i],
+            msg: &msgs[i],
+            sig: &sigs[i],
+        })
+        .collect();
+    let mut g = c.benchmark_group("ed25519/batch64");
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("verify_batch (screened)", |b| {
+        b.iter(|| {
+            assert!(crypto::verify_batch(black_box(&items))
+                .iter()
+                .all(|r| r.is_ok()))
+        })
+    });
+    g.bench_function("strict one by one", |b| {
+        b.iter(|| {
+            for it in &items {
+                crypto::verify_strict(it.key, it.msg, it.sig).unwrap();
+            }
+        })
+    });
+    g.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let cfg = testkit::config();
+    let stx = sealed_decl(&cfg, "B1");
+    let bytes = stx.encode().unwrap();
+    println!(
+        "sealed declaration: {} bytes encoded, {} recipients",
+        bytes.len(),
+        stx.tx.recipients.len()
+    );
+    c.bench_function("tx/encode", |b| b.iter(|| black_box(stx.encode().unwrap())));
+    c.bench_function("tx/decode_strict", |b| {
+        b.iter(|| black_box(SignedTransaction::decode(&bytes, 1 << 20).unwrap()))
+    });
+    c.bench_function("tx/id", |b| b.iter(|| black_box(stx.id().unwrap())));
+}
+
+fn disclosure_bench(c: &mut Criterion) {
+    let cfg = testkit::config();
+    let d = Draft {
+        chain_id: cfg.chain_id.clone(),
+        kind: EventKind::DeclarationFiled,
+        shipment_id: "S".into(),
+        submitter: "broker".into(),
+        claimed_time_ms: T0,
+        fields: declaration::sample().to_fields(),
+        shipment_parties: vec!["exporter".into(), "carrier".into()],
+        governance: None,
+    };
+    c.bench_function("disclosure/seal_declaration", |b| {
+        b.iter(|| black_box(disclosure::seal(&cfg, &d).unwrap()))
+    });
+    let tx = disclosure::seal(&cfg, &d).unwrap();
+    let i = testkit::PARTIES
+        .iter()
+        .position(|p| p.0 == "de-customs")
+        .unwrap();
+    let key = [DecryptionKey::from_secret(
+        testkit::parties()[i].x25519_secret,
+    )];
+    c.bench_function("disclosure/open_all_as_customs", |b| {
+        b.iter(|| black_box(disclosure::open(&tx, "de-customs", &key).unwrap()))
+    });
+}
+
+fn store(c: &mut Criterion) {
+    let cfg = testkit::config();
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::init(RocksStore::open(dir.path()).unwrap(), cfg.clone(), T0).unwrap();
+    let mut n = 0u64;
+    let mut g = c.benchmark_group("block_append_rocksdb_fsync");
+    g.sample_size(20);
+    for size in [1usize, 100] {
+        g.throughput(Throughput::Elements(size as u64));
+        g.bench_function(format!("{size}_declarations"), |b| {
+            b.iter_batched(
+                || {
+                    (0..size)
+                        .map(|_| {
+                            n += 1;
+                            sealed_decl(&cfg, &format!("SB{n}"))
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |batch| {
+                    let h = l.tip().height + 1;
+                    let (blk, rej) = l
+                        .apply(
+                            &batch,
+                            &BlockContext {
+                                timestamp_ms: T0,
+                                raft_term: 1,
+                                raft_index: h,
+                                proposer: "de-customs".into(),
+                            },
+                            &mut NoContent,
+                        )
+                        .unwrap();
+                    assert!(rej.is_empty());
+                    black_box(blk);
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+    let tip = l.tip().height;
+    c.bench_function("merkle/block_inclusion_proof_from_rocksdb", |b| {
+        let mut h = 0;
+        b.iter(|| {
+            h = (h + 7) % (tip + 1);
+            black_box(l.block_inclusion_proof(h, tip + 1).unwrap())
+        })
+    });
+    c.bench_function("merkle/consistency_proof_from_rocksdb", |b| {
+        let mut h = 0;
+        b.iter(|| {
+            h = (h % tip) + 1;
+            black_box(l.consistency_proof(h, tip + 1).unwrap())
+        })
+    });
+}
+
+criterion_group!(benches, signatures, codec, disclosure_bench, store);
+criterion_main!(benches);

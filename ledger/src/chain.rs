@@ -1,0 +1,1149 @@
+//! The deterministic apply path: signed transactions in, a block out.
+//!
+//! [`Ledger::build_block`] is a pure function of the committed state, the
+//! batch and the [`BlockContext`] (time, Raft term/index, proposer) that the
+//! leader put in the Raft entry: it validates every transaction (structure,
+//! strict signature, submitter, role, replay, time window, lifecycle,
+//! governance quorum, then the [`ContentValidator`]), keeps the accepted
+//! ones in order with their results, and returns the block and the
+//! [`BlockWrite`] that commits it. Rejected transactions are reported and
+//! change nothing. No clock, randomness, float or hash-map order is used.
+//!
+//! [`verify_chain`] replays stored blocks through the same path from genesis
+//! and reports the first height that does not reproduce.
+
+use crate::block::{
+    body_roots, Block, BlockHeader, Checkpoint, ClassificationOutcome, RiskOutcome, TxResult,
+};
+use crate::codec::CodecError;
+use crate::config::{valid_party_id, ChainConfig, ConfigError, Role};
+use crate::crypto::{self, BatchItem};
+use crate::event::{self, ShipmentState};
+use crate::hash::{Bytes, Hash32};
+use crate::merkle;
+use crate::store::{BlockWrite, MemStore, Store, StoreError, Tip, TxLocation};
+use crate::tx::{signing_message, Governance, SignedTransaction};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the leader fixed for a block in its Raft entry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockContext {
+    /// Proposed block time (ms since the Unix epoch); raised to the previous
+    /// block's time if it is earlier.
+    pub timestamp_ms: u64,
+    /// Raft term of the entry.
+    pub raft_term: u64,
+    /// Raft log index of the entry.
+    pub raft_index: u64,
+    /// Proposing party.
+    pub proposer: String,
+}
+
+/// Why a transaction was refused. Codes are stable; clients act on them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[error("{code}: {message}")]
+pub struct Rejection {
+    /// Stable reason code, e.g. `TX_BAD_SIGNATURE`.
+    pub code: String,
+    /// Human explanation.
+    pub message: String,
+}
+
+/// Build a rejection.
+pub fn reject(code: &str, message: impl Into<String>) -> Rejection {
+    Rejection {
+        code: code.to_string(),
+        message: message.into(),
+    }
+}
+
+/// What content validation (classification, risk) concluded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContentOutcome {
+    /// Per goods item.
+    pub classification: Vec<ClassificationOutcome>,
+    /// Risk.
+    pub risk: Option<RiskOutcome>,
+    /// Non-blocking warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Content checks that may need decrypted fields (HS codes, values). Run
+/// after every generic check passed. Implementations must be deterministic.
+pub trait ContentValidator {
+    /// Judge one transaction, given the shipment state before it.
+    fn check(
+        &mut self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        state: Option<&ShipmentState>,
+    ) -> Result<ContentOutcome, Rejection>;
+
+    /// Called for each transaction once its block is committed (learning).
+    fn committed(&mut self, _config: &ChainConfig, _stx: &SignedTransaction, _result: &TxResult) {}
+
+    /// Re-judge a transaction whose outcome the leader recorded and say
+    /// whether this node agrees. Validators that cannot judge agree.
+    fn agrees(
+        &mut self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        recorded: &ContentOutcome,
+    ) -> bool {
+        let _ = (config, stx, tx_id, recorded);
+        true
+    }
+}
+
+/// No content checks (a node that cannot decrypt, or tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoContent;
+
+impl ContentValidator for NoContent {
+    fn check(
+        &mut self,
+        _: &ChainConfig,
+        _: &SignedTransaction,
+        _: &Hash32,
+        _: Option<&ShipmentState>,
+    ) -> Result<ContentOutcome, Rejection> {
+        Ok(ContentOutcome::default())
+    }
+}
+
+/// Replays the content outcomes recorded in a stored block (auditors and
+/// learners cannot decrypt what customs judged).
+#[derive(Debug, Default)]
+pub struct RecordedContent(BTreeMap<Hash32, TxResult>);
+
+impl RecordedContent {
+    /// Outcomes the leader recorded in a Raft entry, by transaction id.
+    pub fn from_outcomes(items: impl IntoIterator<Item = (Hash32, ContentOutcome)>) -> Self {
+        RecordedContent(
+            items
+                .into_iter()
+                .map(|(id, o)| {
+                    (
+                        id,
+                        TxResult {
+                            tx_id: id,
+                            status: None,
+                            classification: o.classification,
+                            risk: o.risk,
+                            warnings: o.warnings,
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Outcomes of `block`.
+    pub fn of(block: &Block) -> Self {
+        RecordedContent(block.results.iter().map(|r| (r.tx_id, r.clone())).collect())
+    }
+}
+
+impl ContentValidator for RecordedContent {
+    fn check(
+        &mut self,
+        _: &ChainConfig,
+        _: &SignedTransaction,
+        tx_id: &Hash32,
+        _: Option<&ShipmentState>,
+    ) -> Result<ContentOutcome, Rejection> {
+        Ok(self
+            .0
+            .get(tx_id)
+            .map(|r| ContentOutcome {
+                classification: r.classification.clone(),
+                risk: r.risk.clone(),
+                warnings: r.warnings.clone(),
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// Ledger failures (not transaction rejections).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Storage failed or holds corrupt data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Encoding failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Config invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Merkle tree inconsistency.
+    #[error("merkle: {0}")]
+    Merkle(String),
+    /// The store holds a different chain than expected.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Batch larger than the limits allow.
+    #[error("batch too large: {0}")]
+    BatchTooLarge(String),
+}
+
+/// A block built but not yet written.
+#[derive(Debug)]
+pub struct BuiltBlock {
+    /// The block.
+    pub block: Block,
+    /// Its hash.
+    pub hash: Hash32,
+    /// Refused transactions (id, reason), in batch order.
+    pub rejected: Vec<(Hash32, Rejection)>,
+    /// The atomic write.
+    pub write: BlockWrite,
+    new_config: Option<ChainConfig>,
+}
+
+/// Adapter from [`Store`] to the Merkle node store port.
+struct Nodes<'a, S: ?Sized>(&'a S);
+
+impl<S: Store + ?Sized> merkle::NodeStore for Nodes<'_, S> {
+    type Error = StoreError;
+    fn get_node(&self, level: u8, index: u64) -> Result<Option<merkle::Hash>, StoreError> {
+        self.0.merkle_node(level, index)
+    }
+}
+
+fn merkle_err<E: std::fmt::Display>(e: E) -> LedgerError {
+    LedgerError::Merkle(e.to_string())
+}
+
+/// A node's ledger over a [`Store`].
+#[derive(Debug)]
+pub struct Ledger<S: Store> {
+    store: S,
+    config: ChainConfig,
+    genesis_hash: Hash32,
+    tip: Tip,
+}
+
+const SHIPMENT_ID_MAX: usize = 64;
+const PATH_MAX: usize = 128;
+
+fn valid_shipment_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= SHIPMENT_ID_MAX
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
+fn valid_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= PATH_MAX
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'[' | b']'))
+}
+
+/// Checks that need only the transaction and the config: size, chain id,
+/// ids, field lists, governance shape.
+pub fn check_structure(
+    cfg: &ChainConfig,
+    stx: &SignedTransaction,
+    encoded_len: usize,
+) -> Result<(), Rejection> {
+    let tx = &stx.tx;
+    let l = &cfg.limits;
+    if encoded_len > l.max_tx_bytes as usize {
+        return Err(reject(
+            "TX_TOO_LARGE",
+            format!("{encoded_len} bytes exceeds {} bytes", l.max_tx_bytes),
+        ));
+    }
+    if tx.chain_id != cfg.chain_id {
+        return Err(reject(
+            "TX_WRONG_CHAIN",
+            format!("chain id {:?} is not {:?}", tx.chain_id, cfg.chain_id),
+        ));
+    }
+    if !valid_party_id(&tx.submitter) {
+        return Err(reject("TX_BAD_SUBMITTER", "submitter id is malformed"));
+    }
+    if tx.kind.is_governance() {
+        if !tx.shipment_id.is_empty() || tx.governance.is_none() {
+            return Err(reject(
+                "TX_BAD_GOVERNANCE",
+                "a governance transaction has no shipment id and carries an action",
+            ));
+        }
+    } else {
+        if tx.governance.is_some() || !stx.approvals.is_empty() {
+            return Err(reject(
+                "TX_BAD_GOVERNANCE",
+                "only governance transactions carry actions and approvals",
+            ));
+        }
+        if !valid_shipment_id(&tx.shipment_id) {
+            return Err(reject(
+                "TX_BAD_SHIPMENT_ID",
+                "shipment id must be 1-64 chars of [A-Za-z0-9-_./]",
+            ));
+        }
+    }
+    let n = tx.public.len() + tx.sealed.len();
+    if n > l.max_fields as usize {
+        return Err(reject("TX_TOO_MANY_FIELDS", format!("{n} fields")));
+    }
+    let mut paths = BTreeSet::new();
+    for w in tx.public.windows(2) {
+        if w[0].path >= w[1].path {
+            return Err(reject("TX_BAD_FIELDS", "public fields not sorted by path"));
+        }
+    }
+    for w in tx.sealed.windows(2) {
+        if w[0].path >= w[1].path {
+            return Err(reject("TX_BAD_FIELDS", "sealed fields not sorted by path"));
+        }
+    }
+    for f in &tx.public {
+        if !valid_path(&f.path) || f.value.len() > l.max_field_bytes as usize {
+            return Err(reject(
+                "TX_BAD_FIELDS",
+                format!("bad public field {:?}", f.path),
+            ));
+        }
+        paths.insert(f.path.as_str());
+    }
+    for f in &tx.sealed {
+        if !valid_path(&f.path)
+            || f.ciphertext.len() > l.max_field_bytes as usize + 64
+            || f.class == crate::config::FieldClass::Public
+        {
+            return Err(reject(
+                "TX_BAD_FIELDS",
+                format!("bad sealed field {:?}", f.path),
+            ));
+        }
+        if !paths.insert(f.path.as_str()) {
+            return Err(reject(
+                "TX_BAD_FIELDS",
+                format!("field {:?} both public and sealed", f.path),
+            ));
+        }
+    }
+    if crate::disclosure::fields_root(tx) != tx.fields_root {
+        return Err(reject(
+            "TX_FIELDS_ROOT",
+            "fields_root does not match the field commitments",
+        ));
+    }
+    for w in tx.recipients.windows(2) {
+        if w[0].party >= w[1].party {
+            return Err(reject(
+                "TX_BAD_RECIPIENTS",
+                "recipients not sorted by party",
+            ));
+        }
+    }
+    for w in stx.approvals.windows(2) {
+        if w[0].party >= w[1].party {
+            return Err(reject("TX_BAD_GOVERNANCE", "approvals not sorted by party"));
+        }
+    }
+    Ok(())
+}
+
+/// Apply a governance action to a config copy.
+fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Rejection> {
+    let mut next = cfg.clone();
+    let find = |next: &mut ChainConfig, id: &str| -> Result<usize, Rejection> {
+        next.parties
+            .iter()
+            .position(|p| p.id == id)
+            .ok_or_else(|| reject("GOV_UNKNOWN_PARTY", format!("no party {id}")))
+    };
+    match g {
+        Governance::AddParty(p) => {
+            if cfg.party(&p.id).is_some() {
+                return Err(reject(
+                    "GOV_DUPLICATE_PARTY",
+                    format!("party {} exists", p.id),
+                ));
+            }
+            next.parties.push(p.clone());
+        }
+        Governance::RotateKey {
+            party,
+            signing_key,
+            encryption_key,
+        } => {
+            let i = find(&mut next, party)?;
+            if let Some(p) = next.parties.get_mut(i) {
+                if let Some(k) = signing_key {
+                    p.signing_key = *k;
+                }
+                if let Some(k) = encryption_key {
+                    p.encryption_key = *k;
+                }
+            }
+        }
+        Governance::RevokeParty { party } => {
+            let i = find(&mut next, party)?;
+            if let Some(p) = next.parties.get_mut(i) {
+                p.revoked = true;
+                p.validator = false;
+            }
+        }
+        Governance::SetValidator { party, validator } => {
+            let i = find(&mut next, party)?;
+            if let Some(p) = next.parties.get_mut(i) {
+                p.validator = *validator;
+            }
+        }
+        Governance::SetPolicy {
+            disclosure,
+            events,
+            checkpoint_quorum,
+        } => {
+            if let Some(d) = disclosure {
+                next.disclosure = d.clone();
+            }
+            if let Some(e) = events {
+                next.events = e.clone();
+            }
+            if let Some(q) = checkpoint_quorum {
+                next.checkpoint_quorum = *q;
+            }
+        }
+    }
+    next.seq = cfg.seq.saturating_add(1);
+    next.normalize();
+    next.validate()
+        .map_err(|e| reject("GOV_INVALID_CONFIG", e.to_string()))?;
+    Ok(next)
+}
+
+fn submitter_of<'a>(
+    config: &'a ChainConfig,
+    stx: &SignedTransaction,
+) -> Result<&'a crate::config::Party, Rejection> {
+    let party = config.party(&stx.tx.submitter).ok_or_else(|| {
+        reject(
+            "TX_UNKNOWN_SUBMITTER",
+            format!("{} is not a registered party", stx.tx.submitter),
+        )
+    })?;
+    if party.revoked {
+        return Err(reject(
+            "TX_REVOKED_SUBMITTER",
+            format!("{} has been revoked", party.id),
+        ));
+    }
+    Ok(party)
+}
+
+/// Checks against state: replay, time window, role, lifecycle, governance
+/// quorum. Returns the shipment state after the transaction.
+fn check_stateful<S: Store + ?Sized>(
+    store: &S,
+    config: &ChainConfig,
+    stx: &SignedTransaction,
+    id: &Hash32,
+    block_time_ms: u64,
+    pending: &BTreeMap<String, ShipmentState>,
+) -> Result<Option<ShipmentState>, Rejection> {
+    let tx = &stx.tx;
+    let party = submitter_of(config, stx)?;
+    if !config.may_submit(party, tx.kind) {
+        return Err(reject(
+            "TX_ROLE_NOT_ALLOWED",
+            format!("{} may not submit {}", party.id, tx.kind.name()),
+        ));
+    }
+    let window = config.limits.time_window_ms;
+    if tx.claimed_time_ms.abs_diff(block_time_ms) > window {
+        return Err(reject(
+            "TX_TIME_WINDOW",
+            format!(
+                "claimed time {} is more than {window} ms from {block_time_ms}",
+                tx.claimed_time_ms
+            ),
+        ));
+    }
+    match store.tx_location(id) {
+        Ok(Some(loc)) => {
+            return Err(reject(
+                "TX_DUPLICATE",
+                format!(
+                    "already committed at height {} index {}",
+                    loc.height, loc.index
+                ),
+            ))
+        }
+        Ok(None) => {}
+        Err(e) => return Err(reject("INTERNAL_STORE", e.to_string())),
+    }
+    if tx.kind.is_governance() {
+        check_quorum(config, stx, id)?;
+        return Ok(None);
+    }
+    let before = shipment_before(store, pending, &tx.shipment_id)?;
+    let after =
+        event::transition(before.as_ref(), tx.kind).map_err(|e| reject(e.code, e.message))?;
+    Ok(Some(after))
+}
+
+fn shipment_before<S: Store + ?Sized>(
+    store: &S,
+    pending: &BTreeMap<String, ShipmentState>,
+    shipment: &str,
+) -> Result<Option<ShipmentState>, Rejection> {
+    match pending.get(shipment) {
+        Some(s) => Ok(Some(s.clone())),
+        None => store
+            .shipment_state(shipment)
+            .map_err(|e| reject("INTERNAL_STORE", e.to_string())),
+    }
+}
+
+fn check_quorum(
+    config: &ChainConfig,
+    stx: &SignedTransaction,
+    id: &Hash32,
+) -> Result<(), Rejection> {
+    let msg = signing_message(id);
+    let validators: BTreeSet<&str> = config.validators().map(|p| p.id.as_str()).collect();
+    let mut approvers: BTreeSet<&str> = BTreeSet::new();
+    if validators.contains(stx.tx.submitter.as_str()) {
+        approvers.insert(stx.tx.submitter.as_str());
+    }
+    for a in &stx.approvals {
+        let Some(p) = config.party(&a.party).filter(|p| p.validator && !p.revoked) else {
+            return Err(reject(
+                "GOV_BAD_APPROVAL",
+                format!("{} is not a validator", a.party),
+            ));
+        };
+        crypto::verify_strict(&p.signing_key, &msg, &a.signature).map_err(|_| {
+            reject(
+                "GOV_BAD_APPROVAL",
+                format!("approval of {} does not verify", a.party),
+            )
+        })?;
+        approvers.insert(p.id.as_str());
+    }
+    if approvers.len() * 2 <= validators.len() {
+        return Err(reject(
+            "GOV_NO_QUORUM",
+            format!(
+                "{} of {} validators approved; a majority is needed",
+                approvers.len(),
+                validators.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl<S: Store> Ledger<S> {
+    /// Open a store, writing the genesis block if it is empty. A non-empty
+    /// store must hold the same genesis.
+    pub fn init(store: S, genesis: ChainConfig, genesis_time_ms: u64) -> Result<Self, LedgerError> {
+        genesis.validate()?;
+        let header = genesis_header(&genesis, genesis_time_ms)?;
+        let hash = header.hash()?;
+        if store.tip()?.is_none() {
+            let block = Block {
+                header,
+                txs: Vec::new(),
+                results: Vec::new(),
+            };
+            let nodes = merkle::append_nodes(&Nodes(&store), 0, merkle::leaf_hash(&hash.0))
+                .map_err(merkle_err)?;
+            store.commit(BlockWrite {
+                height: 0,
+                block: block.encode()?,
+                tip: Some(Tip {
+                    height: 0,
+                    hash,
+                    timestamp_ms: genesis_time_ms,
+                }),
+                merkle_nodes: nodes,
+                config: Some(genesis),
+                ..BlockWrite::default()
+            })?;
+        }
+        let ledger = Self::open(store)?;
+        if ledger.genesis_hash != hash {
+            return Err(LedgerError::Mismatch(format!(
+                "store holds genesis {} but the chain config gives {}",
+                ledger.genesis_hash, hash
+            )));
+        }
+        Ok(ledger)
+    }
+
+    /// Open an initialised store, checking the tip against its block.
+    pub fn open(store: S) -> Result<Self, LedgerError> {
+        let tip = store
+            .tip()?
+            .ok_or_else(|| LedgerError::Mismatch("store has no genesis block".into()))?;
+        let config = store
+            .config()?
+            .ok_or_else(|| LedgerError::Mismatch("store has no chain config".into()))?;
+        let genesis = store
+            .block(0)?
+            .ok_or_else(|| LedgerError::Mismatch("store has no genesis block".into()))?;
+        let top = store
+            .block(tip.height)?
+            .ok_or_else(|| LedgerError::Mismatch(format!("tip block {} missing", tip.height)))?;
+        if top.hash()? != tip.hash {
+            return Err(LedgerError::Mismatch(format!(
+                "block {} does not hash to the recorded tip",
+                tip.height
+            )));
+        }
+        Ok(Ledger {
+            genesis_hash: genesis.hash()?,
+            store,
+            config,
+            tip,
+        })
+    }
+
+    /// Give the store back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Config in force.
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    /// Newest block.
+    pub fn tip(&self) -> &Tip {
+        &self.tip
+    }
+
+    /// Genesis block hash.
+    pub fn genesis_hash(&self) -> Hash32 {
+        self.genesis_hash
+    }
+
+    /// Leaves in the ledger-wide tree.
+    pub fn tree_size(&self) -> u64 {
+        self.tip.height + 1
+    }
+
+    /// The checkpoint for the current tip.
+    pub fn checkpoint(&self) -> Result<Checkpoint, LedgerError> {
+        self.checkpoint_at(self.tip.height)
+    }
+
+    /// The checkpoint for an earlier height.
+    pub fn checkpoint_at(&self, height: u64) -> Result<Checkpoint, LedgerError> {
+        let block = self
+            .store
+            .block(height)?
+            .ok_or_else(|| LedgerError::Mismatch(format!("no block {height}")))?;
+        let size = height + 1;
+        let root = merkle::root_at(&Nodes(&self.store), size).map_err(merkle_err)?;
+        Ok(Checkpoint {
+            chain_id: self.config.chain_id.clone(),
+            height,
+            block_hash: block.hash()?,
+            tree_size: size,
+            tree_root: Bytes(root),
+        })
+    }
+
+    /// A committed transaction with its block and location.
+    pub fn transaction(&self, id: &Hash32) -> Result<Option<(Block, TxLocation)>, LedgerError> {
+        let Some(loc) = self.store.tx_location(id)? else {
+            return Ok(None);
+        };
+        let block = self.store.block(loc.height)?.ok_or_else(|| {
+            LedgerError::Mismatch(format!("indexed block {} missing", loc.height))
+        })?;
+        match block.results.get(loc.index as usize) {
+            Some(r) if r.tx_id == *id => Ok(Some((block, loc))),
+            _ => Err(LedgerError::Store(crate::store::StoreError::Corrupt {
+                what: format!("tx index {id}"),
+                detail: "points at a different transaction".into(),
+            })),
+        }
+    }
+
+    /// Inclusion proof of block `height` in the tree of size `tree_size`.
+    pub fn block_inclusion_proof(
+        &self,
+        height: u64,
+        tree_size: u64,
+    ) -> Result<Vec<merkle::Hash>, LedgerError> {
+        merkle::inclusion_proof_at(&Nodes(&self.store), height, tree_size).map_err(merkle_err)
+    }
+
+    /// Consistency proof between two tree sizes.
+    pub fn consistency_proof(
+        &self,
+        size1: u64,
+        size2: u64,
+    ) -> Result<Vec<merkle::Hash>, LedgerError> {
+        merkle::consistency_proof_at(&Nodes(&self.store), size1, size2).map_err(merkle_err)
+    }
+
+    /// Admission check against committed state (the leader runs this before
+    /// proposing; apply re-checks everything).
+    pub fn check_tx(&self, stx: &SignedTransaction, now_ms: u64) -> Result<Hash32, Rejection> {
+        let len = stx
+            .encode()
+            .map_err(|e| reject("TX_MALFORMED", e.to_string()))?
+            .len();
+        check_structure(&self.config, stx, len)?;
+        let id = stx
+            .id()
+            .map_err(|e| reject("TX_MALFORMED", e.to_string()))?;
+        let party = submitter_of(&self.config, stx)?;
+        crypto::verify_strict(&party.signing_key, &signing_message(&id), &stx.signature)
+            .map_err(|e| reject("TX_BAD_SIGNATURE", e.to_string()))?;
+        check_stateful(
+            &self.store,
+            &self.config,
+            stx,
+            &id,
+            now_ms,
+            &BTreeMap::new(),
+        )?;
+        Ok(id)
+    }
+
+    /// Build the next block from a batch. Pure: writes nothing.
+    pub fn build_block(
+        &self,
+        batch: &[SignedTransaction],
+        ctx: &BlockContext,
+        content: &mut dyn ContentValidator,
+    ) -> Result<BuiltBlock, LedgerError> {
+        let limits = &self.config.limits;
+        if batch.len() > limits.max_block_txs as usize {
+            return Err(LedgerError::BatchTooLarge(format!(
+                "{} transactions, limit {}",
+                batch.len(),
+                limits.max_block_txs
+            )));
+        }
+        let height = self.tip.height + 1;
+        let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
+        // Ids and encodings once.
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut lens = Vec::with_capacity(batch.len());
+        for stx in batch {
+            ids.push(stx.id()?);
+            lens.push(stx.encode()?.len());
+        }
+        // Strict signatures, batch-accelerated.
+        let msgs: Vec<[u8; 57]> = ids.iter().map(signing_message).collect();
+        let keys: Vec<Option<crypto::PublicKey>> = batch
+            .iter()
+            .map(|s| self.config.party(&s.tx.submitter).map(|p| p.signing_key))
+            .collect();
+        let mut items = Vec::new();
+        let mut item_of = vec![None; batch.len()];
+        for (i, stx) in batch.iter().enumerate() {
+            if let (Some(k), Some(m)) = (keys.get(i).and_then(|k| k.as_ref()), msgs.get(i)) {
+                item_of[i] = Some(items.len());
+                items.push(BatchItem {
+                    key: k,
+                    msg: m,
+                    sig: &stx.signature,
+                });
+            }
+        }
+        let verdicts = crypto::verify_batch(&items);
+
+        let mut config = self.config.clone();
+        let mut pending: BTreeMap<String, ShipmentState> = BTreeMap::new();
+        let mut seen: BTreeSet<Hash32> = BTreeSet::new();
+        let mut accepted = Vec::new();
+        let mut results = Vec::new();
+        let mut rejected = Vec::new();
+        let mut events = Vec::new();
+        let mut bytes_total: usize = 0;
+        for (i, stx) in batch.iter().enumerate() {
+            let id = ids[i];
+            let verdict = (|| -> Result<(Option<ShipmentState>, ContentOutcome), Rejection> {
+                // Governance earlier in this block may have changed `config`.
+                check_structure(&config, stx, lens[i])?;
+                submitter_of(&config, stx)?;
+                let sig_ok = match item_of[i] {
+                    Some(j)
+                        if keys[i] == config.party(&stx.tx.submitter).map(|p| p.signing_key) =>
+                    {
+                        verdicts.get(j).is_some_and(|v| v.is_ok())
+                    }
+                    _ => false,
+                };
+                if !sig_ok {
+                    return Err(reject(
+                        "TX_BAD_SIGNATURE",
+                        "signature does not verify (strict)",
+                    ));
+                }
+                if !seen.insert(id) {
+                    return Err(reject("TX_DUPLICATE", "transaction repeated in this batch"));
+                }
+                let before = if stx.tx.kind.is_governance() {
+                    None
+                } else {
+                    shipment_before(&self.store, &pending, &stx.tx.shipment_id)?
+                };
+                let state = check_stateful(&self.store, &config, stx, &id, timestamp_ms, &pending)?;
+                let outcome = content.check(&config, stx, &id, before.as_ref())?;
+                Ok((state, outcome))
+            })();
+            match verdict {
+                Ok((state, outcome)) => {
+                    if bytes_total + lens[i] > limits.max_block_bytes as usize {
+                        rejected.push((
+                            id,
+                            reject("TX_BLOCK_FULL", "block byte limit reached; resubmit"),
+                        ));
+                        continue;
+                    }
+                    if let Some(g) = &stx.tx.governance {
+                        match apply_governance(&config, g) {
+                            Ok(next) => config = next,
+                            Err(r) => {
+                                rejected.push((id, r));
+                                continue;
+                            }
+                        }
+                    }
+                    bytes_total += lens[i];
+                    let index = accepted.len() as u32;
+                    if let Some(st) = &state {
+                        pending.insert(stx.tx.shipment_id.clone(), st.clone());
+                        events.push((stx.tx.shipment_id.clone(), TxLocation { height, index }, id));
+                    }
+                    results.push(TxResult {
+                        tx_id: id,
+                        status: state.map(|s| s.status),
+                        classification: outcome.classification,
+                        risk: outcome.risk,
+                        warnings: outcome.warnings,
+                    });
+                    accepted.push(stx.clone());
+                }
+                Err(r) => rejected.push((id, r)),
+            }
+        }
+        let accepted_ids: Vec<Hash32> = results.iter().map(|r| r.tx_id).collect();
+        let (tx_root, results_root) = body_roots(&accepted_ids, &results)?;
+        let header = BlockHeader {
+            chain_id: self.config.chain_id.clone(),
+            height,
+            prev_hash: self.tip.hash,
+            tx_root,
+            results_root,
+            timestamp_ms,
+            raft_term: ctx.raft_term,
+            raft_index: ctx.raft_index,
+            proposer: ctx.proposer.clone(),
+            config_seq: config.seq,
+            config_hash: config.hash()?,
+            tx_count: accepted.len() as u32,
+        };
+        let hash = header.hash()?;
+        let block = Block {
+            header,
+            txs: accepted,
+            results,
+        };
+        let merkle_nodes =
+            merkle::append_nodes(&Nodes(&self.store), height, merkle::leaf_hash(&hash.0))
+                .map_err(merkle_err)?;
+        let new_config = (config != self.config).then_some(config);
+        let write = BlockWrite {
+            height,
+            block: block.encode()?,
+            tip: Some(Tip {
+                height,
+                hash,
+                timestamp_ms,
+            }),
+            tx_locations: accepted_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    (
+                        *id,
+                        TxLocation {
+                            height,
+                            index: i as u32,
+                        },
+                    )
+                })
+                .collect(),
+            shipment_states: pending.into_iter().collect(),
+            shipment_events: events,
+            merkle_nodes,
+            config: new_config.clone(),
+            meta: Vec::new(),
+        };
+        Ok(BuiltBlock {
+            block,
+            hash,
+            rejected,
+            write,
+            new_config,
+        })
+    }
+
+    /// Write a built block (plus extra metadata in the same atomic batch)
+    /// and tell the content validator what committed.
+    pub fn commit(
+        &mut self,
+        mut built: BuiltBlock,
+        extra_meta: Vec<(Vec<u8>, Vec<u8>)>,
+        content: &mut dyn ContentValidator,
+    ) -> Result<(Block, Vec<(Hash32, Rejection)>), LedgerError> {
+        if built.block.header.prev_hash != self.tip.hash
+            || built.block.header.height != self.tip.height + 1
+        {
+            return Err(LedgerError::Mismatch(
+                "built block does not extend the current tip".into(),
+            ));
+        }
+        built.write.meta.extend(extra_meta);
+        let tip = built.write.tip.clone();
+        self.store.commit(built.write)?;
+        if let Some(c) = built.new_config {
+            self.config = c;
+        }
+        if let Some(t) = tip {
+            self.tip = t;
+        }
+        for (stx, r) in built.block.txs.iter().zip(&built.block.results) {
+            content.committed(&self.config, stx, r);
+        }
+        Ok((built.block, built.rejected))
+    }
+
+    /// Build and commit in one step.
+    pub fn apply(
+        &mut self,
+        batch: &[SignedTransaction],
+        ctx: &BlockContext,
+        content: &mut dyn ContentValidator,
+    ) -> Result<(Block, Vec<(Hash32, Rejection)>), LedgerError> {
+        let built = self.build_block(batch, ctx, content)?;
+        self.commit(built, Vec::new(), content)
+    }
+}
+
+impl<S: Store + ?Sized> Store for &S {
+    fn tip(&self) -> Result<Option<Tip>, StoreError> {
+        (**self).tip()
+    }
+    fn block_bytes(&self, h: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).block_bytes(h)
+    }
+    fn tx_location(&self, id: &Hash32) -> Result<Option<TxLocation>, StoreError> {
+        (**self).tx_location(id)
+    }
+    fn shipment_state(&self, s: &str) -> Result<Option<ShipmentState>, StoreError> {
+        (**self).shipment_state(s)
+    }
+    fn shipment_events(
+        &self,
+        s: &str,
+        after: Option<TxLocation>,
+        limit: usize,
+    ) -> Result<Vec<(TxLocation, Hash32)>, StoreError> {
+        (**self).shipment_events(s, after, limit)
+    }
+    fn merkle_node(&self, l: u8, i: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        (**self).merkle_node(l, i)
+    }
+    fn config(&self) -> Result<Option<ChainConfig>, StoreError> {
+        (**self).config()
+    }
+    fn checkpoint(&self, h: u64) -> Result<Option<crate::block::CosignedCheckpoint>, StoreError> {
+        (**self).checkpoint(h)
+    }
+    fn put_checkpoint(&self, cp: &crate::block::CosignedCheckpoint) -> Result<(), StoreError> {
+        (**self).put_checkpoint(cp)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<crate::block::CosignedCheckpoint>, StoreError> {
+        (**self).latest_checkpoint()
+    }
+    fn meta(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).meta(k)
+    }
+    fn put_meta(&self, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+        (**self).put_meta(k, v)
+    }
+    fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
+        (**self).commit(w)
+    }
+}
+
+/// Header of the genesis block of `config`.
+pub fn genesis_header(config: &ChainConfig, time_ms: u64) -> Result<BlockHeader, LedgerError> {
+    let (tx_root, results_root) = body_roots(&[], &[])?;
+    Ok(BlockHeader {
+        chain_id: config.chain_id.clone(),
+        height: 0,
+        prev_hash: Hash32::ZERO,
+        tx_root,
+        results_root,
+        timestamp_ms: time_ms,
+        raft_term: 0,
+        raft_index: 0,
+        proposer: String::new(),
+        config_seq: config.seq,
+        config_hash: config.hash()?,
+        tx_count: 0,
+    })
+}
+
+/// The first block that fails verification, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("block {height}: {reason}")]
+pub struct ChainFault {
+    /// Height of the first bad block.
+    pub height: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Summary of a verified chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Blocks verified (including genesis).
+    pub blocks: u64,
+    /// Transactions verified.
+    pub transactions: u64,
+    /// Checkpoint of the last block.
+    pub checkpoint: Checkpoint,
+}
+
+/// Verify a chain from genesis: every block decodes strictly, links to its
+/// predecessor by hash and height, and reproduces exactly (roots, results,
+/// config, signatures, lifecycle) when replayed through the apply path.
+/// `blocks` yields canonical block bytes for heights 0, 1, 2, ...
+pub fn verify_chain<I>(
+    genesis: &ChainConfig,
+    blocks: I,
+    mut progress: impl FnMut(u64),
+) -> Result<ChainReport, ChainFault>
+where
+    I: IntoIterator<Item = Result<Vec<u8>, String>>,
+{
+    let fault = |height: u64, reason: String| ChainFault { height, reason };
+    let mut iter = blocks.into_iter();
+    let first = iter
+        .next()
+        .ok_or_else(|| fault(0, "chain is empty".into()))?
+        .map_err(|e| fault(0, e))?;
+    let g = Block::decode(&first).map_err(|e| fault(0, format!("undecodable: {e}")))?;
+    let mut ledger = Ledger::init(MemStore::new(), genesis.clone(), g.header.timestamp_ms)
+        .map_err(|e| fault(0, format!("genesis config: {e}")))?;
+    if g.hash().ok() != Some(ledger.genesis_hash()) {
+        return Err(fault(
+            0,
+            "genesis block does not match the chain config".into(),
+        ));
+    }
+    let mut txs = 0u64;
+    progress(0);
+    for (h, item) in iter.enumerate() {
+        let height = h as u64 + 1;
+        let bytes = item.map_err(|e| fault(height, e))?;
+        let block =
+            Block::decode(&bytes).map_err(|e| fault(height, format!("undecodable: {e}")))?;
+        let hd = &block.header;
+        if hd.height != height {
+            return Err(fault(height, format!("header says height {}", hd.height)));
+        }
+        if hd.prev_hash != ledger.tip().hash {
+            return Err(fault(
+                height,
+                "prev_hash does not link to the previous block".into(),
+            ));
+        }
+        if block.results.len() != block.txs.len() {
+            return Err(fault(
+                height,
+                "result count differs from transaction count".into(),
+            ));
+        }
+        let ctx = BlockContext {
+            timestamp_ms: hd.timestamp_ms,
+            raft_term: hd.raft_term,
+            raft_index: hd.raft_index,
+            proposer: hd.proposer.clone(),
+        };
+        let mut recorded = RecordedContent::of(&block);
+        let built = ledger
+            .build_block(&block.txs, &ctx, &mut recorded)
+            .map_err(|e| fault(height, e.to_string()))?;
+        if let Some((id, r)) = built.rejected.first() {
+            return Err(fault(height, format!("transaction {id} is invalid: {r}")));
+        }
+        if built.block.header != block.header || built.block.results != block.results {
+            return Err(fault(height, describe_mismatch(&block, &built.block)));
+        }
+        txs += block.txs.len() as u64;
+        ledger
+            .commit(built, Vec::new(), &mut NoContent)
+            .map_err(|e| fault(height, e.to_string()))?;
+        progress(height);
+    }
+    let checkpoint = ledger
+        .checkpoint()
+        .map_err(|e| fault(ledger.tip().height, e.to_string()))?;
+    Ok(ChainReport {
+        blocks: ledger.tip().height + 1,
+        transactions: txs,
+        checkpoint,
+    })
+}
+
+fn describe_mismatch(stored: &Block, rebuilt: &Block) -> String {
+    let (a, b) = (&stored.header, &rebuilt.header);
+    let mut diffs = Vec::new();
+    if a.tx_root != b.tx_root {
+        diffs.push("tx_root");
+    }
+    if a.results_root != b.results_root || stored.results != rebuilt.results {
+        diffs.push("results");
+    }
+    if a.config_hash != b.config_hash || a.config_seq != b.config_seq {
+        diffs.push("config");
+    }
+    if a.timestamp_ms != b.timestamp_ms {
+        diffs.push("timestamp");
+    }
+    if a.tx_count != b.tx_count {
+        diffs.push("tx_count");
+    }
+    if a.chain_id != b.chain_id {
+        diffs.push("chain_id");
+    }
+    if diffs.is_empty() {
+        diffs.push("header");
+    }
+    format!("block does not reproduce: {} differ", diffs.join(", "))
+}
+
+/// Roles helper used by tests and tools.
+pub fn roles_of(cfg: &ChainConfig, party: &str) -> Vec<Role> {
+    cfg.party(party)
+        .map(|p| p.roles.clone())
+        .unwrap_or_default()
+}

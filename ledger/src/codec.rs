@@ -1,0 +1,172 @@
+//! The one place where storage and wire records are encoded and decoded.
+//!
+//! Encoding is bincode 2.0.1 (pinned) through serde, with a fixed
+//! configuration: little endian, fixed-width integers (so no integer has two
+//! encodings) and a hard size limit checked before anything is allocated.
+//! Decoding is strict: trailing bytes are an error, and the decoded value must
+//! re-encode to exactly the input, which rejects any remaining non-canonical
+//! form (for example a bool byte other than 0 or 1 is already refused by
+//! bincode; anything bincode would tolerate is caught by the round trip).
+//!
+//! bincode is flagged unmaintained (RUSTSEC-2025-0141); keeping every call
+//! here means a later swap touches one file, and the golden vectors in the
+//! tests of `tx`, `block` and `checkpoint` pin the bytes.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Largest record the codec will decode or produce (16 MiB). Blocks are
+/// bounded further by the chain config's limits.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
+type Cfg = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::Limit<MAX_RECORD_BYTES>,
+>;
+
+const CONFIG: Cfg = bincode::config::standard()
+    .with_little_endian()
+    .with_fixed_int_encoding()
+    .with_limit::<MAX_RECORD_BYTES>();
+
+/// Why bytes could not be decoded (or a value encoded).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// Input longer than the caller's limit, refused before decoding.
+    #[error("record of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Input length.
+        len: usize,
+        /// Applicable limit.
+        limit: usize,
+    },
+    /// bincode refused the bytes.
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    /// Valid prefix followed by extra bytes.
+    #[error("{0} trailing bytes after record")]
+    TrailingBytes(usize),
+    /// Decoded, but the value does not re-encode to the same bytes.
+    #[error("non-canonical encoding")]
+    NonCanonical,
+    /// Encoding failed (only possible for oversized values).
+    #[error("cannot encode record: {0}")]
+    Encode(String),
+}
+
+/// Canonical bytes of `value`.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Strictly decode a record of at most [`MAX_RECORD_BYTES`].
+pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_limited(bytes, MAX_RECORD_BYTES)
+}
+
+/// Strictly decode a record, refusing inputs longer than `limit` up front.
+pub fn decode_limited<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, CodecError> {
+    let limit = limit.min(MAX_RECORD_BYTES);
+    if bytes.len() > limit {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
+    }
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, CONFIG)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes(bytes.len() - read));
+    }
+    if encode(&value)? != bytes {
+        return Err(CodecError::NonCanonical);
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Rec {
+        a: u32,
+        b: bool,
+        s: String,
+        v: Vec<u16>,
+        o: Option<u8>,
+    }
+
+    fn sample() -> Rec {
+        Rec {
+            a: 7,
+            b: true,
+            s: "hi".into(),
+            v: vec![1, 2],
+            o: None,
+        }
+    }
+
+    #[test]
+    fn golden_bytes_of_a_small_record() {
+        let bytes = encode(&sample()).unwrap();
+        assert_eq!(
+            hex::encode(&bytes),
+            "07000000010200000000000000686902000000000000000100020000"
+        );
+        assert_eq!(decode::<Rec>(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn trailing_bytes_rejected() {
+        let mut bytes = encode(&sample()).unwrap();
+        bytes.push(0);
+        assert_eq!(decode::<Rec>(&bytes), Err(CodecError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn bad_bool_and_bad_option_tag_rejected() {
+        let mut bytes = encode(&sample()).unwrap();
+        bytes[4] = 2; // bool
+        assert!(matches!(
+            decode::<Rec>(&bytes),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut bytes = encode(&sample()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] = 7; // option tag
+        assert!(matches!(
+            decode::<Rec>(&bytes),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn truncation_rejected_everywhere() {
+        let bytes = encode(&sample()).unwrap();
+        for n in 0..bytes.len() {
+            assert!(decode::<Rec>(&bytes[..n]).is_err(), "prefix {n} accepted");
+        }
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate() {
+        // Vec<u16> claiming 2^62 elements.
+        let mut bytes = encode(&sample()).unwrap();
+        bytes[15..23].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(decode::<Rec>(&bytes).is_err());
+    }
+
+    #[test]
+    fn limit_is_checked_before_decoding() {
+        let bytes = encode(&sample()).unwrap();
+        assert!(matches!(
+            decode_limited::<Rec>(&bytes, 3),
+            Err(CodecError::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,293 @@
+//! Ed25519 signing and the one verification rule used on every path.
+//!
+//! The rule ("strict") is `ed25519-dalek`'s `verify_strict`: canonical `S`,
+//! canonical `R` encoding, neither `R` nor the public key of small order, and
+//! the cofactorless equation. Registered keys must additionally be
+//! torsion-free (checked by [`check_registrable_key`] when a party is added),
+//! so for registered keys strict verification is fully deterministic.
+//!
+//! [`verify_batch`] is an accelerator only: it screens every signature for the
+//! properties strict verification demands that a batch equation would not
+//! notice (encodings, small order, torsion in `R`), runs one batch equation,
+//! and falls back to strict verification of each signature when the batch
+//! fails. Its verdict for each item is therefore identical to
+//! [`verify_strict`]'s.
+
+use crate::hash::{Bytes, Sig64};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+/// A 32-byte Ed25519 public key as stored in the chain config.
+pub type PublicKey = Bytes<32>;
+
+/// Why a signature or key was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum SigError {
+    /// The public key bytes are not a valid point.
+    #[error("public key is not a valid Ed25519 point")]
+    BadKey,
+    /// The key is of small order or has a torsion component.
+    #[error("public key is weak (small order or not in the prime-order subgroup)")]
+    WeakKey,
+    /// The signature does not verify under the strict rule.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// A party's Ed25519 signing key. Never printed.
+pub struct Keypair(SigningKey);
+
+impl std::fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keypair(public={})", self.public())
+    }
+}
+
+impl Keypair {
+    /// Fresh key from the OS random generator.
+    pub fn generate() -> Self {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        Keypair(SigningKey::from_bytes(&seed))
+    }
+
+    /// Key from its 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Keypair(SigningKey::from_bytes(seed))
+    }
+
+    /// The 32-byte seed (for writing key files).
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// Public key bytes.
+    pub fn public(&self) -> PublicKey {
+        Bytes(self.0.verifying_key().to_bytes())
+    }
+
+    /// Sign `msg`.
+    pub fn sign(&self, msg: &[u8]) -> Sig64 {
+        Bytes(self.0.sign(msg).to_bytes())
+    }
+}
+
+/// A key may be registered only if it is a valid point in the prime-order
+/// subgroup (so the cofactorless strict rule has one answer).
+pub fn check_registrable_key(key: &PublicKey) -> Result<(), SigError> {
+    let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| SigError::BadKey)?;
+    if vk.is_weak() || !vk.to_edwards().is_torsion_free() {
+        return Err(SigError::WeakKey);
+    }
+    Ok(())
+}
+
+/// The one verification rule.
+pub fn verify_strict(key: &PublicKey, msg: &[u8], sig: &Sig64) -> Result<(), SigError> {
+    let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| SigError::BadKey)?;
+    let sig = Signature::from_bytes(&sig.0);
+    vk.verify_strict(msg, &sig)
+        .map_err(|_| SigError::BadSignature)
+}
+
+/// One item of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// Signer's public key.
+    pub key: &'a PublicKey,
+    /// Signed message.
+    pub msg: &'a [u8],
+    /// Signature.
+    pub sig: &'a Sig64,
+}
+
+/// Screen a signature for what strict verification requires beyond the
+/// (cofactorless) batch equation: canonical `S` and `R` encodings, `R` and
+/// the key not of small order, and `R` torsion-free (a torsion component in
+/// `R` can cancel in a random linear combination, never in the strict check).
+fn screen(item: &BatchItem<'_>) -> Option<(VerifyingKey, Signature)> {
+    let vk = VerifyingKey::from_bytes(&item.key.0).ok()?;
+    if vk.is_weak() || !vk.to_edwards().is_torsion_free() {
+        return None;
+    }
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(item.sig.0.get(..32)?);
+    s.copy_from_slice(item.sig.0.get(32..)?);
+    // Canonical S (strict rejects S >= l).
+    Option::<curve25519_dalek::Scalar>::from(curve25519_dalek::Scalar::from_canonical_bytes(s))?;
+    let r_point = CompressedEdwardsY(r).decompress()?;
+    if r_point.compress().0 != r || r_point.is_small_order() || !r_point.is_torsion_free() {
+        return None;
+    }
+    Some((vk, Signature::from_bytes(&item.sig.0)))
+}
+
+/// Verify many signatures; the verdict for each item equals
+/// [`verify_strict`]'s. Returns one result per item, in order.
+pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<Result<(), SigError>> {
+    let mut out: Vec<Result<(), SigError>> = vec![Ok(()); items.len()];
+    let mut msgs = Vec::with_capacity(items.len());
+    let mut sigs = Vec::with_capacity(items.len());
+    let mut keys = Vec::with_capacity(items.len());
+    let mut idx = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match screen(item) {
+            Some((vk, sig)) => {
+                msgs.push(item.msg);
+                sigs.push(sig);
+                keys.push(vk);
+                idx.push(i);
+            }
+            None => {
+                // Let the strict rule name the failure (bad key vs bad signature).
+                out[i] = match verify_strict(item.key, item.msg, item.sig) {
+                    Ok(()) => Err(SigError::BadSignature),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+    if idx.is_empty() {
+        return out;
+    }
+    if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_err() {
+        for &i in &idx {
+            out[i] = verify_strict(items[i].key, items[i].msg, items[i].sig);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::constants::EIGHT_TORSION;
+
+    fn kp(n: u8) -> Keypair {
+        Keypair::from_seed(&[n; 32])
+    }
+
+    fn strict_verdicts(items: &[BatchItem<'_>]) -> Vec<Result<(), SigError>> {
+        items
+            .iter()
+            .map(|i| verify_strict(i.key, i.msg, i.sig))
+            .collect()
+    }
+
+    #[test]
+    fn sign_verify_and_registrable() {
+        let k = kp(1);
+        let sig = k.sign(b"m");
+        assert_eq!(verify_strict(&k.public(), b"m", &sig), Ok(()));
+        assert_eq!(
+            verify_strict(&k.public(), b"n", &sig),
+            Err(SigError::BadSignature)
+        );
+        assert_eq!(check_registrable_key(&k.public()), Ok(()));
+    }
+
+    #[test]
+    fn small_order_and_mixed_order_keys_are_not_registrable() {
+        for t in EIGHT_TORSION.iter() {
+            let key = Bytes(t.compress().0);
+            assert_ne!(check_registrable_key(&key), Ok(()));
+        }
+        let mixed = kp(3).0.verifying_key().to_edwards() + EIGHT_TORSION[1];
+        assert_eq!(
+            check_registrable_key(&Bytes(mixed.compress().0)),
+            Err(SigError::WeakKey)
+        );
+    }
+
+    /// Builds a corpus of valid, malleated and adversarial signatures and
+    /// checks the batch path agrees with the strict path item by item, in
+    /// batches of every composition.
+    #[test]
+    fn batch_and_strict_verdicts_are_identical() {
+        let keys: Vec<Keypair> = (1..=6).map(kp).collect();
+        let msgs: Vec<Vec<u8>> = (0..6)
+            .map(|i| format!("message {i}").into_bytes())
+            .collect();
+        let mut cases: Vec<(PublicKey, Vec<u8>, Sig64)> = Vec::new();
+        for (k, m) in keys.iter().zip(&msgs) {
+            cases.push((k.public(), m.clone(), k.sign(m)));
+        }
+        // Malleated S: S + l (non-canonical scalar).
+        let (pk, m, s) = cases[0].clone();
+        let mut mal = s;
+        let l: [u8; 32] =
+            hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let mut carry = 0u16;
+        for (i, li) in l.iter().enumerate() {
+            let v = u16::from(mal.0[32 + i]) + u16::from(*li) + carry;
+            mal.0[32 + i] = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        cases.push((pk, m.clone(), mal));
+        // Flipped bit in R and in S, wrong message, wrong key.
+        let mut flip_r = s;
+        flip_r.0[0] ^= 1;
+        cases.push((pk, m.clone(), flip_r));
+        let mut flip_s = s;
+        flip_s.0[40] ^= 1;
+        cases.push((pk, m.clone(), flip_s));
+        cases.push((pk, b"other".to_vec(), s));
+        cases.push((keys[1].public(), m.clone(), s));
+        // Small-order key with the identity "signature" (R = identity, S = 0)
+        // that the cofactored or naive equations would accept for any message.
+        for t in EIGHT_TORSION.iter() {
+            let key = Bytes(t.compress().0);
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(
+                &curve25519_dalek::edwards::EdwardsPoint::default()
+                    .compress()
+                    .0,
+            );
+            cases.push((key, b"anything".to_vec(), Bytes(sig)));
+            // and R = the torsion point itself
+            let mut sig2 = [0u8; 64];
+            sig2[..32].copy_from_slice(&t.compress().0);
+            cases.push((key, b"anything".to_vec(), Bytes(sig2)));
+        }
+        // Mixed-order R: a valid signature's R plus a torsion point cannot be
+        // produced without the key, but we construct one with the secret
+        // scalar to exercise the screen: R' = R + T, S unchanged.
+        let r_point = CompressedEdwardsY(s.0[..32].try_into().unwrap())
+            .decompress()
+            .unwrap();
+        for t in EIGHT_TORSION.iter().skip(1) {
+            let mut sig = s;
+            sig.0[..32].copy_from_slice(&(r_point + t).compress().0);
+            cases.push((pk, m.clone(), sig));
+        }
+        // Non-canonical key encoding (y >= p).
+        let mut noncanon = [0xffu8; 32];
+        noncanon[31] = 0x7f;
+        cases.push((Bytes(noncanon), m.clone(), s));
+
+        let items: Vec<BatchItem<'_>> = cases
+            .iter()
+            .map(|(k, m, s)| BatchItem {
+                key: k,
+                msg: m,
+                sig: s,
+            })
+            .collect();
+        let expected = strict_verdicts(&items);
+        assert_eq!(verify_batch(&items), expected);
+        // Valid ones really are valid, and many are invalid.
+        assert_eq!(expected.iter().filter(|r| r.is_ok()).count(), 6);
+        // Every window and every single item agrees too.
+        for w in 1..items.len() {
+            for chunk in items.chunks(w) {
+                assert_eq!(verify_batch(chunk), strict_verdicts(chunk));
+            }
+        }
+        // All-valid batch passes through the fast path.
+        assert!(verify_batch(&items[..6]).iter().all(|r| r.is_ok()));
+    }
+}

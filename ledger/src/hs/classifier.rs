@@ -1,0 +1,1588 @@
+//! Offline, deterministic HS (Harmonized System) classification of free-text
+//! goods descriptions against the HS 2022 nomenclature.
+//!
+//! What it does:
+//! - Normalises text ([`normalize`]): Unicode lowercasing, Latin diacritic
+//!   folding (so Vietnamese and accented input match in NFC or NFD form),
+//!   punctuation stripping, dropping of tokens containing digits (sizes,
+//!   weights, model numbers), English stop/unit words, light plural/past-tense
+//!   stemming and US→UK spelling folding. Chinese and Thai runs (no spaces) and
+//!   Vietnamese phrases are matched against the foreign trade-terms lexicon
+//!   ([`super::lexicon`]; a match becomes a per-code token) and a small
+//!   modifier glossary (→ English tokens), using greedy longest-match
+//!   substring search for scripts without spaces. In a Chinese run with
+//!   several product terms the last (head) one is kept, in a Thai run the
+//!   first.
+//! - Scores every 6-digit subheading with a BM25F-like lexical score over its
+//!   own description (highest weight) plus its heading and chapter descriptions
+//!   (lower weights; words of exclusion clauses such as "other than cotton"
+//!   are not indexed), plus boosts from the built-in trade-terms lexicon
+//!   ([`super::lexicon`]: common commercial product words → subheadings, or
+//!   all subheadings of a heading with a lower boost and a small bonus for its
+//!   residual line), halved for matches after "with"/"for" (accessories,
+//!   purpose), plus a boost for the band of a stated engine capacity ("2000cc")
+//!   on lines split by cylinder capacity, plus evidence learned from labelled
+//!   examples ([`Classifier::learn`]).
+//! - Uses integer / fixed-point arithmetic only (an integer log2 for IDF), and
+//!   `BTreeMap`s / sorted `Vec`s only, so the same table, the same sequence of
+//!   `learn` calls and the same input give byte-identical output on every node.
+//!
+//! What it does not do: apart from engine capacity it does not interpret
+//! numbers (weights, fat content, power…), so subheadings split by numeric thresholds are a
+//! best guess; it does not know national 8/10-digit lines (they are judged by
+//! their 6-digit prefix); it does not apply the General Interpretative Rules or
+//! legal notes; brand names are unknown until learned from examples. Scores are
+//! relative evidence, not calibrated probabilities. It performs no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::lexicon::{self, Lang};
+use super::nomenclature::Nomenclature;
+
+/// Version of the scoring algorithm and built-in tables. Any change that can
+/// alter an output must bump it.
+pub const CLASSIFIER_VERSION: &str = "hs-bm25-lex/2";
+/// Maximum score of a [`Suggestion`].
+pub const SCORE_MAX: u32 = 10_000;
+/// Descriptions are truncated (at a char boundary) to this many bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 2048;
+/// At most this many tokens of a description are used.
+pub const MAX_TOKENS: usize = 64;
+/// `k` is clamped to this.
+pub const MAX_K: usize = 100;
+/// A declared code within this many score points of the top suggestion is
+/// [`Verdict::Confirmed`].
+pub const CONFIRM_MARGIN: u32 = 250;
+
+// Scoring constants (raw evidence units; see `to_score`).
+const SCORE_HALF: u64 = 60_000; // raw evidence giving score 5000
+const FIELD_OWN: u64 = 3;
+const FIELD_HEADING: u64 = 2;
+const FIELD_CHAPTER: u64 = 1;
+const BM25_K1_M: u64 = 1_200; // k1 = 1.2 (milli)
+const BM25_B_M: u64 = 500; // b = 0.5 (milli)
+const LEX_SUB_BASE: u64 = 30_000;
+const LEX_SUB_PER_TOKEN: u64 = 12_000;
+const LEX_HEAD_BASE: u64 = 24_000;
+const LEX_HEAD_PER_TOKEN: u64 = 10_000;
+const LEX_RESIDUAL_BONUS: u64 = 1_500;
+const LEX_QUALIFIER_DIV: u64 = 2;
+const LEX_SIBLING: u64 = 6_000;
+const CC_BOOST: u64 = 12_000;
+const LEARN_TOKEN_WEIGHT: u64 = 5; // × idf(milli-bits) × share
+const LEARN_PHRASE_WEIGHT: u64 = 80_000;
+const MAX_TOKEN_BYTES: usize = 40;
+
+/// One ranked candidate subheading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// 6-digit HS subheading.
+    pub hs6: String,
+    /// Fixed-point confidence-like score in `0..=SCORE_MAX` (monotone in the
+    /// underlying evidence; not a probability).
+    pub score: u32,
+    /// Nomenclature description of `hs6`.
+    pub description: String,
+}
+
+/// Outcome of checking a declared code against a description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Declared subheading is the best match (or within [`CONFIRM_MARGIN`]).
+    Confirmed,
+    /// Declared subheading is among the top-k, or shares the heading of the
+    /// top suggestion.
+    Plausible,
+    /// Anything else, including invalid/unknown declared codes and
+    /// descriptions with no usable evidence.
+    Mismatch,
+}
+
+impl Verdict {
+    /// Stable string code: `"confirmed" | "plausible" | "mismatch"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Confirmed => "confirmed",
+            Verdict::Plausible => "plausible",
+            Verdict::Mismatch => "mismatch",
+        }
+    }
+
+    /// Inverse of [`Verdict::as_str`].
+    pub fn from_code(s: &str) -> Option<Verdict> {
+        match s {
+            "confirmed" => Some(Verdict::Confirmed),
+            "plausible" => Some(Verdict::Plausible),
+            "mismatch" => Some(Verdict::Mismatch),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Result of [`Classifier::judge`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Top-k suggestions the verdict was based on.
+    pub suggestions: Vec<Suggestion>,
+}
+
+/// Errors from [`Classifier::learn`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClassifierError {
+    /// Not 6, 8 or 10 ASCII digits.
+    #[error("invalid HS code {0:?}: expected 6, 8 or 10 digits")]
+    InvalidCode(String),
+    /// Well-formed but its 6-digit subheading is not in the nomenclature.
+    #[error("HS subheading {0} is not in the nomenclature")]
+    UnknownSubheading(String),
+    /// The description yields no usable tokens.
+    #[error("description has no usable words")]
+    EmptyDescription,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// One subheading (doc index) and its heading's doc range `[start, end)`
+    /// (siblings get a small boost, so alternatives rank next).
+    Sub(u32, u32, u32),
+    /// A heading: doc range `[start, end)` and its residual subheading.
+    Head(u32, u32, u32),
+}
+
+#[derive(Debug, Clone)]
+struct LexPattern {
+    tokens: Vec<String>,
+    targets: Vec<Target>,
+}
+
+/// The classifier: an index over the nomenclature plus learned evidence.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    codes: Vec<String>,
+    descriptions: Vec<String>,
+    /// token → (doc, BM25 contribution), doc ascending.
+    postings: BTreeMap<String, Vec<(u32, u32)>>,
+    /// token → IDF in milli-bits.
+    idf: BTreeMap<String, u32>,
+    max_idf: u32,
+    /// heading code → (start, end, residual doc).
+    headings: BTreeMap<String, (u32, u32, u32)>,
+    /// first token → patterns starting with it.
+    lexicon: BTreeMap<String, Vec<LexPattern>>,
+    /// (doc, over, not_over): subheadings split by engine cylinder capacity.
+    cc_ranges: Vec<(u32, u64, u64)>,
+    /// token → doc → count of learned examples.
+    learned_tokens: BTreeMap<String, BTreeMap<u32, u32>>,
+    learned_token_totals: BTreeMap<String, u32>,
+    /// normalised phrase → doc → count.
+    learned_phrases: BTreeMap<String, BTreeMap<u32, u32>>,
+    examples: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Integer math
+// ---------------------------------------------------------------------------
+
+/// floor(log2(x) · 2^16) for x ≥ 1 (0 for x = 0), integer only.
+fn log2_q16(x: u64) -> u64 {
+    if x == 0 {
+        return 0;
+    }
+    let int = 63 - u64::from(x.leading_zeros());
+    // y = x / 2^int in Q32, within [1, 2).
+    let mut y: u128 = (u128::from(x) << 32) >> int;
+    let mut frac: u64 = 0;
+    for bit in (0..16).rev() {
+        y = (y * y) >> 32;
+        if y >= (2u128 << 32) {
+            y >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    (int << 16) | frac
+}
+
+/// BM25 IDF `log2(1 + (N - df + 0.5) / (df + 0.5))` in milli-bits.
+fn idf_milli(n: u64, df: u64) -> u32 {
+    let df = df.min(n);
+    let ratio_q16 = (1 << 16) + (1 << 16) * (2 * (n - df) + 1) / (2 * df + 1);
+    let bits_q16 = log2_q16(ratio_q16).saturating_sub(16 << 16);
+    u32::try_from((bits_q16 * 1000) >> 16).unwrap_or(u32::MAX)
+}
+
+fn to_score(raw: u64) -> u32 {
+    if raw == 0 {
+        return 0;
+    }
+    let s = u128::from(raw) * u128::from(SCORE_MAX) / (u128::from(raw) + u128::from(SCORE_HALF));
+    u32::try_from(s).unwrap_or(SCORE_MAX).min(SCORE_MAX)
+}
+
+// ---------------------------------------------------------------------------
+// Normalisation
+// ---------------------------------------------------------------------------
+
+/// Scripts written without spaces between words (matched by substring).
+fn is_unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF   // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x3040..=0x30FF // kana
+        | 0x3400..=0x4DBF // CJK ext A
+        | 0x4E00..=0x9FFF // CJK unified
+        | 0xF900..=0xFAFF // CJK compatibility
+        | 0xAC00..=0xD7AF // Hangul
+    )
+}
+
+/// Folds one lowercase char to ASCII where it is a Latin letter with
+/// diacritics (Vietnamese and Western European), or a full-width ASCII form.
+fn fold_latin(c: char) -> Option<&'static str> {
+    const A: &str = "a";
+    const E: &str = "e";
+    const I: &str = "i";
+    const O: &str = "o";
+    const U: &str = "u";
+    const Y: &str = "y";
+    Some(match c as u32 {
+        0xE0..=0xE5 | 0x101 | 0x103 | 0x105 | 0x1CE | 0x1EA0..=0x1EB7 => A,
+        0xE6 => "ae",
+        0xE7 | 0x107 | 0x10D => "c",
+        0xE8..=0xEB | 0x113 | 0x117 | 0x119 | 0x11B | 0x1EB8..=0x1EC7 => E,
+        0xEC..=0xEF | 0x129 | 0x12B | 0x12F | 0x131 | 0x1EC8..=0x1ECB => I,
+        0xF1 | 0x144 | 0x148 => "n",
+        0xF2..=0xF6 | 0xF8 | 0x14D | 0x151 | 0x1A1 | 0x1ECC..=0x1EE3 => O,
+        0xF9..=0xFC | 0x169 | 0x16B | 0x16F | 0x171 | 0x1B0 | 0x1EE4..=0x1EF1 => U,
+        0xFD | 0xFF | 0x1EF2..=0x1EF9 => Y,
+        0xDF => "ss",
+        0x111 => "d",
+        0x153 => "oe",
+        0x15B | 0x161 => "s",
+        0x17A | 0x17C | 0x17E => "z",
+        0x142 => "l",
+        0x159 => "r",
+        0x165 => "t",
+        _ => return None,
+    })
+}
+
+fn is_vietnamese_marker(c: char) -> bool {
+    matches!(c as u32, 0x103 | 0x111 | 0x1A1 | 0x1B0 | 0x1EA0..=0x1EF9 | 0x300..=0x303 | 0x309 | 0x323)
+}
+
+/// A run of the input: a Latin-ish word or a run of unspaced-script chars.
+#[derive(Debug)]
+enum Piece {
+    Word(String),
+    Unspaced(String),
+}
+
+fn split_pieces(text: &str) -> (Vec<Piece>, bool) {
+    let mut text = text;
+    if text.len() > MAX_DESCRIPTION_BYTES {
+        let mut cut = MAX_DESCRIPTION_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text = &text[..cut];
+    }
+    let mut pieces = Vec::new();
+    let mut word = String::new();
+    let mut unspaced = String::new();
+    let mut vietnamese = false;
+    let flush = |buf: &mut String, pieces: &mut Vec<Piece>, unsp: bool| {
+        if !buf.is_empty() {
+            let s = std::mem::take(buf);
+            pieces.push(if unsp {
+                Piece::Unspaced(s)
+            } else {
+                Piece::Word(s)
+            });
+        }
+    };
+    for c in text.chars().flat_map(char::to_lowercase) {
+        // Full-width ASCII → ASCII.
+        let c = match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0)
+                .unwrap_or(' ')
+                .to_ascii_lowercase(),
+            _ => c,
+        };
+        if is_vietnamese_marker(c) {
+            vietnamese = true;
+        }
+        if is_unspaced(c) {
+            // A Latin word glued to an unspaced run ("LED灯", "T恤") joins it.
+            if unspaced.is_empty()
+                && !word.is_empty()
+                && word.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                unspaced = std::mem::take(&mut word);
+            } else {
+                flush(&mut word, &mut pieces, false);
+            }
+            unspaced.push(c);
+            continue;
+        }
+        if (0x300..=0x36F).contains(&(c as u32)) {
+            continue; // combining diacritic (NFD input)
+        }
+        // Latin letters/digits may sit inside an unspaced run ("棉质T恤").
+        if let Some(f) = fold_latin(c) {
+            flush(&mut unspaced, &mut pieces, true);
+            word.push_str(f);
+        } else if c.is_ascii_alphanumeric() {
+            if !unspaced.is_empty() && !word.is_empty() {
+                flush(&mut word, &mut pieces, false);
+            }
+            if unspaced.is_empty() {
+                word.push(c);
+            } else {
+                unspaced.push(c);
+            }
+        } else if c.is_alphanumeric() {
+            flush(&mut unspaced, &mut pieces, true);
+            word.push(c);
+        } else {
+            flush(&mut word, &mut pieces, false);
+            flush(&mut unspaced, &mut pieces, true);
+        }
+    }
+    flush(&mut word, &mut pieces, false);
+    flush(&mut unspaced, &mut pieces, true);
+    (pieces, vietnamese)
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "all",
+    "also",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "assorted",
+    "at",
+    "be",
+    "being",
+    "brand",
+    "but",
+    "by",
+    "c",
+    "chapter",
+    "code",
+    "e",
+    "etc",
+    "export",
+    "for",
+    "from",
+    "gram",
+    "grams",
+    "heading",
+    "headings",
+    "high",
+    "hs",
+    "import",
+    "in",
+    "inch",
+    "inches",
+    "including",
+    "is",
+    "it",
+    "its",
+    "kg",
+    "kind",
+    "l",
+    "litre",
+    "liter",
+    "litres",
+    "liters",
+    "m",
+    "mg",
+    "ml",
+    "mm",
+    "cm",
+    "n",
+    "nec",
+    "new",
+    "no",
+    "nor",
+    "not",
+    "note",
+    "notes",
+    "of",
+    "on",
+    "only",
+    "or",
+    "other",
+    "others",
+    "pc",
+    "pcs",
+    "per",
+    "piece",
+    "pieces",
+    "premium",
+    "quality",
+    "s",
+    "sale",
+    "same",
+    "similar",
+    "such",
+    "subheading",
+    "subheadings",
+    "than",
+    "that",
+    "the",
+    "their",
+    "thereof",
+    "these",
+    "this",
+    "those",
+    "to",
+    "type",
+    "types",
+    "unit",
+    "units",
+    "use",
+    "uses",
+    "various",
+    "via",
+    "was",
+    "were",
+    "whether",
+    "which",
+    "with",
+    "without",
+    "x",
+    "g",
+    "oz",
+    "lb",
+    "lbs",
+    "qty",
+    "pack",
+    "packs",
+    "ctn",
+    "carton",
+    "cartons",
+    "bulk",
+    "grade",
+    "item",
+    "items",
+    "goods",
+    "product",
+    "products",
+    "made",
+    "w",
+    "v",
+    "ea",
+    "each",
+    "set",
+    "sets",
+];
+
+fn is_stop(w: &str) -> bool {
+    STOP_WORDS.contains(&w)
+}
+
+/// Irregular plurals and US→UK spellings (HS texts use British English).
+fn irregular(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "men" | "mens" => "man",
+        "women" | "womens" => "woman",
+        "children" | "childrens" => "child",
+        "kids" | "kid" => "child",
+        "boys" => "boy",
+        "girls" => "girl",
+        "feet" => "foot",
+        "teeth" => "tooth",
+        "geese" => "goose",
+        "mice" => "mouse",
+        "knives" => "knife",
+        "leaves" => "leaf",
+        "loaves" => "loaf",
+        "halves" => "half",
+        "shelves" => "shelf",
+        "calves" => "calf",
+        "clothes" => "clothing",
+        "tire" | "tires" => "tyre",
+        "aluminum" => "aluminium",
+        "fiber" | "fibers" => "fibre",
+        "jewelry" => "jewellery",
+        "sulfur" => "sulphur",
+        "color" | "colors" => "colour",
+        "gray" => "grey",
+        "liquor" | "liquors" => "liqueur",
+        "catalog" => "catalogue",
+        "mold" | "molds" => "mould",
+        "pajamas" => "pyjama",
+        "yogurt" | "yoghurt" => "yoghurt",
+        "whiskey" => "whisky",
+        "favor" => "favour",
+        "flavor" | "flavors" | "flavored" => "flavour",
+        "plow" => "plough",
+        "lens" => "lens",
+        "gas" | "gases" => "gas",
+        "glasses" => "glass",
+        "series" => "series",
+        "species" => "species",
+        "cannabis" => "cannabis",
+        _ => return None,
+    })
+}
+
+/// Light English stemmer: plural folding and `-ed` removal on ASCII words.
+fn stem(w: &str) -> String {
+    if let Some(x) = irregular(w) {
+        return x.to_string();
+    }
+    let n = w.len();
+    if n <= 3 || !w.bytes().all(|b| b.is_ascii_lowercase()) {
+        return w.to_string();
+    }
+    let out = if w.ends_with("ies") && n > 4 {
+        format!("{}y", &w[..n - 3])
+    } else if w.ends_with("sses")
+        || w.ends_with("ches")
+        || w.ends_with("shes")
+        || w.ends_with("xes")
+        || w.ends_with("zes")
+        || (w.ends_with("oes") && n > 5)
+    {
+        w[..n - 2].to_string()
+    } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w[..n - 1].to_string()
+    } else if w.ends_with("ied") && n > 4 {
+        format!("{}y", &w[..n - 3])
+    } else if w.ends_with("ed") && n > 5 && !w.ends_with("eed") {
+        w[..n - 2].to_string()
+    } else {
+        w.to_string()
+    };
+    match irregular(&out) {
+        Some(x) => x.to_string(),
+        None => out,
+    }
+}
+
+fn push_english(word: &str, out: &mut Vec<String>) {
+    if word.is_empty()
+        || word.len() > MAX_TOKEN_BYTES
+        || word.chars().any(|c| c.is_ascii_digit())
+        || is_stop(word)
+    {
+        return;
+    }
+    let s = stem(word);
+    if !s.is_empty() && !is_stop(&s) {
+        out.push(s);
+    }
+}
+
+/// Tokenises text into English tokens (lowercase, folded, stemmed); used for
+/// nomenclature texts and lexicon terms (no glossary translation).
+fn english_tokens(text: &str) -> Vec<String> {
+    let (pieces, _) = split_pieces(text);
+    let mut out = Vec::new();
+    for p in pieces {
+        if let Piece::Word(w) = p {
+            push_english(&w, &mut out);
+        }
+    }
+    out
+}
+
+/// A spaced (Vietnamese) glossary phrase and its English/code tokens.
+type SpacedEntry = (Vec<String>, Vec<String>);
+
+/// Built once: glossary lookups for translating foreign terms to English.
+#[derive(Debug)]
+struct Glossary {
+    /// unspaced key → english tokens; plus longest key length in chars.
+    unspaced: BTreeMap<String, Vec<String>>,
+    max_chars: usize,
+    /// Vietnamese phrase (folded words) → english tokens, keyed by first word.
+    spaced: BTreeMap<String, Vec<SpacedEntry>>,
+}
+
+fn glossary() -> &'static Glossary {
+    use std::sync::OnceLock;
+    static G: OnceLock<Glossary> = OnceLock::new();
+    G.get_or_init(|| {
+        let mut unspaced: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut spaced: BTreeMap<String, Vec<SpacedEntry>> = BTreeMap::new();
+        let mut max_chars = 0;
+        // Foreign lexicon terms translate to a per-code token (digits cannot
+        // occur in tokens of user text), then the modifier glossary.
+        let foreign = [Lang::Zh, Lang::Th, Lang::Vi]
+            .into_iter()
+            .flat_map(lexicon::entries)
+            .map(|(term, code)| (term, vec![code_token(code)]));
+        let modifiers = lexicon::GLOSSARY
+            .iter()
+            .map(|&(keys, english)| (keys, english_tokens(english)));
+        for (keys, en) in foreign.chain(modifiers) {
+            for key in keys.split('|') {
+                let (pieces, _) = split_pieces(key);
+                let all_unspaced = pieces.iter().all(|p| matches!(p, Piece::Unspaced(_)));
+                if all_unspaced && pieces.len() == 1 {
+                    if let Some(Piece::Unspaced(k)) = pieces.first() {
+                        max_chars = max_chars.max(k.chars().count());
+                        unspaced.entry(k.clone()).or_insert_with(|| en.clone());
+                    }
+                } else {
+                    let words: Vec<String> = pieces
+                        .into_iter()
+                        .filter_map(|p| match p {
+                            Piece::Word(w) => Some(w),
+                            Piece::Unspaced(_) => None,
+                        })
+                        .collect();
+                    if let Some(first) = words.first() {
+                        let list = spaced.entry(first.clone()).or_default();
+                        if !list.iter().any(|(w, _)| *w == words) {
+                            list.push((words.clone(), en.clone()));
+                        }
+                        // longest phrases first
+                        list.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+                    }
+                }
+            }
+        }
+        Glossary {
+            unspaced,
+            max_chars,
+            spaced,
+        }
+    })
+}
+
+fn is_code_token(t: &str) -> bool {
+    t.len() > 2 && t.starts_with("hs") && t[2..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// When one unspaced run yields several lexicon codes, keeps only the head
+/// noun's: Chinese compounds are head-final ("电动汽车电池" = battery of an
+/// electric car), Thai ones head-initial ("แบตเตอรี่รถยนต์" = battery, car).
+fn keep_head_code(run: &str, from: usize, out: &mut Vec<String>) {
+    let codes: Vec<usize> = (from..out.len())
+        .filter(|&k| is_code_token(&out[k]))
+        .collect();
+    if codes.len() < 2 {
+        return;
+    }
+    let thai = run.chars().any(|c| matches!(c as u32, 0x0E00..=0x0E7F));
+    let keep = if thai {
+        codes[0]
+    } else {
+        codes[codes.len() - 1]
+    };
+    let mut k = 0;
+    out.retain(|_| {
+        let drop = k >= from && k != keep && codes.contains(&k);
+        k += 1;
+        !drop
+    });
+}
+
+/// Token standing for a foreign lexicon match of `code` (never produced by
+/// tokenising user text, which drops tokens containing digits).
+fn code_token(code: &str) -> String {
+    format!("hs{code}")
+}
+
+fn translate_unspaced(run: &str, g: &Glossary, out: &mut Vec<String>) {
+    let chars: Vec<char> = run.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut matched = 0;
+        let upper = g.max_chars.min(chars.len() - i);
+        for len in (1..=upper).rev() {
+            let key: String = chars[i..i + len].iter().collect();
+            if let Some(en) = g.unspaced.get(&key) {
+                out.extend(en.iter().cloned());
+                matched = len;
+                break;
+            }
+        }
+        if matched == 0 {
+            // Embedded Latin letters ("t恤" handled by glossary; others kept).
+            let mut j = i;
+            let mut latin = String::new();
+            while j < chars.len() && chars[j].is_ascii_alphanumeric() {
+                latin.push(chars[j]);
+                j += 1;
+            }
+            if latin.is_empty() {
+                i += 1;
+            } else {
+                push_english(&latin, out);
+                i = j;
+            }
+        } else {
+            i += matched;
+        }
+    }
+}
+
+/// Normalises a goods description into the English token sequence used for
+/// scoring: see the module docs. Deterministic and total (never panics).
+pub fn normalize(text: &str) -> Vec<String> {
+    normalize_with_head(text).0
+}
+
+/// English words after which a description names accessories, contents or
+/// purpose rather than the goods themselves ("drone with camera", "spray for
+/// mosquitoes").
+/// Vietnamese "cho" (for) and "với" (with, folded) included.
+const QUALIFIER_WORDS: &[&str] = &[
+    "with",
+    "for",
+    "containing",
+    "including",
+    "incl",
+    "plus",
+    "cho",
+    "voi",
+];
+
+/// [`normalize`] plus the number of leading tokens before the first qualifier
+/// word (`tokens.len()` when there is none): the head part of the
+/// description.
+fn normalize_with_head(text: &str) -> (Vec<String>, usize) {
+    let g = glossary();
+    let (pieces, vietnamese) = split_pieces(text);
+    let mut out = Vec::new();
+    let mut head: Option<usize> = None;
+    let mut i = 0;
+    while i < pieces.len() && out.len() < MAX_TOKENS {
+        match &pieces[i] {
+            Piece::Unspaced(run) => {
+                let from = out.len();
+                translate_unspaced(run, g, &mut out);
+                keep_head_code(run, from, &mut out);
+                i += 1;
+            }
+            Piece::Word(w) => {
+                if head.is_none() && !out.is_empty() && QUALIFIER_WORDS.contains(&w.as_str()) {
+                    head = Some(out.len());
+                }
+                let mut consumed = 0;
+                if let Some(cands) = g.spaced.get(w) {
+                    for (phrase, en) in cands {
+                        // Single-word Vietnamese entries only apply to text that
+                        // is recognisably Vietnamese.
+                        if phrase.len() == 1 && !vietnamese {
+                            continue;
+                        }
+                        let fits = phrase.iter().enumerate().all(|(off, pw)| {
+                            matches!(pieces.get(i + off), Some(Piece::Word(x)) if x == pw)
+                        });
+                        if fits {
+                            out.extend(en.iter().cloned());
+                            consumed = phrase.len();
+                            break;
+                        }
+                    }
+                }
+                if consumed == 0 {
+                    push_english(w, &mut out);
+                    consumed = 1;
+                }
+                i += consumed;
+            }
+        }
+    }
+    out.truncate(MAX_TOKENS);
+    let head = head.unwrap_or(out.len()).min(out.len());
+    (out, head)
+}
+
+/// Engine cylinder capacity stated in a description ("2000cc", "1500 cc",
+/// "125 cm3"), in cc. First occurrence only.
+fn stated_cc(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let digits = &lower[start..i];
+            let mut j = i;
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+            let rest = &lower[j..];
+            let unit_len = if rest.starts_with("cc") {
+                2
+            } else if rest.starts_with("cm3") {
+                3
+            } else {
+                0
+            };
+            let ends = rest
+                .as_bytes()
+                .get(unit_len)
+                .is_none_or(|c| !c.is_ascii_alphanumeric());
+            if unit_len > 0 && ends && digits.len() <= 6 {
+                return digits.parse().ok();
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Cylinder-capacity range `(over, not_over)` in cc stated by a nomenclature
+/// description ("over 1500 but not over 3000cc", "not exceeding 50cc",
+/// "exceeding 800cc").
+fn description_cc_range(desc: &str) -> Option<(u64, u64)> {
+    if !desc.contains("cc") {
+        return None;
+    }
+    let words: Vec<&str> = desc
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (mut lo, mut hi) = (0u64, u64::MAX);
+    let mut found = false;
+    for (k, w) in words.iter().enumerate() {
+        if !matches!(*w, "over" | "exceeding") {
+            continue;
+        }
+        let negated = k > 0 && words[k - 1] == "not";
+        let Some(num) = words.get(k + 1) else {
+            continue;
+        };
+        let digits: String = num.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(v) = digits.parse::<u64>() else {
+            continue;
+        };
+        found = true;
+        if negated {
+            hi = hi.min(v);
+        } else {
+            lo = lo.max(v);
+        }
+    }
+    found.then_some((lo, hi))
+}
+
+// ---------------------------------------------------------------------------
+// Index
+// ---------------------------------------------------------------------------
+
+/// Removes exclusion clauses ("other than cotton", "excluding …") from a
+/// nomenclature description: their words name what the line is *not*, so
+/// they must not count as evidence for it. A clause runs to the next `,`,
+/// `;` or closing parenthesis.
+fn strip_exclusions(desc: &str) -> String {
+    let lower = desc.to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    let mut rest = lower.as_str();
+    loop {
+        let hit = ["other than ", "excluding ", "except "]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, m.len())))
+            .min();
+        let Some((i, len)) = hit else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + len..];
+        let end = tail.find([',', ';', ')']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out
+}
+
+fn count_tokens(text: &str, into: &mut BTreeMap<String, u64>, weight: u64) {
+    for t in english_tokens(&strip_exclusions(text)) {
+        *into.entry(t).or_insert(0) += weight;
+    }
+}
+
+impl Classifier {
+    /// Builds the index over all subheadings of `nom` and the built-in
+    /// lexicon. Lexicon codes absent from `nom` are ignored.
+    pub fn new(nom: &Nomenclature) -> Classifier {
+        let mut codes = Vec::new();
+        let mut descriptions = Vec::new();
+        let mut doc_tf: Vec<BTreeMap<String, u64>> = Vec::new();
+        let mut headings: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+        let mut residual_nec: BTreeMap<String, u32> = BTreeMap::new();
+        let mut cc_ranges: Vec<(u32, u64, u64)> = Vec::new();
+        for (i, e) in nom.subheadings().enumerate() {
+            let idx = u32::try_from(i).unwrap_or(u32::MAX);
+            let heading = e.code.get(..4).unwrap_or_default().to_string();
+            let chapter = e.code.get(..2).unwrap_or_default().to_string();
+            let mut tf = BTreeMap::new();
+            count_tokens(&e.description, &mut tf, FIELD_OWN);
+            if let Some(d) = nom.description(&heading) {
+                count_tokens(d, &mut tf, FIELD_HEADING);
+            }
+            if let Some(d) = nom.description(&chapter) {
+                count_tokens(d, &mut tf, FIELD_CHAPTER);
+            }
+            let h = headings.entry(heading.clone()).or_insert((idx, idx, idx));
+            h.1 = idx + 1;
+            // Residual: highest code so far, skipping "parts" lines unless
+            // the heading has nothing else.
+            let is_parts = e.description.to_lowercase().contains("parts");
+            if !is_parts {
+                h.2 = idx;
+            }
+            if !is_parts && e.description.contains("n.e.c.") {
+                residual_nec.insert(heading, idx);
+            }
+            if let Some((lo, hi)) = description_cc_range(&e.description) {
+                cc_ranges.push((idx, lo, hi));
+            }
+            codes.push(e.code.clone());
+            descriptions.push(e.description.clone());
+            doc_tf.push(tf);
+        }
+        for (h, idx) in residual_nec {
+            if let Some(r) = headings.get_mut(&h) {
+                r.2 = idx;
+            }
+        }
+
+        let n = codes.len() as u64;
+        let mut df: BTreeMap<String, u64> = BTreeMap::new();
+        let mut total_len: u64 = 0;
+        for tf in &doc_tf {
+            for (t, c) in tf {
+                *df.entry(t.clone()).or_insert(0) += 1;
+                total_len += c;
+            }
+        }
+        let idf: BTreeMap<String, u32> = df
+            .iter()
+            .map(|(t, &d)| (t.clone(), idf_milli(n, d)))
+            .collect();
+        let max_idf = idf_milli(n, 1);
+        let mut postings: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+        for (i, tf) in doc_tf.iter().enumerate() {
+            let dl: u64 = tf.values().sum();
+            let norm_m = 1000 - BM25_B_M + BM25_B_M * dl * n / total_len.max(1);
+            for (t, &w) in tf {
+                let idf_t = u64::from(idf.get(t).copied().unwrap_or(0));
+                let contrib =
+                    idf_t * w * (1000 + BM25_K1_M) / (w * 1000 + BM25_K1_M * norm_m / 1000).max(1);
+                let idx = u32::try_from(i).unwrap_or(u32::MAX);
+                postings
+                    .entry(t.clone())
+                    .or_default()
+                    .push((idx, u32::try_from(contrib).unwrap_or(u32::MAX)));
+            }
+        }
+
+        let index: BTreeMap<&str, u32> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        let target = |code: &str| match code.len() {
+            6 => index.get(code).map(|&i| {
+                let (s, e) = code
+                    .get(..4)
+                    .and_then(|h| headings.get(h))
+                    .map_or((i, i + 1), |&(s, e, _)| (s, e));
+                Target::Sub(i, s, e)
+            }),
+            4 => headings.get(code).map(|&(s, e, r)| Target::Head(s, e, r)),
+            _ => None,
+        };
+        let mut lexicon: BTreeMap<String, Vec<LexPattern>> = BTreeMap::new();
+        let mut add = |tokens: Vec<String>, t: Target| {
+            if let Some(first) = tokens.first() {
+                let list = lexicon.entry(first.clone()).or_default();
+                match list.iter_mut().find(|p| p.tokens == tokens) {
+                    Some(p) => {
+                        if !p.targets.contains(&t) {
+                            p.targets.push(t);
+                        }
+                    }
+                    None => list.push(LexPattern {
+                        tokens,
+                        targets: vec![t],
+                    }),
+                }
+            }
+        };
+        for (term, code) in lexicon::entries(Lang::En) {
+            if let Some(t) = target(code) {
+                add(english_tokens(term), t);
+            }
+        }
+        let foreign_codes: BTreeSet<&str> = [Lang::Zh, Lang::Th, Lang::Vi]
+            .into_iter()
+            .flat_map(lexicon::entries)
+            .map(|(_, code)| code)
+            .collect();
+        for code in foreign_codes {
+            if let Some(t) = target(code) {
+                add(vec![code_token(code)], t);
+            }
+        }
+
+        Classifier {
+            codes,
+            descriptions,
+            postings,
+            idf,
+            max_idf,
+            headings,
+            lexicon,
+            cc_ranges,
+            learned_tokens: BTreeMap::new(),
+            learned_token_totals: BTreeMap::new(),
+            learned_phrases: BTreeMap::new(),
+            examples: 0,
+        }
+    }
+
+    /// Number of subheadings indexed.
+    pub fn subheading_count(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Number of labelled examples learned so far.
+    pub fn learned_examples(&self) -> u64 {
+        self.examples
+    }
+
+    fn doc_of(&self, hs6: &str) -> Option<u32> {
+        self.codes
+            .binary_search_by(|c| c.as_str().cmp(hs6))
+            .ok()
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Validates a 6/8/10-digit code and returns its subheading doc index.
+    fn declared_doc(&self, code: &str) -> Result<u32, ClassifierError> {
+        let code = code.trim();
+        if !matches!(code.len(), 6 | 8 | 10) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ClassifierError::InvalidCode(
+                code.chars().take(16).collect(),
+            ));
+        }
+        let hs6 = &code[..6];
+        self.doc_of(hs6)
+            .ok_or_else(|| ClassifierError::UnknownSubheading(hs6.to_string()))
+    }
+
+    /// Adds a labelled example (a code confirmed by customs). `hs6` may be 6,
+    /// 8 or 10 digits; only its 6-digit subheading is used. Deterministic: the
+    /// state depends only on the multiset of examples.
+    pub fn learn(&mut self, description: &str, hs6: &str) -> Result<(), ClassifierError> {
+        let doc = self.declared_doc(hs6)?;
+        let tokens = normalize(description);
+        if tokens.is_empty() {
+            return Err(ClassifierError::EmptyDescription);
+        }
+        let unique: BTreeSet<&String> = tokens.iter().collect();
+        for t in unique {
+            let m = self.learned_tokens.entry(t.clone()).or_default();
+            let c = m.entry(doc).or_insert(0);
+            *c = c.saturating_add(1);
+            let tot = self.learned_token_totals.entry(t.clone()).or_insert(0);
+            *tot = tot.saturating_add(1);
+        }
+        let phrase = tokens.join(" ");
+        let c = self
+            .learned_phrases
+            .entry(phrase)
+            .or_default()
+            .entry(doc)
+            .or_insert(0);
+        *c = c.saturating_add(1);
+        self.examples = self.examples.saturating_add(1);
+        Ok(())
+    }
+
+    /// Raw evidence for every subheading (index = doc).
+    fn raw_scores(&self, description: &str) -> Vec<u64> {
+        let (tokens, head) = normalize_with_head(description);
+        let mut acc = vec![0u64; self.codes.len()];
+        if tokens.is_empty() {
+            return acc;
+        }
+        let unique: BTreeSet<&String> = tokens.iter().collect();
+
+        // 1. Lexical BM25F.
+        for t in &unique {
+            if let Some(list) = self.postings.get(t.as_str()) {
+                for &(doc, c) in list {
+                    if let Some(a) = acc.get_mut(doc as usize) {
+                        *a += u64::from(c);
+                    }
+                }
+            }
+        }
+
+        // 2. Trade-terms lexicon: longest non-overlapped phrase matches.
+        let mut matches: Vec<(usize, usize, &LexPattern)> = Vec::new();
+        for start in 0..tokens.len() {
+            if let Some(pats) = self.lexicon.get(&tokens[start]) {
+                for p in pats {
+                    let end = start + p.tokens.len();
+                    if end <= tokens.len() && tokens[start..end] == p.tokens[..] {
+                        matches.push((start, end, p));
+                    }
+                }
+            }
+        }
+        let spans: Vec<(usize, usize)> = matches.iter().map(|m| (m.0, m.1)).collect();
+        for &(s, e, p) in &matches {
+            let shadowed = spans
+                .iter()
+                .any(|&(s2, e2)| s2 <= s && e <= e2 && (e2 - s2) > (e - s));
+            if shadowed {
+                continue;
+            }
+            let len = (e - s) as u64;
+            // Matches after "with"/"for"… describe accessories or purpose.
+            let div = if s >= head { LEX_QUALIFIER_DIV } else { 1 };
+            for t in &p.targets {
+                match *t {
+                    Target::Sub(d, from, to) => {
+                        for sib in from..to {
+                            if let Some(a) = acc.get_mut(sib as usize) {
+                                *a += if sib == d {
+                                    (LEX_SUB_BASE + LEX_SUB_PER_TOKEN * len) / div
+                                } else {
+                                    LEX_SIBLING / div
+                                };
+                            }
+                        }
+                    }
+                    Target::Head(from, to, residual) => {
+                        for d in from..to {
+                            if let Some(a) = acc.get_mut(d as usize) {
+                                *a += (LEX_HEAD_BASE + LEX_HEAD_PER_TOKEN * len) / div;
+                                if d == residual {
+                                    *a += LEX_RESIDUAL_BONUS;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // 3. Stated engine capacity refines subheadings split by cc.
+        if let Some(cc) = stated_cc(description) {
+            for &(d, lo, hi) in &self.cc_ranges {
+                if cc > lo && cc <= hi {
+                    if let Some(a) = acc.get_mut(d as usize).filter(|a| **a > 0) {
+                        *a += CC_BOOST;
+                    }
+                }
+            }
+        }
+
+        // 4. Learned evidence.
+        if self.examples > 0 {
+            for t in &unique {
+                if let (Some(m), Some(&total)) = (
+                    self.learned_tokens.get(t.as_str()),
+                    self.learned_token_totals.get(t.as_str()),
+                ) {
+                    let idf_t =
+                        u64::from(self.idf.get(t.as_str()).copied().unwrap_or(self.max_idf));
+                    for (&doc, &count) in m {
+                        if let Some(a) = acc.get_mut(doc as usize) {
+                            *a += LEARN_TOKEN_WEIGHT * idf_t * u64::from(count)
+                                / (u64::from(total) + 1);
+                        }
+                    }
+                }
+            }
+            if let Some(m) = self.learned_phrases.get(&tokens.join(" ")) {
+                let total: u64 = m.values().map(|&c| u64::from(c)).sum();
+                for (&doc, &count) in m {
+                    if let Some(a) = acc.get_mut(doc as usize) {
+                        *a += LEARN_PHRASE_WEIGHT * u64::from(count) / total.max(1);
+                    }
+                }
+            }
+        }
+        acc
+    }
+
+    fn ranked(&self, raw: &[u64]) -> Vec<(u32, u32)> {
+        let mut ranked: Vec<(u32, u32)> = raw
+            .iter()
+            .enumerate()
+            .filter(|(_, &r)| r > 0)
+            .map(|(i, &r)| (to_score(r), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        // score desc, then code asc (doc order == code order).
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked
+    }
+
+    fn suggestion(&self, score: u32, doc: u32) -> Option<Suggestion> {
+        Some(Suggestion {
+            hs6: self.codes.get(doc as usize)?.clone(),
+            score,
+            description: self.descriptions.get(doc as usize)?.clone(),
+        })
+    }
+
+    /// Top-`k` subheadings for a description (at most [`MAX_K`]), sorted by
+    /// score descending then code ascending. Empty when nothing matches.
+    pub fn classify(&self, description: &str, k: usize) -> Vec<Suggestion> {
+        let raw = self.raw_scores(description);
+        self.ranked(&raw)
+            .into_iter()
+            .take(k.min(MAX_K))
+            .filter_map(|(s, d)| self.suggestion(s, d))
+            .collect()
+    }
+
+    /// Checks a declared 6/8/10-digit code against a description.
+    ///
+    /// - `Confirmed`: the declared subheading is top-1, or scores within
+    ///   [`CONFIRM_MARGIN`] of top-1.
+    /// - `Plausible`: it is in the top-`k`, or it shares its 4-digit heading
+    ///   with the top-1 suggestion.
+    /// - `Mismatch`: otherwise, including malformed or unknown codes and
+    ///   descriptions that yield no evidence at all.
+    pub fn judge(&self, description: &str, declared: &str, k: usize) -> Judgement {
+        let k = k.clamp(1, MAX_K);
+        let raw = self.raw_scores(description);
+        let ranked = self.ranked(&raw);
+        let suggestions: Vec<Suggestion> = ranked
+            .iter()
+            .take(k)
+            .filter_map(|&(s, d)| self.suggestion(s, d))
+            .collect();
+        let verdict = match (self.declared_doc(declared), ranked.first()) {
+            (Ok(doc), Some(&(top_score, top_doc))) => {
+                let declared_score = to_score(raw.get(doc as usize).copied().unwrap_or(0));
+                let in_top_k = ranked.iter().take(k).any(|&(_, d)| d == doc);
+                let same_heading = self.codes.get(doc as usize).map(|c| &c[..4])
+                    == self.codes.get(top_doc as usize).map(|c| &c[..4]);
+                if declared_score > 0 && declared_score + CONFIRM_MARGIN >= top_score {
+                    Verdict::Confirmed
+                } else if in_top_k || same_heading {
+                    Verdict::Plausible
+                } else {
+                    Verdict::Mismatch
+                }
+            }
+            _ => Verdict::Mismatch,
+        };
+        Judgement {
+            verdict,
+            suggestions,
+        }
+    }
+
+    /// Heading (4-digit) codes known to the index, in order (diagnostics).
+    pub fn heading_count(&self) -> usize {
+        self.headings.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::nomenclature::test_table;
+    use super::*;
+
+    #[test]
+    fn log2_is_sane() {
+        assert_eq!(log2_q16(1), 0);
+        assert_eq!(log2_q16(2), 1 << 16);
+        assert_eq!(log2_q16(1024), 10 << 16);
+        let l3 = log2_q16(3);
+        assert!((103_872..=103_876).contains(&l3), "{l3}"); // 1.58496 · 65536
+        assert!(idf_milli(5613, 1) > idf_milli(5613, 100));
+    }
+
+    /// Minimal RFC 4180 CSV parser (quoted fields, doubled quotes, CRLF).
+    fn parse_csv(text: &str) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        let mut row = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if quoted {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        field.push('"');
+                        chars.next();
+                    } else {
+                        quoted = false;
+                    }
+                } else {
+                    field.push(c);
+                }
+                continue;
+            }
+            match c {
+                '"' if field.is_empty() => quoted = true,
+                ',' => row.push(std::mem::take(&mut field)),
+                '\r' => {}
+                '\n' => {
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                }
+                _ => field.push(c),
+            }
+        }
+        if !field.is_empty() || !row.is_empty() {
+            row.push(field);
+            rows.push(row);
+        }
+        rows
+    }
+
+    #[test]
+    fn csv_parser_handles_quotes() {
+        let rows = parse_csv("a,b\n\"x, \"\"y\"\"\",z\r\nlast,\"\"\n");
+        assert_eq!(rows[1], ["x, \"y\"", "z"]);
+        assert_eq!(rows[2], ["last", ""]);
+    }
+
+    const EVAL_CSV: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/hs-eval/dev-cases.csv"
+    );
+
+    #[derive(Default, Clone, Copy)]
+    struct Tally {
+        n: u32,
+        ch: u32,
+        head: u32,
+        sub: u32,
+        top5: u32,
+    }
+
+    fn pct(a: u32, n: u32) -> u32 {
+        (a * 1000).checked_div(n).map_or(0, |x| (x + 5) / 10)
+    }
+
+    #[test]
+    fn eval_dev_cases_accuracy() {
+        let text = std::fs::read_to_string(EVAL_CSV).unwrap_or_else(|e| {
+            panic!("evaluation file {EVAL_CSV} not readable ({e}); it lives in shared/data/hs-eval")
+        });
+        let rows = parse_csv(&text);
+        assert_eq!(
+            rows[0],
+            ["text", "expected_hs_code", "category", "language", "notes"]
+        );
+        let c = Classifier::new(&test_table());
+        let mut by_lang: BTreeMap<String, Tally> = BTreeMap::new();
+        let mut total = Tally::default();
+        let mut misses = Vec::new();
+        let started = std::time::Instant::now();
+        for r in &rows[1..] {
+            assert_eq!(r.len(), 5, "bad CSV row {r:?}");
+            let (desc, want, lang) = (&r[0], &r[1], &r[3]);
+            let got = c.classify(desc, 5);
+            let top = got.first().map(|s| s.hs6.as_str()).unwrap_or("");
+            let t = by_lang.entry(lang.clone()).or_default();
+            for t in [t, &mut total] {
+                t.n += 1;
+                t.ch += u32::from(top.get(..2) == want.get(..2));
+                t.head += u32::from(top.get(..4) == want.get(..4));
+                t.sub += u32::from(top == want);
+                t.top5 += u32::from(got.iter().any(|s| &s.hs6 == want));
+            }
+            if top != want {
+                let rank = got.iter().position(|s| &s.hs6 == want);
+                misses.push(format!(
+                    "  {desc:<40} want {want} got {top:<6} rank5={rank:?} [{}]",
+                    got.iter()
+                        .map(|s| format!("{}:{}", s.hs6, s.score))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+        }
+        let per_case = started.elapsed() / u32::try_from(rows.len() - 1).unwrap_or(1);
+        println!("HS classifier {CLASSIFIER_VERSION} on {EVAL_CSV}");
+        println!("misses (top-1 subheading):");
+        for m in &misses {
+            println!("{m}");
+        }
+        println!(
+            "{:<6} {:>4} {:>9} {:>9} {:>9} {:>9}",
+            "lang", "n", "ch2@1", "hd4@1", "sub6@1", "sub6@5"
+        );
+        let line = |name: &str, t: &Tally| {
+            println!(
+                "{:<6} {:>4} {:>8}% {:>8}% {:>8}% {:>8}%",
+                name,
+                t.n,
+                pct(t.ch, t.n),
+                pct(t.head, t.n),
+                pct(t.sub, t.n),
+                pct(t.top5, t.n)
+            )
+        };
+        for (lang, t) in &by_lang {
+            line(lang, t);
+        }
+        line("all", &total);
+        println!("mean classify time per case: {per_case:?}");
+        assert!(
+            total.top5 * 100 >= total.n * 60,
+            "6-digit top-5 accuracy below 60%"
+        );
+        assert!(
+            total.ch * 100 >= total.n * 80,
+            "chapter top-1 accuracy below 80%"
+        );
+    }
+
+    #[test]
+    fn multilingual_lexicon_matches() {
+        let c = Classifier::new(&test_table());
+        let top = |d: &str| c.classify(d, 1).first().map(|s| s.hs6.clone());
+        assert_eq!(top("冷冻虾仁").as_deref(), Some("030617"));
+        assert_eq!(top("กุ้งแช่แข็ง").as_deref(), Some("030617"));
+        // Vietnamese with diacritics (NFC and NFD) and without.
+        assert_eq!(top("tôm đông lạnh").as_deref(), Some("030617"));
+        assert_eq!(
+            top("to\u{302}m \u{111}o\u{302}ng la\u{323}nh").as_deref(),
+            Some("030617")
+        );
+        assert_eq!(top("tom dong lanh").as_deref(), Some("030617"));
+        // Chinese compounds are head-final; "with" clauses are accessories.
+        assert_eq!(
+            top("电动汽车电池").map(|s| s[..4].to_string()).as_deref(),
+            Some("8507")
+        );
+        assert_eq!(top("drone with camera").as_deref(), Some("880622"));
+        // Stated engine capacity picks the cc band.
+        assert_eq!(top("petrol car 2000cc").as_deref(), Some("870323"));
+        assert_eq!(top("motorcycle 150cc").as_deref(), Some("871120"));
+    }
+
+    #[test]
+    fn cc_parsing() {
+        assert_eq!(stated_cc("sedan 2000cc petrol"), Some(2000));
+        assert_eq!(stated_cc("engine 1500 cc"), Some(1500));
+        assert_eq!(stated_cc("125cm3 scooter"), Some(125));
+        assert_eq!(stated_cc("100 cups"), None);
+        assert_eq!(
+            description_cc_range("cylinder capacity over 1500 but not over 3000cc"),
+            Some((1500, 3000))
+        );
+        assert_eq!(
+            description_cc_range("of a cylinder capacity not exceeding 50cc"),
+            Some((0, 50))
+        );
+        assert_eq!(
+            description_cc_range("Vehicles; with only electric motor"),
+            None
+        );
+        assert_eq!(
+            strip_exclusions("T-shirts; of textile materials (other than cotton), knitted"),
+            "t-shirts; of textile materials (), knitted"
+        );
+    }
+
+    #[test]
+    fn deterministic_and_independent_of_call_order() {
+        let table = test_table();
+        let a = Classifier::new(&table);
+        let b = Classifier::new(&table);
+        let inputs = [
+            "frozen shrimp",
+            "冷冻虾",
+            "tea",
+            "car parts",
+            "ยางรถยนต์",
+            "gạo trắng",
+            "",
+        ];
+        let first: Vec<Vec<Suggestion>> = inputs.iter().map(|d| a.classify(d, 10)).collect();
+        let second: Vec<Vec<Suggestion>> = inputs.iter().rev().map(|d| b.classify(d, 10)).collect();
+        let second: Vec<Vec<Suggestion>> = second.into_iter().rev().collect();
+        assert_eq!(first, second);
+        for s in first.iter().flatten() {
+            assert!(s.score <= SCORE_MAX);
+        }
+        assert!(a.classify("", 5).is_empty());
+    }
+
+    #[test]
+    fn learning_is_deterministic_and_effective() {
+        let table = test_table();
+        let mut a = Classifier::new(&table);
+        let mut b = Classifier::new(&table);
+        let ex = [
+            ("Zorblax widget", "847130"),
+            ("zorblax gizmo", "847130"),
+            ("acme fizz", "220210"),
+        ];
+        for (d, c) in ex {
+            a.learn(d, c).unwrap();
+        }
+        for (d, c) in ex.iter().rev() {
+            b.learn(d, c).unwrap();
+        }
+        assert_eq!(a.learned_examples(), 3);
+        assert_eq!(
+            a.classify("zorblax widget", 5),
+            b.classify("zorblax widget", 5)
+        );
+        assert_eq!(a.classify("zorblax widget", 1)[0].hs6, "847130");
+        assert_eq!(
+            a.learn("x", "12345"),
+            Err(ClassifierError::InvalidCode("12345".into()))
+        );
+        assert_eq!(
+            a.learn("x", "010199"),
+            Err(ClassifierError::UnknownSubheading("010199".into()))
+        );
+        assert_eq!(
+            a.learn("123 456", "847130"),
+            Err(ClassifierError::EmptyDescription)
+        );
+        let j = a.judge("zorblax widget", "8471300000", 5);
+        assert_eq!(j.verdict, Verdict::Confirmed);
+        assert_eq!(j.verdict.as_str(), "confirmed");
+        assert_eq!(
+            a.judge("zorblax widget", "010121", 5).verdict,
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            a.judge("zorblax widget", "abc", 5).verdict,
+            Verdict::Mismatch
+        );
+    }
+
+    #[test]
+    fn classify_smoke() {
+        let c = Classifier::new(&test_table());
+        let s = c.classify("laptop computer 14 inch", 5);
+        assert_eq!(s[0].hs6, "847130");
+    }
+}

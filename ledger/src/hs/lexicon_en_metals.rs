@@ -1,0 +1,48 @@
+//! English trade terms for base metals and articles of base metal, tools and
+//! cutlery (chapters 72–83). `(term, code)`: HS 2022 subheading (6 digits)
+//! or heading (4).
+
+/// Metal terms.
+#[rustfmt::skip]
+pub const EN_METALS: &[(&str, &str)] = &[
+    ("pig iron", "720110"), ("ferromanganese", "7202"), ("ferrochrome", "7202"), ("ferrosilicon", "7202"),
+    ("steel scrap", "720449"), ("iron scrap", "720449"), ("scrap metal", "7204"), ("steel billets", "720711"),
+    ("steel slabs", "720712"), ("hot rolled coil", "720839"), ("hot rolled steel coil", "720839"),
+    ("hot rolled steel", "7208"), ("hrc", "720839"), ("steel plate", "720851"), ("cold rolled steel", "7209"),
+    ("cold rolled coil", "720917"), ("galvanized steel", "7210"), ("galvanized steel coil", "721049"),
+    ("galvanized sheet", "721049"), ("ppgi", "721070"), ("color coated steel", "721070"), ("tinplate", "721012"),
+    ("wire rod", "721391"), ("rebar", "721420"), ("reinforcing bar", "721420"), ("steel bars", "7214"),
+    ("steel angle", "721640"), ("h beam", "721633"), ("i beam", "721632"), ("steel wire", "7217"),
+    ("galvanized wire", "721720"), ("stainless steel coil", "7219"), ("stainless steel sheet", "7219"),
+    ("stainless steel bar", "722220"), ("stainless steel wire", "722300"), ("alloy steel", "7225"),
+    ("silicon steel", "722511"), ("steel pipe", "7306"), ("seamless pipe", "7304"), ("welded pipe", "730630"),
+    ("square tube", "730661"), ("stainless steel pipe", "730640"), ("oil well casing", "730429"),
+    ("pipe fittings", "7307"), ("flanges", "730791"), ("steel structure", "730890"), ("scaffolding", "730840"),
+    ("steel tank", "730900"), ("steel drum", "731010"), ("tin cans", "731021"), ("gas cylinder", "731100"),
+    ("wire rope", "731210"), ("barbed wire", "731300"), ("wire mesh", "7314"), ("chain", "7315"),
+    ("anchor", "731600"), ("nails", "731700"), ("screws", "731815"), ("bolts", "731815"),
+    ("stainless steel bolts", "731815"), ("nuts", "731816"), ("washers", "731822"), ("rivets", "731823"),
+    ("springs", "7320"), ("gas stove", "732111"), ("barbecue grill", "732111"), ("cookware", "7323"),
+    ("stainless steel cookware", "732393"), ("cast iron pan", "732391"), ("kitchen sink", "732410"),
+    ("stainless steel sink", "732410"), ("iron castings", "732510"), ("steel wire products", "732620"),
+    ("steel parts", "732690"), ("copper cathodes", "740311"), ("copper scrap", "740400"),
+    ("copper wire", "7408"), ("copper rod", "740710"), ("copper pipe", "741110"), ("copper tube", "741110"),
+    ("copper foil", "741011"), ("brass fittings", "741220"), ("nickel", "750210"), ("aluminium", "7601"),
+    ("aluminium ingot", "760120"), ("primary aluminium", "760110"), ("aluminium scrap", "760200"),
+    ("aluminium profiles", "760429"), ("aluminium extrusions", "760429"), ("aluminium sheet", "7606"),
+    ("aluminium coil", "7606"), ("aluminium foil", "7607"), ("aluminium windows", "761010"),
+    ("aluminium cans", "761290"), ("aluminium cookware", "761510"), ("lead ingot", "780110"),
+    ("zinc ingot", "790111"), ("tin ingot", "800110"), ("tungsten", "8101"), ("molybdenum", "8102"),
+    ("titanium", "8108"), ("cobalt", "810520"), ("magnesium", "8104"), ("silicon metal", "280469"),
+    ("shovel", "820110"), ("spade", "820110"), ("garden tools", "8201"), ("hand saw", "820210"),
+    ("saw blade", "8202"), ("circular saw blade", "820239"), ("pliers", "820320"), ("wrench", "820411"),
+    ("spanner", "820411"), ("socket set", "820420"), ("hammer", "820520"), ("screwdriver", "820540"),
+    ("hand tools", "8205"), ("tool set", "820600"), ("tool kit", "820600"), ("drill bit", "820750"),
+    ("drill bits", "820750"), ("kitchen knife", "821192"), ("knives", "8211"), ("pocket knife", "821193"),
+    ("scissors", "821300"), ("nail clipper", "821420"), ("cutlery", "8215"), ("cutlery set", "821520"),
+    ("spoons", "821599"), ("forks", "821599"), ("razor", "821210"), ("razor blades", "821220"),
+    ("padlock", "830140"), ("door lock", "830140"), ("locks", "8301"), ("hinges", "830210"),
+    ("door handle", "830241"), ("furniture fittings", "830242"), ("castors", "830220"), ("safe box", "830300"),
+    ("staples", "830520"), ("photo frame", "830630"), ("bells", "830610"), ("crown caps", "830910"),
+    ("aluminium caps", "830990"), ("welding electrodes", "831110"), ("welding wire", "831120"),
+];

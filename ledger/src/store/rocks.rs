@@ -1,0 +1,258 @@
+//! RocksDB adapter of [`Store`]: one column family per record kind, one
+//! synced `WriteBatch` per block.
+
+use super::mem::decode_event_loc;
+use super::*;
+use crate::codec;
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+use std::path::Path;
+
+const CF_BLOCKS: &str = "blocks";
+const CF_TX: &str = "tx_index";
+const CF_SHIP_IDX: &str = "shipment_index";
+const CF_SHIP_STATE: &str = "shipment_state";
+const CF_MERKLE: &str = "merkle";
+const CF_CHECKPOINTS: &str = "checkpoints";
+const CF_META: &str = "meta";
+
+/// Column families, in creation order.
+pub const COLUMN_FAMILIES: [&str; 7] = [
+    CF_BLOCKS,
+    CF_TX,
+    CF_SHIP_IDX,
+    CF_SHIP_STATE,
+    CF_MERKLE,
+    CF_CHECKPOINTS,
+    CF_META,
+];
+
+const META_TIP: &[u8] = b"\0tip";
+const META_CONFIG: &[u8] = b"\0config";
+
+/// A [`Store`] in a RocksDB database.
+pub struct RocksStore {
+    db: DB,
+    sync: bool,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RocksStore({})", self.db.path().display())
+    }
+}
+
+fn backend(e: rocksdb::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl RocksStore {
+    /// Open or create the database at `path`. Block commits are fsynced.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
+        Ok(RocksStore { db, sync: true })
+    }
+
+    /// Turn fsync of block commits off (benchmarks of the non-durable path only).
+    pub fn set_sync(&mut self, sync: bool) {
+        self.sync = sync;
+    }
+
+    /// The underlying database (for snapshots/checkpoints by the node).
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Backend(format!("missing column family {name}")))
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(backend)
+    }
+
+    fn get_decoded<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        cf: &str,
+        key: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>, StoreError> {
+        match self.get(cf, key)? {
+            None => Ok(None),
+            Some(b) => codec::decode(&b).map(Some).map_err(|e| corrupt(what(), e)),
+        }
+    }
+
+    fn write_opts(&self) -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(self.sync);
+        w
+    }
+
+    /// Overwrite raw bytes of a block (used by corruption tests and repair).
+    pub fn put_raw_block(&self, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(
+                self.cf(CF_BLOCKS)?,
+                height.to_be_bytes(),
+                bytes,
+                &self.write_opts(),
+            )
+            .map_err(backend)
+    }
+}
+
+impl Store for RocksStore {
+    fn tip(&self) -> Result<Option<Tip>, StoreError> {
+        self.get_decoded(CF_META, META_TIP, || "tip".into())
+    }
+    fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_BLOCKS, &height.to_be_bytes())
+    }
+    fn tx_location(&self, id: &Hash32) -> Result<Option<TxLocation>, StoreError> {
+        self.get_decoded(CF_TX, &id.0, || format!("tx index {id}"))
+    }
+    fn shipment_state(&self, shipment: &str) -> Result<Option<ShipmentState>, StoreError> {
+        self.get_decoded(CF_SHIP_STATE, shipment.as_bytes(), || {
+            format!("shipment state {shipment}")
+        })
+    }
+    fn shipment_events(
+        &self,
+        shipment: &str,
+        after: Option<TxLocation>,
+        limit: usize,
+    ) -> Result<Vec<(TxLocation, Hash32)>, StoreError> {
+        let mut prefix = shipment.as_bytes().to_vec();
+        prefix.push(0);
+        let start = match after {
+            Some(loc) => {
+                let mut k = shipment_event_key(shipment, loc);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_SHIP_IDX)?,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let loc = decode_event_loc(&k, prefix.len())?;
+            let id: [u8; 32] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("shipment index value", "not 32 bytes"))?;
+            out.push((loc, crate::hash::Bytes(id)));
+        }
+        Ok(out)
+    }
+    fn merkle_node(&self, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        match self.get(CF_MERKLE, &merkle_key(level, index))? {
+            None => Ok(None),
+            Some(v) => v
+                .as_slice()
+                .try_into()
+                .map(Some)
+                .map_err(|_| corrupt(format!("merkle node {level}/{index}"), "not 32 bytes")),
+        }
+    }
+    fn config(&self) -> Result<Option<ChainConfig>, StoreError> {
+        self.get_decoded(CF_META, META_CONFIG, || "chain config".into())
+    }
+    fn checkpoint(&self, height: u64) -> Result<Option<CosignedCheckpoint>, StoreError> {
+        self.get_decoded(CF_CHECKPOINTS, &height.to_be_bytes(), || {
+            format!("checkpoint {height}")
+        })
+    }
+    fn put_checkpoint(&self, cp: &CosignedCheckpoint) -> Result<(), StoreError> {
+        let bytes = codec::encode(cp)?;
+        self.db
+            .put_cf_opt(
+                self.cf(CF_CHECKPOINTS)?,
+                cp.checkpoint.height.to_be_bytes(),
+                bytes,
+                &self.write_opts(),
+            )
+            .map_err(backend)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<CosignedCheckpoint>, StoreError> {
+        let mut iter = self
+            .db
+            .iterator_cf(self.cf(CF_CHECKPOINTS)?, IteratorMode::End);
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (_, v) = item.map_err(backend)?;
+                codec::decode(&v)
+                    .map(Some)
+                    .map_err(|e| corrupt("latest checkpoint", e))
+            }
+        }
+    }
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_META, key)
+    }
+    fn put_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        if key.first() == Some(&0) {
+            return Err(StoreError::Refused(
+                "meta keys starting with 0x00 are reserved".into(),
+            ));
+        }
+        self.db
+            .put_cf_opt(self.cf(CF_META)?, key, value, &self.write_opts())
+            .map_err(backend)
+    }
+    fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
+        check_next_height(self.tip()?.as_ref(), w.height)?;
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_BLOCKS)?, w.height.to_be_bytes(), &w.block);
+        let tx_cf = self.cf(CF_TX)?;
+        for (id, loc) in &w.tx_locations {
+            b.put_cf(tx_cf, id.0, codec::encode(loc)?);
+        }
+        let st_cf = self.cf(CF_SHIP_STATE)?;
+        for (s, st) in &w.shipment_states {
+            b.put_cf(st_cf, s.as_bytes(), codec::encode(st)?);
+        }
+        let idx_cf = self.cf(CF_SHIP_IDX)?;
+        for (s, loc, id) in &w.shipment_events {
+            b.put_cf(idx_cf, shipment_event_key(s, *loc), id.0);
+        }
+        let m_cf = self.cf(CF_MERKLE)?;
+        for (l, i, h) in &w.merkle_nodes {
+            b.put_cf(m_cf, merkle_key(*l, *i), h);
+        }
+        let meta_cf = self.cf(CF_META)?;
+        if let Some(c) = &w.config {
+            b.put_cf(meta_cf, META_CONFIG, codec::encode(c)?);
+        }
+        for (k, v) in &w.meta {
+            if k.first() == Some(&0) {
+                return Err(StoreError::Refused(
+                    "meta keys starting with 0x00 are reserved".into(),
+                ));
+            }
+            b.put_cf(meta_cf, k, v);
+        }
+        if let Some(t) = &w.tip {
+            b.put_cf(meta_cf, META_TIP, codec::encode(t)?);
+        }
+        self.db.write_opt(b, &self.write_opts()).map_err(backend)
+    }
+}

@@ -1,0 +1,400 @@
+//! Validators that run before commit: formats, HS classification and risk.
+//!
+//! Pure, versioned, deterministic functions with stable reason codes. The
+//! generic checks (structure, signature, submitter, role, replay, lifecycle)
+//! live in `chain`; this module judges the content of declarations, which
+//! only parties that can decrypt it (customs) can evaluate.
+
+pub mod formats;
+pub mod risk;
+
+use crate::block::{ClassificationOutcome, RiskOutcome, TxResult};
+use crate::chain::{reject, ContentOutcome, ContentValidator, Rejection};
+use crate::config::{ChainConfig, FieldClass};
+use crate::declaration::Declaration;
+use crate::disclosure::{self, DecryptionKey};
+use crate::event::{EventKind, ShipmentState};
+use crate::hash::{sha256, Hash32};
+use crate::hs::classifier::{Classifier, Verdict};
+use crate::hs::nomenclature::Nomenclature;
+use crate::tx::SignedTransaction;
+use risk::{Presence, RiskConfig, RiskHistory, RiskInput, RiskLevel};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Version of the combined content rules (formats + classifier + risk).
+pub const CONTENT_RULES_VERSION: &str = "content-1";
+
+/// Risk points added when a declared HS code contradicts its description.
+pub const HS_MISMATCH_POINTS: u8 = 25;
+
+/// Declarations remembered per shipment for learning on release/inspection.
+const MAX_REMEMBERED: usize = 200_000;
+
+/// Suggestions recorded per goods item.
+const TOP_K: usize = 5;
+
+/// The customs content validator: opens declarations with this customs
+/// party's key, checks formats, classifies every goods item and scores risk.
+/// It learns from committed history (`committed`), deterministically.
+pub struct CustomsValidator {
+    party: String,
+    keys: Vec<DecryptionKey>,
+    nomenclature: Arc<Nomenclature>,
+    classifier: Classifier,
+    risk_cfg: RiskConfig,
+    history: RiskHistory,
+    seq: u64,
+    /// shipment -> (sequence, declaration, declarant)
+    remembered: BTreeMap<String, (u64, Declaration, String)>,
+    /// Declarations opened by `check`, waiting for `committed`.
+    opened: BTreeMap<Hash32, Declaration>,
+}
+
+impl std::fmt::Debug for CustomsValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CustomsValidator(party={}, seq={}, learned={})",
+            self.party,
+            self.seq,
+            self.classifier.learned_examples()
+        )
+    }
+}
+
+fn declared_fields(
+    stx: &SignedTransaction,
+    party: &str,
+    keys: &[DecryptionKey],
+) -> Result<Declaration, Rejection> {
+    let opened = disclosure::open(&stx.tx, party, keys)
+        .map_err(|e| reject("DECL_UNREADABLE", e.to_string()))?;
+    let sealed_classes = stx
+        .tx
+        .sealed
+        .iter()
+        .filter(|f| f.class != FieldClass::Public)
+        .count();
+    let opened_sealed = opened
+        .iter()
+        .filter(|f| f.field.class != FieldClass::Public)
+        .count();
+    if opened_sealed != sealed_classes {
+        return Err(reject(
+            "DECL_NOT_SEALED_TO_CUSTOMS",
+            "every sealed field must be readable by customs",
+        ));
+    }
+    let fields: Vec<_> = opened.into_iter().map(|f| f.field).collect();
+    Declaration::from_fields(&fields).map_err(|e| reject("DECL_MALFORMED", e))
+}
+
+/// Blocking format checks of a declaration against the pinned nomenclature.
+pub fn check_formats(d: &Declaration, nom: &Nomenclature) -> Result<(), Rejection> {
+    let f = |e: formats::FormatError| reject(e.code(), e.to_string());
+    if d.goods.is_empty() {
+        return Err(reject(
+            "DECL_NO_GOODS",
+            "a declaration needs at least one goods item",
+        ));
+    }
+    for (i, g) in d.goods.iter().enumerate() {
+        formats::validate_hs_code(&g.hs_code).map_err(f)?;
+        let hs6 = g.hs_code.get(..6).unwrap_or_default();
+        if !nom.exists_subheading(hs6) {
+            return Err(reject(
+                "HS_UNKNOWN",
+                format!("item {i}: subheading {hs6} is not in the pinned nomenclature"),
+            ));
+        }
+        formats::validate_currency(&g.currency).map_err(f)?;
+        formats::validate_mass_g(g.gross_mass_g).map_err(f)?;
+        formats::validate_value_minor(g.value_minor).map_err(f)?;
+        if !g.origin.is_empty() {
+            formats::validate_country(&g.origin).map_err(f)?;
+        }
+        if g.description.trim().is_empty() {
+            return Err(reject(
+                "DECL_NO_DESCRIPTION",
+                format!("item {i} has no description"),
+            ));
+        }
+    }
+    for t in [
+        Some(&d.consignor),
+        Some(&d.consignee),
+        d.buyer.as_ref(),
+        d.seller.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(e) = &t.eori {
+            formats::validate_eori(e).map_err(f)?;
+        }
+    }
+    for p in [&d.place_of_loading, &d.place_of_unloading] {
+        if !p.is_empty() {
+            formats::validate_locode(p).map_err(f)?;
+        }
+    }
+    for c in &d.containers {
+        formats::validate_container(c).map_err(f)?;
+    }
+    for c in &d.routing {
+        formats::validate_country(c).map_err(f)?;
+    }
+    Ok(())
+}
+
+fn trader_key(t: Option<&crate::declaration::Trader>) -> String {
+    t.map(|t| t.eori.clone().unwrap_or_else(|| t.name.clone()))
+        .unwrap_or_default()
+}
+
+/// Risk inputs of each goods item.
+pub fn risk_inputs(d: &Declaration, declarant: &str, seq: u64) -> Vec<RiskInput> {
+    d.goods
+        .iter()
+        .map(|g| {
+            let dedupe = sha256(
+                format!(
+                    "{}|{}|{}|{}|{}",
+                    trader_key(Some(&d.consignor)),
+                    trader_key(Some(&d.consignee)),
+                    g.hs_code,
+                    g.value_minor,
+                    g.gross_mass_g
+                )
+                .as_bytes(),
+            );
+            RiskInput {
+                seq,
+                hs6: g.hs_code.get(..6).unwrap_or_default().to_string(),
+                origin: g.origin.clone(),
+                routing: d.routing.clone(),
+                place_of_loading: d.place_of_loading.clone(),
+                place_of_unloading: d.place_of_unloading.clone(),
+                net_mass_g: g.gross_mass_g,
+                value_minor: g.value_minor,
+                currency: g.currency.clone(),
+                // No exchange rates on the ledger: EUR values are used as is,
+                // other currencies at their minor-unit face value.
+                value_eur_cents: g.value_minor,
+                importer: trader_key(Some(&d.consignee)),
+                declarant: declarant.to_string(),
+                seller: trader_key(d.seller.as_ref()),
+                consignee: trader_key(Some(&d.consignee)),
+                transport_mode: d.transport_mode,
+                tariff_treatment: String::new(),
+                present: Presence {
+                    origin: !g.origin.is_empty(),
+                    routing: !d.routing.is_empty(),
+                    place_of_loading: !d.place_of_loading.is_empty(),
+                    place_of_unloading: !d.place_of_unloading.is_empty(),
+                    net_mass: g.gross_mass_g > 0,
+                    value: g.value_minor > 0,
+                    currency: !g.currency.is_empty(),
+                    importer: true,
+                    declarant: true,
+                    seller: d.seller.is_some(),
+                    consignee: true,
+                    tariff_treatment: false,
+                },
+                dedupe_key: dedupe.0.to_vec(),
+            }
+        })
+        .collect()
+}
+
+impl CustomsValidator {
+    /// A validator for customs party `party` holding `keys`.
+    pub fn new(party: &str, keys: Vec<DecryptionKey>, nomenclature: Arc<Nomenclature>) -> Self {
+        let risk_cfg = RiskConfig::default();
+        CustomsValidator {
+            party: party.to_string(),
+            keys,
+            classifier: Classifier::new(&nomenclature),
+            nomenclature,
+            history: RiskHistory::new(&risk_cfg.limits),
+            risk_cfg,
+            seq: 0,
+            remembered: BTreeMap::new(),
+            opened: BTreeMap::new(),
+        }
+    }
+
+    /// Examples the classifier has learned from released shipments.
+    pub fn learned_examples(&self) -> u64 {
+        self.classifier.learned_examples()
+    }
+
+    /// The classifier (for the Classify API).
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// Judge an opened declaration (exposed for tools and tests).
+    pub fn assess(&self, config: &ChainConfig, d: &Declaration, declarant: &str) -> ContentOutcome {
+        let mut out = ContentOutcome::default();
+        let mut mismatch = false;
+        for (i, g) in d.goods.iter().enumerate() {
+            let j = self.classifier.judge(&g.description, &g.hs_code, TOP_K);
+            if j.verdict == Verdict::Mismatch {
+                mismatch = true;
+                out.warnings.push(format!("HS_MISMATCH:item{i}"));
+            }
+            out.classification.push(ClassificationOutcome {
+                item: i as u32,
+                declared: g.hs_code.clone(),
+                verdict: j.verdict.as_str().to_string(),
+                suggestions: j
+                    .suggestions
+                    .into_iter()
+                    .map(|s| (s.hs6, s.score))
+                    .collect(),
+            });
+        }
+        let mut best: Option<risk::RiskAssessment> = None;
+        for input in risk_inputs(d, declarant, self.seq) {
+            let a = risk::score(&self.history, &input, &self.risk_cfg);
+            if best.as_ref().is_none_or(|b| a.score_milli > b.score_milli) {
+                best = Some(a);
+            }
+        }
+        if let Some(a) = best {
+            let mut reasons: Vec<(String, u8)> = a
+                .reasons
+                .iter()
+                .map(|r| (r.code.to_string(), r.points))
+                .collect();
+            let mut score = a.score;
+            if mismatch {
+                score = score.saturating_add(HS_MISMATCH_POINTS).min(100);
+                reasons.push(("RISK_HS_MISMATCH".into(), HS_MISMATCH_POINTS));
+            }
+            let level = if score >= config.risk_inspect_at {
+                RiskLevel::Inspect
+            } else if score >= config.risk_review_at {
+                RiskLevel::Review
+            } else {
+                RiskLevel::Low
+            };
+            let level = match level {
+                RiskLevel::Low => "low",
+                RiskLevel::Review => {
+                    out.warnings.push("RISK_REVIEW".into());
+                    "review"
+                }
+                RiskLevel::Inspect => {
+                    out.warnings.push("RISK_INSPECT".into());
+                    "inspect"
+                }
+            };
+            out.risk = Some(RiskOutcome {
+                score,
+                level: level.to_string(),
+                reasons,
+            });
+        }
+        out
+    }
+}
+
+impl ContentValidator for CustomsValidator {
+    fn check(
+        &mut self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        _state: Option<&ShipmentState>,
+    ) -> Result<ContentOutcome, Rejection> {
+        if !stx.tx.kind.carries_declaration() {
+            return Ok(ContentOutcome::default());
+        }
+        let d = declared_fields(stx, &self.party, &self.keys)?;
+        check_formats(&d, &self.nomenclature)?;
+        let out = self.assess(config, &d, &stx.tx.submitter);
+        if self.opened.len() < 100_000 {
+            self.opened.insert(*tx_id, d);
+        }
+        Ok(out)
+    }
+
+    fn agrees(
+        &mut self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        recorded: &ContentOutcome,
+    ) -> bool {
+        if !stx.tx.kind.carries_declaration() {
+            return recorded == &ContentOutcome::default();
+        }
+        match self.check(config, stx, tx_id, None) {
+            Ok(mine) => &mine == recorded,
+            Err(_) => false,
+        }
+    }
+
+    fn committed(&mut self, _config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
+        let tx = &stx.tx;
+        match tx.kind {
+            k if k.carries_declaration() => {
+                let d = match self.opened.remove(&result.tx_id) {
+                    Some(d) => d,
+                    None => match declared_fields(stx, &self.party, &self.keys) {
+                        Ok(d) => d,
+                        Err(_) => return,
+                    },
+                };
+                self.seq += 1;
+                for input in risk_inputs(&d, &tx.submitter, self.seq) {
+                    self.history.observe(&input);
+                }
+                if self.remembered.len() >= MAX_REMEMBERED {
+                    // Evict the oldest deterministically.
+                    if let Some(oldest) = self
+                        .remembered
+                        .iter()
+                        .min_by_key(|(s, (seq, _, _))| (*seq, (*s).clone()))
+                        .map(|(s, _)| s.clone())
+                    {
+                        self.remembered.remove(&oldest);
+                    }
+                }
+                self.remembered
+                    .insert(tx.shipment_id.clone(), (self.seq, d, tx.submitter.clone()));
+            }
+            EventKind::Released => {
+                // Customs released the goods under the declared codes: they
+                // become labelled examples.
+                if let Some((_, d, _)) = self.remembered.get(&tx.shipment_id) {
+                    for g in &d.goods {
+                        if let Some(hs6) = g.hs_code.get(..6) {
+                            let _ = self.classifier.learn(&g.description, hs6);
+                        }
+                    }
+                }
+            }
+            EventKind::InspectionResult => {
+                let fraud = disclosure::open(tx, &self.party, &self.keys)
+                    .ok()
+                    .and_then(|fs| {
+                        fs.into_iter()
+                            .find(|f| f.field.path == "inspection.fraud_found")
+                            .map(|f| f.field.value == "true")
+                    });
+                if let (Some(fraud), Some((seq, d, declarant))) =
+                    (fraud, self.remembered.get(&tx.shipment_id))
+                {
+                    for input in risk_inputs(d, declarant, *seq) {
+                        self.history.observe_outcome(&input, fraud);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! The gRPC services. Each handler authenticates the caller first, then
+//! answers from the local ledger (reads) or goes through consensus
+//! (submissions, membership). Conversions to proto live here; status
+//! mapping lives in `status`.
+
+use crate::service::{checkpoint_proto, NodeCore};
+use crate::status;
+use consensus::openraft::ServerState;
+use consensus::PeerNode;
+use ledger::Store;
+use ledger::{Block, Hash32};
+use proto::v1;
+use proto::v1::admin_server::Admin;
+use proto::v1::ledger_server::Ledger as LedgerApi;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Server-side implementation of both services.
+#[derive(Debug, Clone)]
+pub struct Api {
+    core: Arc<NodeCore>,
+}
+
+impl Api {
+    /// Wrap the node core.
+    pub fn new(core: Arc<NodeCore>) -> Self {
+        Api { core }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+const PAGE_MAX: u32 = 200;
+
+fn parse_hash(b: &[u8]) -> Result<Hash32, Status> {
+    let a: [u8; 32] = b
+        .try_into()
+        .map_err(|_| status::invalid("BAD_ID", "a transaction id is 32 bytes"))?;
+    Ok(ledger::Bytes(a))
+}
+
+fn block_at(core: &NodeCore, height: u64) -> Result<Option<Block>, Status> {
+    core.consensus
+        .ledger()
+        .with_ledger(|l| l.store().block(height))
+        .map_err(status::internal)?
+        .map_err(status::corrupt)
+}
+
+fn block_response(b: &Block) -> Result<v1::BlockResponse, Status> {
+    Ok(v1::BlockResponse {
+        block: b.encode().map_err(status::internal)?,
+        block_hash: b.hash().map_err(status::internal)?.0.to_vec(),
+        height: b.header.height,
+    })
+}
+
+/// Wait until the ledger passes `height` (or a timeout).
+async fn wait_height(core: &NodeCore, height: u64) {
+    let mut rx = core.consensus.metrics();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if core.consensus.ledger().tip().map_or(0, |t| t.height) >= height {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl LedgerApi for Api {
+    async fn submit(
+        &self,
+        req: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        self.core.authenticate(&req, "/customs.v1.Ledger/Submit")?;
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.core
+                .submit(r.signed_tx, r.wait_for_commit, true)
+                .await?,
+        ))
+    }
+
+    async fn get_transaction(
+        &self,
+        req: Request<v1::GetTransactionRequest>,
+    ) -> Result<Response<v1::TransactionProof>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/GetTransaction")?;
+        let id = parse_hash(&req.get_ref().tx_id)?;
+        Ok(Response::new(self.core.transaction_proof(&id).await?))
+    }
+
+    async fn get_shipment_history(
+        &self,
+        req: Request<v1::GetShipmentHistoryRequest>,
+    ) -> Result<Response<v1::ShipmentHistory>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/GetShipmentHistory")?;
+        let r = req.into_inner();
+        let size = if r.page_size == 0 {
+            50
+        } else {
+            r.page_size.min(PAGE_MAX)
+        } as usize;
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let (h, i) = r
+                .page_token
+                .split_once(':')
+                .and_then(|(h, i)| Some((h.parse::<u64>().ok()?, i.parse::<u32>().ok()?)))
+                .ok_or_else(|| status::invalid("BAD_PAGE_TOKEN", "page token is height:index"))?;
+            Some(ledger::store::TxLocation {
+                height: h,
+                index: i,
+            })
+        };
+        let shipment = r.shipment_id.clone();
+        let (events, state) = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| -> Result<_, ledger::store::StoreError> {
+                Ok((
+                    l.store().shipment_events(&shipment, after, size + 1)?,
+                    l.store().shipment_state(&shipment)?,
+                ))
+            })
+            .map_err(status::internal)?
+            .map_err(status::corrupt)?;
+        if events.is_empty() && after.is_none() {
+            return Err(status::not_found(
+                "SHIPMENT_NOT_FOUND",
+                format!("no events for shipment {shipment:?}"),
+            ));
+        }
+        let more = events.len() > size;
+        let mut out = Vec::new();
+        let mut last = None;
+        for (loc, id) in events.into_iter().take(size) {
+            out.push(self.core.transaction_proof(&id).await?);
+            last = Some(loc);
+        }
+        Ok(Response::new(v1::ShipmentHistory {
+            events: out,
+            next_page_token: match (more, last) {
+                (true, Some(l)) => format!("{}:{}", l.height, l.index),
+                _ => String::new(),
+            },
+            status: state
+                .map(|s| format!("{:?}", s.status).to_uppercase())
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        req: Request<v1::GetBlockRequest>,
+    ) -> Result<Response<v1::BlockResponse>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/GetBlock")?;
+        let h = req.get_ref().height;
+        let b = block_at(&self.core, h)?
+            .ok_or_else(|| status::not_found("BLOCK_NOT_FOUND", format!("no block {h}")))?;
+        Ok(Response::new(block_response(&b)?))
+    }
+
+    type StreamBlocksStream = BoxStream<v1::BlockResponse>;
+
+    async fn stream_blocks(
+        &self,
+        req: Request<v1::StreamBlocksRequest>,
+    ) -> Result<Response<Self::StreamBlocksStream>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/StreamBlocks")?;
+        let mut next = req.get_ref().from_height;
+        let core = self.core.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                match block_at(&core, next) {
+                    Ok(Some(b)) => {
+                        let item = block_response(&b);
+                        let failed = item.is_err();
+                        if tx.send(item).await.is_err() || failed {
+                            return;
+                        }
+                        next += 1;
+                    }
+                    Ok(None) => {
+                        if tx.is_closed() {
+                            return;
+                        }
+                        wait_height(&core, next).await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type SubscribeEventsStream = BoxStream<v1::EventNotice>;
+
+    async fn subscribe_events(
+        &self,
+        req: Request<v1::SubscribeEventsRequest>,
+    ) -> Result<Response<Self::SubscribeEventsStream>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/SubscribeEvents")?;
+        let r = req.into_inner();
+        let mut next = r.from_height;
+        let core = self.core.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                match block_at(&core, next) {
+                    Ok(Some(b)) => {
+                        for (i, (stx, res)) in b.txs.iter().zip(&b.results).enumerate() {
+                            let t = &stx.tx;
+                            if !r.shipment_id.is_empty() && t.shipment_id != r.shipment_id {
+                                continue;
+                            }
+                            if !r.kinds.is_empty() && !r.kinds.iter().any(|k| k == t.kind.name()) {
+                                continue;
+                            }
+                            let notice = v1::EventNotice {
+                                height: b.header.height,
+                                index: i as u32,
+                                tx_id: res.tx_id.0.to_vec(),
+                                shipment_id: t.shipment_id.clone(),
+                                kind: t.kind.name().to_string(),
+                                status: res
+                                    .status
+                                    .map(|s| format!("{s:?}").to_uppercase())
+                                    .unwrap_or_default(),
+                                signed_tx: stx.encode().unwrap_or_default(),
+                            };
+                            if tx.send(Ok(notice)).await.is_err() {
+                                return;
+                            }
+                        }
+                        next += 1;
+                    }
+                    Ok(None) => {
+                        if tx.is_closed() {
+                            return;
+                        }
+                        wait_height(&core, next).await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        req: Request<v1::GetCheckpointRequest>,
+    ) -> Result<Response<v1::CosignedCheckpoint>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/GetCheckpoint")?;
+        let h = req.get_ref().height;
+        let cp = if h == 0 {
+            self.core.checkpoint_for(0).await?
+        } else {
+            self.core
+                .consensus
+                .ledger()
+                .with_ledger(|l| l.store().checkpoint(h))
+                .map_err(status::internal)?
+                .map_err(status::corrupt)?
+                .ok_or_else(|| {
+                    status::not_found(
+                        "NO_CHECKPOINT",
+                        format!("no cosigned checkpoint at height {h}"),
+                    )
+                })?
+        };
+        Ok(Response::new(checkpoint_proto(&cp)?))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        req: Request<v1::GetConsistencyProofRequest>,
+    ) -> Result<Response<v1::ConsistencyProof>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/GetConsistencyProof")?;
+        let r = req.into_inner();
+        let size = self
+            .core
+            .consensus
+            .ledger()
+            .tip()
+            .map_err(status::internal)?
+            .height
+            + 1;
+        if r.old_size == 0 || r.old_size > r.new_size || r.new_size > size {
+            return Err(status::invalid(
+                "BAD_SIZES",
+                format!("need 0 < old_size <= new_size <= {size}"),
+            ));
+        }
+        let proof = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.consistency_proof(r.old_size, r.new_size))
+            .map_err(status::internal)?
+            .map_err(status::internal)?;
+        Ok(Response::new(v1::ConsistencyProof {
+            old_size: r.old_size,
+            new_size: r.new_size,
+            proof: proof.into_iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    async fn classify(
+        &self,
+        req: Request<v1::ClassifyRequest>,
+    ) -> Result<Response<v1::ClassifyResponse>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/Classify")?;
+        let r = req.into_inner();
+        if r.description.len() > 2048 {
+            return Err(status::invalid(
+                "TOO_LARGE",
+                "description longer than 2048 bytes",
+            ));
+        }
+        let k = if r.top_k == 0 { 5 } else { r.top_k.min(50) } as usize;
+        let cv = self.core.content.as_ref().ok_or_else(|| {
+            status::unavailable(
+                "NO_CLASSIFIER",
+                "this node has no nomenclature; ask a customs node",
+            )
+        })?;
+        let v = cv.lock().map_err(status::internal)?;
+        let c = v.classifier();
+        let sugg = c.classify(&r.description, k);
+        let verdict = if r.declared_code.is_empty() {
+            String::new()
+        } else {
+            c.judge(&r.description, &r.declared_code, k)
+                .verdict
+                .as_str()
+                .to_string()
+        };
+        Ok(Response::new(v1::ClassifyResponse {
+            suggestions: sugg
+                .into_iter()
+                .map(|s| v1::Suggestion {
+                    hs6: s.hs6,
+                    score: s.score,
+                    description: s.description,
+                })
+                .collect(),
+            verdict,
+            classifier_version: ledger::hs::classifier::CLASSIFIER_VERSION.to_string(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        req: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        self.core.authenticate(&req, "/customs.v1.Ledger/Status")?;
+        Ok(Response::new(status_response(&self.core)))
+    }
+}
+
+/// The Status answer.
+pub fn status_response(core: &NodeCore) -> v1::StatusResponse {
+    let m = core.consensus.metrics().borrow().clone();
+    let tip = core.consensus.ledger().tip().ok();
+    let members = members(core);
+    let leader_party = m
+        .current_leader
+        .and_then(|l| {
+            members
+                .iter()
+                .find(|x| x.node_id == l)
+                .map(|x| x.party.clone())
+        })
+        .unwrap_or_default();
+    v1::StatusResponse {
+        chain_id: core
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.config().chain_id.clone())
+            .unwrap_or_default(),
+        node_party: core.party.clone(),
+        raft_role: match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        }
+        .into(),
+        term: m.current_term,
+        leader_id: m.current_leader.unwrap_or(0),
+        leader_party,
+        applied_index: m.last_applied.map_or(0, |l| l.index),
+        height: tip.as_ref().map_or(0, |t| t.height),
+        tip_hash: tip.map(|t| t.hash.0.to_vec()).unwrap_or_default(),
+        peers: core.p2p.stats().connected_peers as u32,
+        members,
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+fn members(core: &NodeCore) -> Vec<v1::MemberInfo> {
+    let m = core.consensus.metrics().borrow().clone();
+    let mem = m.membership_config.membership();
+    let voters: std::collections::BTreeSet<u64> = mem.voter_ids().collect();
+    mem.nodes()
+        .map(|(id, n): (&u64, &PeerNode)| v1::MemberInfo {
+            node_id: *id,
+            party: n.party.clone(),
+            address: n.addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect()
+}
+
+impl Api {
+    fn require_validator(&self, party: &str) -> Result<(), Status> {
+        let ok = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| {
+                l.config()
+                    .party(party)
+                    .is_some_and(|p| p.validator && !p.revoked)
+            })
+            .map_err(status::internal)?;
+        if ok {
+            Ok(())
+        } else {
+            Err(status::denied(
+                "NOT_A_VALIDATOR",
+                format!("{party} may not change membership"),
+            ))
+        }
+    }
+
+    fn membership_response(&self) -> v1::MembershipResponse {
+        let m = self.core.consensus.metrics().borrow().clone();
+        v1::MembershipResponse {
+            members: members(&self.core),
+            log_index: m.membership_config.log_id().map_or(0, |l| l.index),
+        }
+    }
+}
+
+fn propose_status(e: consensus::ProposeError) -> Status {
+    match e {
+        consensus::ProposeError::NotLeader { leader } => status::unavailable(
+            "NOT_LEADER",
+            format!("send membership changes to the leader ({leader:?})"),
+        ),
+        other => status::unavailable("RAFT", other),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for Api {
+    async fn add_learner(
+        &self,
+        req: Request<v1::AddLearnerRequest>,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let party = self
+            .core
+            .authenticate(&req, "/customs.v1.Admin/AddLearner")?;
+        self.require_validator(&party)?;
+        let r = req.into_inner();
+        if r.node_id == 0 || !ledger::config::valid_party_id(&r.party) {
+            return Err(status::invalid(
+                "BAD_MEMBER",
+                "node_id must be positive and party valid",
+            ));
+        }
+        self.core
+            .consensus
+            .add_learner(r.node_id, PeerNode::new(r.party, r.address), false)
+            .await
+            .map_err(propose_status)?;
+        Ok(Response::new(self.membership_response()))
+    }
+
+    async fn promote_voter(
+        &self,
+        req: Request<v1::PromoteVoterRequest>,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let party = self
+            .core
+            .authenticate(&req, "/customs.v1.Admin/PromoteVoter")?;
+        self.require_validator(&party)?;
+        let id = req.get_ref().node_id;
+        let m = self.core.consensus.metrics().borrow().clone();
+        let mem = m.membership_config.membership();
+        let member = mem
+            .get_node(&id)
+            .ok_or_else(|| {
+                status::not_found("NOT_A_MEMBER", format!("node {id} is not a learner"))
+            })?
+            .clone();
+        let is_validator = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.config().party(&member.party).is_some_and(|p| p.validator))
+            .map_err(status::internal)?;
+        if !is_validator {
+            return Err(status::denied(
+                "NOT_A_VALIDATOR",
+                format!("party {} is not a customs validator in the chain config (needs governance first)", member.party),
+            ));
+        }
+        let mut voters: std::collections::BTreeSet<u64> = mem.voter_ids().collect();
+        voters.insert(id);
+        self.core
+            .consensus
+            .change_membership(voters, true)
+            .await
+            .map_err(propose_status)?;
+        Ok(Response::new(self.membership_response()))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<v1::RemoveNodeRequest>,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let party = self
+            .core
+            .authenticate(&req, "/customs.v1.Admin/RemoveNode")?;
+        self.require_validator(&party)?;
+        let id = req.get_ref().node_id;
+        let m = self.core.consensus.metrics().borrow().clone();
+        let mut voters: std::collections::BTreeSet<u64> =
+            m.membership_config.membership().voter_ids().collect();
+        voters.remove(&id);
+        if voters.is_empty() {
+            return Err(status::invalid(
+                "LAST_VOTER",
+                "cannot remove the last voter",
+            ));
+        }
+        self.core
+            .consensus
+            .change_membership(voters, false)
+            .await
+            .map_err(propose_status)?;
+        Ok(Response::new(self.membership_response()))
+    }
+
+    async fn submit_governance(
+        &self,
+        req: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Admin/SubmitGovernance")?;
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.core
+                .submit(r.signed_tx, r.wait_for_commit, true)
+                .await?,
+        ))
+    }
+}

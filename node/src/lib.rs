@@ -1,0 +1,510 @@
+//! The customs ledger node: the composition root. It wires the ledger, the
+//! Raft replication of `consensus`, the libp2p transport, the gRPC API,
+//! checkpoint cosigning and metrics into one daemon (`customs-node`).
+//!
+//! Nothing else depends on this crate; it is the only place that knows all
+//! the others. It owns no consensus or ledger logic of its own.
+
+pub mod api;
+pub mod config;
+pub mod cosign;
+pub mod keys;
+pub mod metrics;
+pub mod p2p;
+pub mod service;
+pub mod status;
+pub mod transport;
+
+use anyhow::{anyhow, bail, Context, Result};
+use config::NodeConfig;
+use consensus::{BatcherConfig, ConsensusNode, Genesis, NodeId, PeerNode};
+use ledger::chain::{ContentOutcome, ContentValidator, Rejection};
+use ledger::config::{ChainConfig, Role};
+use ledger::crypto::Keypair;
+use ledger::disclosure::DecryptionKey;
+use ledger::hs::nomenclature::Nomenclature;
+use ledger::validate::CustomsValidator;
+use ledger::Store;
+use ledger::{Hash32, SignedTransaction, TxResult};
+use service::NodeCore;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Lets the state machine and the admission path share one validator.
+struct SharedContent(Arc<Mutex<CustomsValidator>>);
+
+impl ContentValidator for SharedContent {
+    fn check(
+        &mut self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        state: Option<&ledger::ShipmentState>,
+    ) -> Result<ContentOutcome, Rejection> {
+        match self.0.lock() {
+            Ok(mut v) => v.check(config, stx, tx_id, state),
+            Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
+        }
+    }
+    fn committed(&mut self, config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
+        if let Ok(mut v) = self.0.lock() {
+            v.committed(config, stx, result);
+        }
+    }
+    fn agrees(
+        &mut self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        recorded: &ContentOutcome,
+    ) -> bool {
+        match self.0.lock() {
+            Ok(mut v) => v.agrees(config, stx, tx_id, recorded),
+            Err(_) => false,
+        }
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Running {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound metrics address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The core.
+    pub core: Arc<NodeCore>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop serving, stop Raft and close the databases.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.core.consensus.shutdown().await;
+        let _ = self.core.p2p.shutdown().await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn load_genesis(path: &std::path::Path) -> Result<ChainConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read genesis {}", path.display()))?;
+    let cfg: ChainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a chain config", path.display()))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+struct Peers(Arc<NodeCore>);
+
+impl transport::PeerService for Peers {
+    fn raft(
+        &self,
+        rpc: consensus::RaftRpc,
+    ) -> futures::future::BoxFuture<'static, consensus::RaftRpcReply> {
+        let c = self.0.consensus.clone();
+        Box::pin(async move { c.handle_rpc(rpc).await })
+    }
+    fn forward(
+        &self,
+        _from: p2p::PeerId,
+        payload: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> {
+        let core = self.0.clone();
+        Box::pin(async move { core.forwarded(payload).await })
+    }
+    fn gossip(&self, _from: p2p::PeerId, topic: &str, data: Vec<u8>) {
+        if topic != transport::COSIGN_TOPIC {
+            return;
+        }
+        let core = self.0.clone();
+        tokio::spawn(async move {
+            let Ok(msg) = ledger::codec::decode_limited::<cosign::CosignMessage>(&data, 4096)
+            else {
+                tracing::warn!("malformed cosignature gossip");
+                return;
+            };
+            let h = msg.checkpoint.height;
+            let c = core.cosigner.clone();
+            let merged = tokio::task::spawn_blocking(move || c.receive(msg)).await;
+            if matches!(merged, Ok(cosign::Merge::Merged)) {
+                // Echo: cosign the same height so quorums form on common heights.
+                let c = core.cosigner.clone();
+                let mine = core.party.clone();
+                let already = core
+                    .consensus
+                    .ledger()
+                    .with_ledger(|l| {
+                        l.store()
+                            .checkpoint(h)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|cp| cp.cosignatures.iter().any(|s| s.party == mine))
+                    })
+                    .unwrap_or(true);
+                if !already {
+                    if let Ok(Some(m)) =
+                        tokio::task::spawn_blocking(move || c.cosign_height(h)).await
+                    {
+                        if let Ok(b) = ledger::codec::encode(&m) {
+                            let _ = core.p2p.publish(transport::COSIGN_TOPIC, b).await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Start a node from its configuration.
+pub async fn start(cfg: NodeConfig) -> Result<Running> {
+    let genesis = load_genesis(&cfg.genesis)?;
+    let me = genesis
+        .party(&cfg.party)
+        .ok_or_else(|| anyhow!("party {} is not in the genesis config", cfg.party))?
+        .clone();
+    let signing = Keypair::from_seed(&keys::read_secret(&cfg.signing_key)?);
+    if signing.public() != me.signing_key {
+        bail!(
+            "signing key file does not match the registered key of {}",
+            cfg.party
+        );
+    }
+    let mut dkeys = vec![DecryptionKey::from_secret(keys::read_secret(
+        &cfg.encryption_key,
+    )?)];
+    for p in &cfg.old_encryption_keys {
+        dkeys.push(DecryptionKey::from_secret(keys::read_secret(p)?));
+    }
+    let node_seed = keys::read_secret(&cfg.node_key)?;
+    let peer_id = p2p::peer_id_of(node_seed);
+    if peer_id.to_string() != me.peer_id {
+        bail!(
+            "node key gives peer id {peer_id}, but the chain config registers {}",
+            me.peer_id
+        );
+    }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+
+    // Content validation (customs nodes hold the nomenclature).
+    let content = if me.has_role(Role::Customs) {
+        let path = cfg
+            .nomenclature
+            .clone()
+            .or_else(ledger::hs::nomenclature::locate)
+            .ok_or_else(|| {
+                anyhow!(
+                    "customs nodes need the nomenclature: run testnet/setup.sh or set nomenclature"
+                )
+            })?;
+        let nom = Nomenclature::load(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if genesis.nomenclature.sha256 != Hash32::ZERO
+            && nom.hash() != genesis.nomenclature.sha256.0
+        {
+            bail!(
+                "nomenclature {} has hash {}, but the chain pins {}",
+                path.display(),
+                nom.hash_hex(),
+                genesis.nomenclature.sha256
+            );
+        }
+        Some(Arc::new(Mutex::new(CustomsValidator::new(
+            &cfg.party,
+            dkeys.clone(),
+            Arc::new(nom),
+        ))))
+    } else {
+        None
+    };
+
+    // Peers: node ids -> parties -> peer ids from the chain config.
+    let mut peers: BTreeMap<NodeId, (String, p2p::PeerId)> = BTreeMap::new();
+    let mut known = Vec::new();
+    for p in &cfg.peers {
+        let party = genesis
+            .party(&p.party)
+            .ok_or_else(|| anyhow!("peer {} is not in the genesis config", p.party))?;
+        let pid: p2p::PeerId = party
+            .peer_id
+            .parse()
+            .map_err(|e| anyhow!("bad peer id of {}: {e}", p.party))?;
+        let addr: p2p::Multiaddr = p
+            .p2p_addr
+            .parse()
+            .map_err(|e| anyhow!("bad address {}: {e}", p.p2p_addr))?;
+        peers.insert(p.node_id, (p.party.clone(), pid));
+        known.push((pid, addr));
+    }
+    let allowlist: BTreeSet<p2p::PeerId> = genesis
+        .parties
+        .iter()
+        .filter(|p| !p.revoked)
+        .filter_map(|p| p.peer_id.parse().ok())
+        .collect();
+
+    let dispatcher = Arc::new(transport::Dispatcher::default());
+    let mut pcfg = p2p::P2pConfig::new(p2p::keypair_from_seed(node_seed), dispatcher.clone());
+    pcfg.listen_addrs = vec![cfg
+        .p2p_listen
+        .parse()
+        .map_err(|e| anyhow!("bad p2p_listen: {e}"))?];
+    pcfg.allowlist = allowlist;
+    pcfg.known_peers = known;
+    pcfg.topics = vec![transport::COSIGN_TOPIC.to_string()];
+    let (p2p_handle, p2p_task) = p2p::P2p::spawn(pcfg)
+        .await
+        .map_err(|e| anyhow!("p2p: {e}"))?;
+
+    let raft_cfg = consensus::openraft::Config {
+        cluster_name: genesis.chain_id.clone(),
+        heartbeat_interval: cfg.raft.heartbeat_ms,
+        election_timeout_min: cfg.raft.election_min_ms,
+        election_timeout_max: cfg.raft.election_max_ms,
+        snapshot_policy: consensus::openraft::SnapshotPolicy::LogsSinceLast(
+            cfg.raft.snapshot_every,
+        ),
+        max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
+        max_payload_entries: 64,
+        ..Default::default()
+    };
+    let transport = Arc::new(transport::P2pTransport::new(
+        p2p_handle.clone(),
+        peers.iter().map(|(id, (_, pid))| (*id, *pid)).collect(),
+    ));
+    let sm_content: Box<dyn ContentValidator + Send> = match &content {
+        Some(c) => Box::new(SharedContent(c.clone())),
+        None => Box::new(ledger::chain::NoContent),
+    };
+    let node = ConsensusNode::start(
+        consensus::NodeConfig {
+            node_id: cfg.node_id,
+            party: cfg.party.clone(),
+            raft: raft_cfg,
+            log_dir: cfg.data_dir.join("raft"),
+            ledger_dir: cfg.data_dir.join("ledger"),
+            clock: consensus::system_clock(),
+        },
+        Genesis {
+            config: genesis.clone(),
+            time_ms: cfg.genesis_time_ms,
+        },
+        sm_content,
+        transport,
+    )
+    .await
+    .map_err(|e| anyhow!("consensus: {e}"))?;
+
+    // The lowest-id voter forms the cluster on first start.
+    let mut voters: BTreeMap<NodeId, PeerNode> = cfg
+        .peers
+        .iter()
+        .filter(|p| p.voter)
+        .map(|p| {
+            (
+                p.node_id,
+                PeerNode::new(p.party.clone(), p.p2p_addr.clone()),
+            )
+        })
+        .collect();
+    if me.validator {
+        voters.insert(
+            cfg.node_id,
+            PeerNode::new(cfg.party.clone(), cfg.p2p_listen.clone()),
+        );
+    }
+    if voters.keys().next() == Some(&cfg.node_id) {
+        let fresh = node
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_none();
+        if fresh {
+            if let Err(e) = node.initialize(voters.clone()).await {
+                tracing::info!("cluster already initialised: {e}");
+            }
+        }
+    }
+
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (batcher, batch_task) = consensus::spawn_batcher(
+        node.clone(),
+        BatcherConfig {
+            max_batch: cfg.batch.max_txs.min(genesis.limits.max_block_txs as usize),
+            max_delay: Duration::from_millis(cfg.batch.max_delay_ms),
+            queue: 16384,
+        },
+    );
+    let cosigner = Arc::new(cosign::Cosigner::new(
+        &cfg.party,
+        signing,
+        node.ledger().clone(),
+        metrics.clone(),
+    ));
+    let core = Arc::new(NodeCore::new(
+        cfg.party.clone(),
+        cfg.node_id,
+        node.clone(),
+        batcher,
+        p2p_handle.clone(),
+        metrics.clone(),
+        content,
+        cosigner.clone(),
+        peers.clone(),
+        cfg.request_window_ms,
+    ));
+    let peer_service: Arc<dyn transport::PeerService> = Arc::new(Peers(core.clone()));
+    dispatcher.set(Arc::downgrade(&peer_service));
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = vec![p2p_task, batch_task];
+
+    // Cosign the tip as it moves; the leader adds configured learners.
+    {
+        let core = core.clone();
+        let learners: Vec<(NodeId, PeerNode)> = cfg
+            .peers
+            .iter()
+            .filter(|p| !p.voter)
+            .map(|p| {
+                (
+                    p.node_id,
+                    PeerNode::new(p.party.clone(), p.p2p_addr.clone()),
+                )
+            })
+            .collect();
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let _keep = peer_service;
+            let mut last = u64::MAX;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => {}
+                }
+                let tip = core.consensus.ledger().tip().map_or(0, |t| t.height);
+                if tip != last {
+                    last = tip;
+                    let c = core.cosigner.clone();
+                    if let Ok(Some(m)) =
+                        tokio::task::spawn_blocking(move || c.cosign_height(tip)).await
+                    {
+                        if let Ok(b) = ledger::codec::encode(&m) {
+                            let _ = core.p2p.publish(transport::COSIGN_TOPIC, b).await;
+                        }
+                    }
+                    let c = core.cosigner.clone();
+                    let _ = tokio::task::spawn_blocking(move || c.drain_pending(tip)).await;
+                }
+                if core.leader() == Some(core.node_id) {
+                    let members: BTreeSet<NodeId> = core
+                        .consensus
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .nodes()
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for (id, n) in &learners {
+                        if !members.contains(id) {
+                            if let Err(e) = core.consensus.add_learner(*id, n.clone(), false).await
+                            {
+                                tracing::warn!("adding learner {id}: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    // gRPC.
+    let listener = tokio::net::TcpListener::bind(&cfg.grpc_listen)
+        .await
+        .with_context(|| format!("cannot bind gRPC on {}", cfg.grpc_listen))?;
+    let grpc_addr = listener.local_addr()?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(
+                std::fs::read(c).with_context(|| format!("cannot read {}", c.display()))?,
+                std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?,
+            ),
+        )),
+        _ => None,
+    };
+    if tls.is_none() && !is_loopback(&grpc_addr) && !cfg.allow_plaintext_remote {
+        bail!(
+            "refusing plaintext gRPC on non-loopback address {grpc_addr}: configure tls_cert/tls_key or set allow_plaintext_remote"
+        );
+    }
+    let api = api::Api::new(core.clone());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        builder = builder.tls_config(t).context("TLS configuration")?;
+    }
+    let router = builder
+        .add_service(
+            proto::v1::ledger_server::LedgerServer::new(api.clone())
+                .max_decoding_message_size(1 << 20)
+                .max_encoding_message_size(64 << 20),
+        )
+        .add_service(
+            proto::v1::admin_server::AdminServer::new(api).max_decoding_message_size(1 << 20),
+        );
+    let mut stop = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.changed().await;
+            })
+            .await
+        {
+            tracing::error!("gRPC server: {e}");
+        }
+    }));
+
+    // Metrics.
+    let metrics_addr = if cfg.metrics_listen.is_empty() {
+        None
+    } else {
+        let l = tokio::net::TcpListener::bind(&cfg.metrics_listen)
+            .await
+            .with_context(|| format!("cannot bind metrics on {}", cfg.metrics_listen))?;
+        let addr = l.local_addr()?;
+        let core = core.clone();
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(metrics::serve(
+            l,
+            move || core.metrics.render(&core.gauges()),
+            async move {
+                let _ = stop.changed().await;
+            },
+        )));
+        Some(addr)
+    };
+    tracing::info!(party = %cfg.party, node_id = cfg.node_id, %grpc_addr, %peer_id, "node started");
+    Ok(Running {
+        grpc_addr,
+        metrics_addr,
+        core,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}

@@ -1,0 +1,469 @@
+//! The node's core operations behind the gRPC API and the peer protocol:
+//! authenticated requests, admission and submission (forwarded to the
+//! leader when this node is not), proofs against cosigned checkpoints.
+
+use crate::cosign::Cosigner;
+use crate::metrics::{Gauges, Metrics};
+use crate::p2p::{P2pHandle, PeerId};
+use crate::status;
+use crate::transport::kind;
+use consensus::openraft::ServerState;
+use consensus::{BatcherHandle, ConsensusNode, NodeId, ProposeError};
+use ledger::auth;
+use ledger::block::{CosignedCheckpoint, TxResult};
+use ledger::chain::{ContentValidator, Rejection};
+use ledger::validate::CustomsValidator;
+use ledger::Store;
+use ledger::{codec, Hash32, SignedTransaction};
+use prost::Message;
+use proto::v1;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::Status;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Shared state of a running node.
+pub struct NodeCore {
+    /// This node's party.
+    pub party: String,
+    /// Raft id.
+    pub node_id: NodeId,
+    /// Consensus.
+    pub consensus: ConsensusNode,
+    /// Submission batcher (used when leader).
+    pub batcher: BatcherHandle,
+    /// libp2p.
+    pub p2p: P2pHandle,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Content validator (customs nodes).
+    pub content: Option<Arc<Mutex<CustomsValidator>>>,
+    /// Cosigner.
+    pub cosigner: Arc<Cosigner>,
+    /// Node id -> (party, peer id).
+    pub peers: BTreeMap<NodeId, (String, PeerId)>,
+    /// Accepted clock skew of signed requests.
+    pub request_window_ms: u64,
+    nonces: Mutex<BTreeSet<(u64, String, String)>>,
+}
+
+impl std::fmt::Debug for NodeCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeCore({}, node {})", self.party, self.node_id)
+    }
+}
+
+fn ledger_err(e: impl std::fmt::Display) -> Status {
+    let s = e.to_string();
+    if s.contains("corrupt") {
+        status::corrupt(s)
+    } else {
+        status::internal(s)
+    }
+}
+
+/// Proto form of a result.
+pub fn result_proto(r: &TxResult) -> Result<v1::TxResult, Status> {
+    Ok(v1::TxResult {
+        encoded: codec::encode(r).map_err(status::internal)?,
+        status: r
+            .status
+            .map(|s| format!("{s:?}").to_uppercase())
+            .unwrap_or_default(),
+        classification: r
+            .classification
+            .iter()
+            .map(|c| v1::ClassificationOutcome {
+                item: c.item,
+                declared: c.declared.clone(),
+                verdict: c.verdict.clone(),
+                suggestions: c
+                    .suggestions
+                    .iter()
+                    .map(|(hs6, score)| v1::Suggestion {
+                        hs6: hs6.clone(),
+                        score: *score,
+                        description: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        risk: r.risk.as_ref().map(|x| v1::RiskOutcome {
+            score: u32::from(x.score),
+            level: x.level.clone(),
+            reasons: x
+                .reasons
+                .iter()
+                .map(|(code, p)| v1::RiskReason {
+                    code: code.clone(),
+                    points: u32::from(*p),
+                })
+                .collect(),
+        }),
+        warnings: r.warnings.clone(),
+    })
+}
+
+/// Proto form of a cosigned checkpoint.
+pub fn checkpoint_proto(c: &CosignedCheckpoint) -> Result<v1::CosignedCheckpoint, Status> {
+    Ok(v1::CosignedCheckpoint {
+        checkpoint: codec::encode(&c.checkpoint).map_err(status::internal)?,
+        height: c.checkpoint.height,
+        tree_size: c.checkpoint.tree_size,
+        tree_root: c.checkpoint.tree_root.0.to_vec(),
+        block_hash: c.checkpoint.block_hash.0.to_vec(),
+        cosignatures: c
+            .cosignatures
+            .iter()
+            .map(|s| v1::Cosignature {
+                party: s.party.clone(),
+                signature: s.signature.0.to_vec(),
+            })
+            .collect(),
+    })
+}
+
+fn rejection_string(r: &Rejection) -> String {
+    format!("{}: {}", r.code, r.message)
+}
+
+/// Map a forwarded error string `CODE: message` back to a status.
+fn status_from_remote(s: &str) -> Status {
+    match s.split_once(": ") {
+        Some((code, msg)) if code.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+            status::rejection(&ledger::chain::reject(code, msg))
+        }
+        _ => status::unavailable("FORWARD_FAILED", s),
+    }
+}
+
+impl NodeCore {
+    /// Build the core.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        party: String,
+        node_id: NodeId,
+        consensus: ConsensusNode,
+        batcher: BatcherHandle,
+        p2p: P2pHandle,
+        metrics: Arc<Metrics>,
+        content: Option<Arc<Mutex<CustomsValidator>>>,
+        cosigner: Arc<Cosigner>,
+        peers: BTreeMap<NodeId, (String, PeerId)>,
+        request_window_ms: u64,
+    ) -> Self {
+        NodeCore {
+            party,
+            node_id,
+            consensus,
+            batcher,
+            p2p,
+            metrics,
+            content,
+            cosigner,
+            peers,
+            request_window_ms,
+            nonces: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Authenticate a request: registered party, time window, fresh nonce,
+    /// strict signature over method and body. Returns the caller's party.
+    pub fn authenticate<T: Message>(
+        &self,
+        req: &tonic::Request<T>,
+        method: &str,
+    ) -> Result<String, Status> {
+        let md = req.metadata();
+        let get = |k: &str| md.get(k).and_then(|v| v.to_str().ok());
+        let fail = |e: auth::AuthError| {
+            self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(method, "refused request: {e}");
+            status::unauthenticated(e)
+        };
+        let a = auth::parse(
+            get(auth::header::PARTY),
+            get(auth::header::TIME),
+            get(auth::header::NONCE),
+            get(auth::header::SIGNATURE),
+        )
+        .map_err(fail)?;
+        let body = req.get_ref().encode_to_vec();
+        let now = now_ms();
+        let window = self.request_window_ms;
+        self.consensus
+            .ledger()
+            .with_ledger(|l| auth::verify(l.config(), &a, method, &body, now, window))
+            .map_err(ledger_err)?
+            .map_err(fail)?;
+        let mut n = self.nonces.lock().map_err(status::internal)?;
+        let cutoff = now.saturating_sub(window.saturating_mul(2));
+        while let Some(first) = n.first().cloned() {
+            if first.0 >= cutoff {
+                break;
+            }
+            n.remove(&first);
+        }
+        if !n.insert((a.time_ms, a.party.clone(), a.nonce.clone())) {
+            self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(status::unauthenticated("request nonce replayed"));
+        }
+        Ok(a.party)
+    }
+
+    /// Current leader, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.consensus.metrics().borrow().current_leader
+    }
+
+    /// Metrics gauges now.
+    pub fn gauges(&self) -> Gauges {
+        let m = self.consensus.metrics().borrow().clone();
+        Gauges {
+            raft_role: match m.state {
+                ServerState::Follower => 0,
+                ServerState::Candidate => 1,
+                ServerState::Leader => 2,
+                ServerState::Learner => 3,
+                ServerState::Shutdown => 4,
+            },
+            term: m.current_term,
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            height: self.consensus.ledger().tip().map_or(0, |t| t.height),
+            peers: self.p2p.stats().connected_peers,
+        }
+    }
+
+    /// Submit canonical transaction bytes; forwards to the leader if needed.
+    pub async fn submit(
+        &self,
+        bytes: Vec<u8>,
+        wait: bool,
+        allow_forward: bool,
+    ) -> Result<v1::SubmitResponse, Status> {
+        let start = Instant::now();
+        let limit = self
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.config().limits.max_tx_bytes as usize)
+            .map_err(ledger_err)?;
+        let stx = SignedTransaction::decode(&bytes, limit).map_err(|e| {
+            self.metrics.reject("TX_MALFORMED");
+            status::invalid("TX_MALFORMED", e)
+        })?;
+        let id = stx.id().map_err(|e| status::invalid("TX_MALFORMED", e))?;
+        if self.leader() != Some(self.node_id) {
+            if !allow_forward {
+                return Err(status::unavailable(
+                    "NOT_LEADER",
+                    "this node is not the leader",
+                ));
+            }
+            return self.forward(bytes, wait).await;
+        }
+        // Admission: every generic check against committed state.
+        let now = now_ms();
+        let adm = self
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.check_tx(&stx, now).map(|_| l.config().clone()))
+            .map_err(ledger_err)?;
+        let config = match adm {
+            Ok(c) => c,
+            Err(r) => {
+                self.metrics.reject(&r.code);
+                return Err(status::rejection(&r));
+            }
+        };
+        // Content: classification and risk, by the leader (ADR 0001).
+        let outcome = match &self.content {
+            Some(cv) => {
+                let mut v = cv.lock().map_err(status::internal)?;
+                match v.check(&config, &stx, &id, None) {
+                    Ok(o) => o,
+                    Err(r) => {
+                        self.metrics.reject(&r.code);
+                        return Err(status::rejection(&r));
+                    }
+                }
+            }
+            None => ledger::chain::ContentOutcome::default(),
+        };
+        let batcher = self.batcher.clone();
+        let fut = async move { batcher.submit_with(stx, outcome).await };
+        if !wait {
+            tokio::spawn(fut);
+            return Ok(v1::SubmitResponse {
+                tx_id: id.0.to_vec(),
+                ..Default::default()
+            });
+        }
+        let report = fut.await.map_err(|e| match e {
+            ProposeError::NotLeader { .. } => {
+                status::unavailable("NOT_LEADER", "leadership changed; retry")
+            }
+            other => status::unavailable("RAFT", other),
+        })?;
+        match report.outcome(&id) {
+            Some(Ok(index)) => {
+                let result = self
+                    .consensus
+                    .ledger()
+                    .with_ledger(|l| l.store().block(report.height))
+                    .map_err(ledger_err)?
+                    .map_err(ledger_err)?
+                    .and_then(|b| b.results.get(index as usize).cloned());
+                self.metrics.committed.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .commit_latency_ms
+                    .observe(start.elapsed().as_millis() as u64);
+                Ok(v1::SubmitResponse {
+                    tx_id: id.0.to_vec(),
+                    height: report.height,
+                    index,
+                    result: result.as_ref().map(result_proto).transpose()?,
+                    rejections: vec![],
+                })
+            }
+            Some(Err(r)) => {
+                self.metrics.reject(&r.code);
+                Err(status::rejection(&r))
+            }
+            None => Err(status::internal(
+                "transaction missing from its batch report",
+            )),
+        }
+    }
+
+    async fn forward(&self, bytes: Vec<u8>, wait: bool) -> Result<v1::SubmitResponse, Status> {
+        let leader = self
+            .leader()
+            .ok_or_else(|| status::unavailable("NO_LEADER", "no leader elected yet; retry"))?;
+        let (_, peer) = self.peers.get(&leader).ok_or_else(|| {
+            status::unavailable("NO_LEADER", format!("leader {leader} is not a known peer"))
+        })?;
+        let req = v1::SubmitRequest {
+            signed_tx: bytes,
+            wait_for_commit: wait,
+        };
+        let reply = self
+            .p2p
+            .request(
+                *peer,
+                kind::FORWARD,
+                req.encode_to_vec(),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::p2p::P2pError::Remote(s) => status_from_remote(&s),
+                other => status::unavailable("FORWARD_FAILED", other),
+            })?;
+        v1::SubmitResponse::decode(reply.as_slice())
+            .map_err(|e| status::internal(format!("leader reply: {e}")))
+    }
+
+    /// Handle a submission forwarded by a peer.
+    pub async fn forwarded(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        let req = v1::SubmitRequest::decode(payload.as_slice())
+            .map_err(|e| format!("TX_MALFORMED: {e}"))?;
+        match self.submit(req.signed_tx, req.wait_for_commit, false).await {
+            Ok(r) => Ok(r.encode_to_vec()),
+            Err(s) => Err(s.message().to_string()),
+        }
+    }
+
+    /// The best checkpoint to prove against: the highest with a quorum of
+    /// cosignatures that covers `min_height`, waiting briefly for one.
+    pub async fn checkpoint_for(&self, min_height: u64) -> Result<CosignedCheckpoint, Status> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let q = self.cosigner.quorum_height.load(Ordering::Relaxed);
+            if q >= min_height {
+                if let Some(c) = self
+                    .consensus
+                    .ledger()
+                    .with_ledger(|l| l.store().checkpoint(q))
+                    .map_err(ledger_err)?
+                    .map_err(ledger_err)?
+                {
+                    return Ok(c);
+                }
+            }
+            if Instant::now() > deadline {
+                // Best effort: the newest stored checkpoint covering the height.
+                let c = self
+                    .consensus
+                    .ledger()
+                    .with_ledger(|l| l.store().latest_checkpoint())
+                    .map_err(ledger_err)?
+                    .map_err(ledger_err)?;
+                return match c {
+                    Some(c) if c.checkpoint.height >= min_height => Ok(c),
+                    _ => Err(status::unavailable(
+                        "NO_CHECKPOINT",
+                        format!("no cosigned checkpoint covers height {min_height} yet; retry"),
+                    )),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A transaction with its proofs.
+    pub async fn transaction_proof(&self, id: &Hash32) -> Result<v1::TransactionProof, Status> {
+        let found = self
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.transaction(id))
+            .map_err(ledger_err)?
+            .map_err(ledger_err)?;
+        let (block, loc) = found.ok_or_else(|| {
+            status::not_found("TX_NOT_FOUND", format!("no committed transaction {id}"))
+        })?;
+        let cp = self.checkpoint_for(loc.height).await?;
+        let block_proof = self
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.block_inclusion_proof(loc.height, cp.checkpoint.tree_size))
+            .map_err(ledger_err)?
+            .map_err(ledger_err)?;
+        let stx = block
+            .txs
+            .get(loc.index as usize)
+            .ok_or_else(|| status::corrupt("indexed transaction missing from block"))?;
+        let result = block.results.get(loc.index as usize);
+        Ok(v1::TransactionProof {
+            signed_tx: stx.encode().map_err(status::internal)?,
+            block_header: codec::encode(&block.header).map_err(status::internal)?,
+            height: loc.height,
+            index: loc.index,
+            tx_proof: block
+                .tx_proof(loc.index)
+                .map_err(status::internal)?
+                .into_iter()
+                .map(|h| h.to_vec())
+                .collect(),
+            block_proof: block_proof.into_iter().map(|h| h.to_vec()).collect(),
+            checkpoint: Some(checkpoint_proto(&cp)?),
+            result: result.map(result_proto).transpose()?,
+        })
+    }
+
+    /// Note a rejection reported by apply (metrics).
+    pub fn record_rejections(&self, rejected: &[(Hash32, Rejection)]) {
+        for (_, r) in rejected {
+            self.metrics.reject(&r.code);
+            tracing::debug!("rejected at apply: {}", rejection_string(r));
+        }
+    }
+}

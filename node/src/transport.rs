@@ -1,0 +1,135 @@
+//! Adapters between the consensus port and libp2p: Raft RPCs and forwarded
+//! submissions travel as request-response messages; checkpoint
+//! cosignatures as gossip. The libp2p swarm itself lives in `p2p`.
+
+use crate::p2p::{InboundHandler, P2pHandle, PeerId};
+use consensus::{NodeId, PeerNode, RaftRpc, RaftRpcReply, Transport, TransportError};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+/// Request kinds on the wire.
+pub mod kind {
+    /// A Raft RPC (bincode `RaftRpc`).
+    pub const RAFT: u8 = 1;
+    /// A submission forwarded to the leader (protobuf `SubmitRequest`).
+    pub const FORWARD: u8 = 2;
+}
+
+/// Gossip topic of checkpoint cosignatures.
+pub const COSIGN_TOPIC: &str = "customs-ledger/cosign/1";
+
+/// Raft over libp2p: node ids map to peer ids through the chain config.
+#[derive(Debug)]
+pub struct P2pTransport {
+    p2p: P2pHandle,
+    peers: BTreeMap<NodeId, PeerId>,
+}
+
+impl P2pTransport {
+    /// A transport that reaches `peers`.
+    pub fn new(p2p: P2pHandle, peers: BTreeMap<NodeId, PeerId>) -> Self {
+        P2pTransport { p2p, peers }
+    }
+}
+
+impl Transport for P2pTransport {
+    fn send(
+        &self,
+        target: NodeId,
+        _node: &PeerNode,
+        rpc: RaftRpc,
+    ) -> impl std::future::Future<Output = Result<RaftRpcReply, TransportError>> + Send {
+        let peer = self.peers.get(&target).copied();
+        let p2p = self.p2p.clone();
+        async move {
+            let peer = peer.ok_or_else(|| {
+                TransportError::Unreachable(format!("no peer id for node {target}"))
+            })?;
+            let timeout = match rpc {
+                RaftRpc::InstallSnapshot(_) => Duration::from_secs(30),
+                _ => Duration::from_secs(3),
+            };
+            let bytes = rpc.encode()?;
+            let reply = p2p
+                .request(peer, kind::RAFT, bytes, timeout)
+                .await
+                .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+            RaftRpcReply::decode(&reply)
+        }
+    }
+}
+
+/// What the node does with inbound peer messages.
+pub trait PeerService: Send + Sync + 'static {
+    /// A Raft RPC.
+    fn raft(&self, rpc: RaftRpc) -> BoxFuture<'static, RaftRpcReply>;
+    /// A forwarded submission (protobuf bytes in, protobuf bytes out).
+    fn forward(
+        &self,
+        from: PeerId,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+    /// A gossip message.
+    fn gossip(&self, from: PeerId, topic: &str, data: Vec<u8>);
+}
+
+/// Inbound handler that dispatches to a [`PeerService`] set after start
+/// (the service needs the transport, the transport needs the handler).
+#[derive(Default)]
+pub struct Dispatcher {
+    service: OnceLock<Weak<dyn PeerService>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dispatcher")
+    }
+}
+
+impl Dispatcher {
+    /// Route messages to `service` from now on.
+    pub fn set(&self, service: Weak<dyn PeerService>) {
+        let _ = self.service.set(service);
+    }
+
+    fn get(&self) -> Option<Arc<dyn PeerService>> {
+        self.service.get().and_then(Weak::upgrade)
+    }
+}
+
+impl InboundHandler for Dispatcher {
+    fn handle(
+        &self,
+        from: PeerId,
+        kind: u8,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let Some(svc) = self.get() else {
+            return Box::pin(async { Err("node starting".to_string()) });
+        };
+        match kind {
+            kind::RAFT => match RaftRpc::decode(&payload) {
+                Ok(rpc) => {
+                    Box::pin(async move { svc.raft(rpc).await.encode().map_err(|e| e.to_string()) })
+                }
+                Err(e) => {
+                    tracing::warn!(%from, "malformed raft message: {e}");
+                    Box::pin(async move { Err(format!("malformed raft message: {e}")) })
+                }
+            },
+            kind::FORWARD => svc.forward(from, payload),
+            other => {
+                tracing::warn!(%from, kind = other, "unknown peer request kind");
+                Box::pin(async move { Err(format!("unknown request kind {other}")) })
+            }
+        }
+    }
+
+    fn gossip(&self, from: PeerId, topic: &str, data: Vec<u8>) {
+        if let Some(svc) = self.get() {
+            svc.gossip(from, topic, data);
+        }
+    }
+}

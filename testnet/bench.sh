@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Throughput benchmark on this machine: 3 customs validators + 1 learner,
+# fsync on. Usage: testnet/bench.sh [SECONDS] [CONCURRENCY] [DIR]
+# Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
+# per committed transaction and the machine's fsync latency; writes
+# DIR/bench.json and DIR/bench.svg.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/customs-ledger/target}"
+secs="${1:-60}"; conc="${2:-256}"
+dir="${3:-$(mktemp -d -t customs-bench.XXXXXX)}"
+profile="${CUSTOMS_PROFILE:-release}"
+export CUSTOMS_PROFILE="$profile"
+"$root/testnet/setup.sh"
+if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked -p node -p cli; fi
+bin="$CARGO_TARGET_DIR/$profile"
+spec="$root/testnet/bench-network.toml"
+# Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes.
+mkdir -p "$dir"
+[ -f "$dir/net/genesis.json" ] || "$bin/customsctl" genesis --spec "$spec" --out "$dir/net"
+pids=()
+trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+for p in de-customs fr-customs pl-customs broker; do
+    (cd "$dir/net/$p" && exec "$bin/customs-node" --config node.toml --set 'batch.max_txs=2048' >"$dir/$p.out" 2>"$dir/$p.log") &
+    pids+=($!)
+done
+for p in de-customs fr-customs pl-customs broker; do
+    for _ in $(seq 1 200); do grep -q READY "$dir/$p.out" 2>/dev/null && break; sleep 0.1; done
+done
+fsync_ms="$(python3 - "$dir" <<'PY'
+import os, sys, time
+p = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o600)
+ts = []
+for i in range(200):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter(); os.fsync(fd); ts.append(time.perf_counter() - t)
+os.close(fd); os.unlink(p)
+ts.sort()
+print(f"{ts[len(ts)//2]*1000:.2f} ms median, {ts[int(len(ts)*0.99)]*1000:.2f} ms p99")
+PY
+)"
+echo "fsync latency on this disk: $fsync_ms"
+du0="$(du -sb "$dir/net" | cut -f1)"
+"$bin/customsctl" bench --net "$dir/net" --as broker \
+    --nodes http://127.0.0.1:8201,http://127.0.0.1:8202,http://127.0.0.1:8203,http://127.0.0.1:8204 \
+    --duration "$secs" --concurrency "$conc" --json "$dir/bench.json" --svg "$dir/bench.svg"
+du1="$(du -sb "$dir/net" | cut -f1)"
+committed="$(python3 -c "import json;print(json.load(open('$dir/bench.json'))['committed'])")"
+for i in "${!pids[@]}"; do
+    p=(de-customs fr-customs pl-customs broker); pid="${pids[$i]}"
+    hwm="$(grep VmHWM /proc/"$pid"/status 2>/dev/null | awk '{print $2/1024 " MB"}')"
+    echo "peak RSS ${p[$i]}: ${hwm:-n/a}"
+done
+python3 -c "print(f'disk growth: {($du1-$du0)/max($committed,1):.0f} bytes per committed transaction (4 nodes)')"
+echo "report: $dir/bench.json, chart: $dir/bench.svg"
