@@ -223,7 +223,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     async fn get_log_state(&mut self) -> SResult<LogState<TypeConfig>> {
         self.blocking(|db| {
             let last_purged: Option<LogId<NodeId>> = Self::get_meta(db, KEY_PURGED)?;
-            let last = Self::last_entry_id(db)?.or_else(|| last_purged.clone());
+            let last = Self::last_entry_id(db)?.or(last_purged);
             Ok(LogState {
                 last_purged_log_id: last_purged,
                 last_log_id: last,
@@ -237,7 +237,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> SResult<()> {
-        let vote = vote.clone();
+        let vote = *vote;
         self.blocking(move |db| Self::put_meta(db, KEY_VOTE, &vote, true))
             .await
     }

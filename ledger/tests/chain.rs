@@ -112,7 +112,8 @@ fn check_rejected(l: &mut Ledger<MemStore>, tx: SignedTransaction, code: &str, h
 fn rejected_transactions_change_nothing() {
     let mut l = mem_ledger();
     let booked = event(K::ShipmentBooked, "SHP-R", "exporter", 1, T0 + 1000);
-    l.apply(&[booked.clone()], &ctx(1), &mut NoContent).unwrap();
+    l.apply(std::slice::from_ref(&booked), &ctx(1), &mut NoContent)
+        .unwrap();
     let mut h = 2;
     let mut next = || {
         h += 1;
