@@ -276,15 +276,17 @@ fn sigkill_during_appends_leaves_whole_blocks() {
         )
         .unwrap();
         let mut i = l.tip().height;
+        let mut appended = 0;
         loop {
             i += 1;
             l.apply(
-                &lifecycle(&format!("C{i}"), i * 100, T0),
+                &lifecycle(&format!("C{i}"), i * 100, T0 + i * 1000),
                 &ctx(i),
                 &mut NoContent,
             )
             .unwrap();
-            if i == 3 {
+            appended += 1;
+            if appended == 3 {
                 println!("READY");
                 use std::io::Write;
                 std::io::stdout().flush().unwrap();
