@@ -15,9 +15,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
+    # (the workspace has no doctests, which nextest would not run)
     cargo nextest run --workspace --locked --no-fail-fast
-    # nextest does not run doctests
-    cargo test --workspace --locked --doc
 else
     cargo test --workspace --locked --no-fail-fast
 fi
