@@ -153,7 +153,7 @@ fn line(step: &str, r: &proto::v1::SubmitResponse) {
     println!("  {step:<44} block {:>4}{extra}", r.height);
 }
 
-fn smartphone_decl(
+fn one_item_decl(
     lrn: &str,
     value_minor: u64,
     mass_g: u64,
@@ -327,36 +327,53 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             .await?,
     );
 
-    println!(
-        "\n== History: ten ordinary smartphone declarations (EUR 250/kg) teach the risk model"
-    );
-    let mut futs = Vec::new();
-    for i in 0..10 {
-        let s = format!("SHP-HIST-{run_id}-{i}");
-        let d = smartphone_decl(
-            &format!("LRN-H-{run_id}-{i}"),
-            2_500_000 + i * 10_000,
-            100_000,
+    println!("\n== History: ordinary declarations teach the risk model the usual value per kg");
+    // Ten smartphone declarations (about EUR 250/kg) and ten roasted coffee
+    // declarations (about EUR 8/kg): the value-per-kg factor compares a
+    // declaration with the committed history of its declared HS6.
+    let seeds: [(&str, u64, &str, &str); 2] = [
+        (
+            "P",
+            2_500_000,
             "85171300",
             "Smartphones for cellular networks",
-        );
-        let mut br = actor(&args.net, "broker").await?;
-        let cfg = cfg.clone();
-        futs.push(tokio::spawn(async move {
-            br.send(
-                &cfg,
-                EventKind::DeclarationFiled,
-                &s,
-                d.to_fields(),
-                &["pl-exporter", "carrier"],
-            )
-            .await
-        }));
+        ),
+        (
+            "C",
+            80_000,
+            "09012100",
+            "Roasted coffee beans, not decaffeinated",
+        ),
+    ];
+    let mut futs = Vec::new();
+    for (tag, base, hs, desc) in seeds {
+        for i in 0..10u64 {
+            let s = format!("SHP-HIST-{run_id}-{tag}{i}");
+            let d = one_item_decl(
+                &format!("LRN-H-{run_id}-{tag}{i}"),
+                base + i * (base / 250),
+                100_000,
+                hs,
+                desc,
+            );
+            let mut br = actor(&args.net, "broker").await?;
+            let cfg = cfg.clone();
+            futs.push(tokio::spawn(async move {
+                br.send(
+                    &cfg,
+                    EventKind::DeclarationFiled,
+                    &s,
+                    d.to_fields(),
+                    &["pl-exporter", "carrier"],
+                )
+                .await
+            }));
+        }
     }
     for f in futs {
         f.await.map_err(|e| anyhow!("{e}"))??;
     }
-    println!("  committed 10 declarations of HS 851713");
+    println!("  committed 10 declarations of HS 851713 and 10 of HS 090121");
 
     println!("\n== Shipment {b}: smartphones declared as roasted coffee, EUR 0.30 per kg");
     line(
@@ -371,7 +388,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             )
             .await?,
     );
-    let bad = smartphone_decl(
+    let bad = one_item_decl(
         &format!("LRN-{run_id}-B"),
         3_000,
         100_000,

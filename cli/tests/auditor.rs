@@ -51,7 +51,6 @@ fn fails(o: &std::process::Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn auditor_verifies_history_chain_and_disclosure() {
     let mut net = Net::new(
         &DEFS,

@@ -85,7 +85,6 @@ fn reason(s: &tonic::Status) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn every_bad_request_is_refused_and_changes_nothing() {
     let mut net = Net::new(&STANDARD, 3, &[("broker", "broker")], "");
     net.start_all();

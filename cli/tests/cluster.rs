@@ -49,7 +49,6 @@ async fn check_acked(net: &Net, node: &str, acked: &[ledger::Hash32]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn replication_failover_catch_up_and_snapshot() {
     let mut net = Net::new(&STANDARD, 3, &[], FAST_RAFT);
     net.start_all();
@@ -122,7 +121,6 @@ async fn replication_failover_catch_up_and_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn minority_cannot_commit() {
     let mut net = Net::new(&STANDARD, 3, &[], FAST_RAFT);
     net.start_all();

@@ -213,7 +213,6 @@ mod tests {
     use openraft::{CommittedLeaderId, LogId, Vote};
 
     #[test]
-    #[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
     fn rpc_round_trips_and_corrupt_bytes_are_errors() {
         let rpc = RaftRpc::Vote(VoteRequest {
             vote: Vote::new(3, 1),

@@ -181,7 +181,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
     fn pack_unpack_round_trip_and_corruptions_fail() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");

@@ -12,6 +12,7 @@ use ledger::testkit;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+#[track_caller]
 fn all_equal<T: PartialEq + std::fmt::Debug>(v: &[T]) {
     for x in v {
         assert_eq!(x, &v[0], "nodes diverge: {v:?}");
@@ -19,7 +20,6 @@ fn all_equal<T: PartialEq + std::fmt::Debug>(v: &[T]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn three_voters_and_a_learner_build_the_same_chain() {
     let dir = tempfile::tempdir().unwrap();
     let router = Router::new();
@@ -87,9 +87,8 @@ async fn three_voters_and_a_learner_build_the_same_chain() {
     assert_eq!(r.rejected.len(), 1);
     assert_eq!(r.rejected[0].1.code, "TX_DUPLICATE");
 
-    let index = last_applied(&leader);
     let refs: Vec<_> = nodes.values().collect();
-    let tips = converge(&refs, index).await;
+    let tips = converge(&refs, r.height).await;
     all_equal(&tips);
     assert_eq!(tips[0].0, r.height);
     eprintln!("tips: {tips:?}");
@@ -112,7 +111,6 @@ async fn three_voters_and_a_learner_build_the_same_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn late_learner_catches_up_from_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let router = Router::new();
@@ -134,10 +132,7 @@ async fn late_learner_catches_up_from_a_snapshot() {
     let m = leader
         .raft()
         .wait(Some(WAIT))
-        .metrics(
-            |m| m.purged.map(|p| p.index).unwrap_or(0) >= 20,
-            "leader purged its log",
-        )
+        .metrics(|m| m.purged.is_some(), "leader purged its log")
         .await
         .unwrap();
     let purged = m.purged.unwrap().index;
@@ -147,11 +142,11 @@ async fn late_learner_catches_up_from_a_snapshot() {
     leader.add_learner(4, peer(4), true).await.unwrap();
     // One more block after the learner joined, replicated as a log entry.
     let stx = testkit::event(EventKind::ShipmentBooked, "SNAP-late", "exporter", 999, NOW);
-    leader.propose(vec![stx]).await.unwrap();
+    let r = leader.propose(vec![stx]).await.unwrap();
+    assert_eq!(r.height, 31);
 
-    let index = last_applied(&leader);
     let refs: Vec<_> = nodes.values().chain([&learner]).collect();
-    let tips = converge(&refs, index).await;
+    let tips = converge(&refs, r.height).await;
     all_equal(&tips);
     assert_eq!(tips[0].0, 31);
     // The learner could not have replayed the purged entries: it installed
@@ -185,7 +180,6 @@ async fn late_learner_catches_up_from_a_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn leader_failover_then_restart_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let router = Router::new();
@@ -196,9 +190,8 @@ async fn leader_failover_then_restart_from_disk() {
         .await
         .unwrap();
     assert_eq!(r.accepted.len(), 4);
-    let index = last_applied(&leader);
     let refs: Vec<_> = nodes.values().collect();
-    converge(&refs, index).await;
+    converge(&refs, r.height).await;
 
     // Stop the leader.
     router.remove(old_leader);
@@ -214,9 +207,9 @@ async fn leader_failover_then_restart_from_disk() {
     let rest = testkit::lifecycle("FAIL-1", 0, NOW)[4..].to_vec();
     let r = new_leader.propose(rest).await.unwrap();
     assert_eq!(r.accepted.len(), 5, "{r:?}");
-    let index = last_applied(&new_leader);
+    let height = r.height;
     let refs: Vec<_> = nodes.values().collect();
-    let tips = converge(&refs, index).await;
+    let tips = converge(&refs, height).await;
     all_equal(&tips);
 
     // Restart the old leader from its directories: it keeps its chain and
@@ -226,7 +219,7 @@ async fn leader_failover_then_restart_from_disk() {
     assert!(before.height >= 1, "restarted node lost its blocks");
     nodes.insert(old_leader, restarted);
     let refs: Vec<_> = nodes.values().collect();
-    let tips = converge(&refs, index).await;
+    let tips = converge(&refs, height).await;
     all_equal(&tips);
     for n in nodes.values() {
         n.shutdown().await.unwrap();

@@ -29,13 +29,11 @@ impl StoreBuilder<TypeConfig, RocksLogStore, LedgerStateMachine, TempDir> for Bu
 }
 
 #[test]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 fn openraft_storage_suite() {
     Suite::test_all(Builder).unwrap();
 }
 
 #[tokio::test]
-#[ignore = "written this session but not yet run: run with `cargo test --workspace -- --ignored`"]
 async fn corrupt_log_entry_is_an_error_not_a_panic() {
     let (_dir, mut log, mut sm) = Builder.build().await.unwrap();
     // Applied state of a fresh ledger: nothing.

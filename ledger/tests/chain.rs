@@ -275,18 +275,19 @@ fn sigkill_during_appends_leaves_whole_blocks() {
             T0,
         )
         .unwrap();
-        let mut i = l.tip().height;
-        let mut appended = 0;
+        let start = l.tip().height;
+        let mut i = start;
         loop {
             i += 1;
+            // Claimed time = block time, so no block falls outside the window.
+            let c = ctx(i);
             l.apply(
-                &lifecycle(&format!("C{i}"), i * 100, T0 + i * 1000),
-                &ctx(i),
+                &lifecycle(&format!("C{i}"), i * 100, c.timestamp_ms),
+                &c,
                 &mut NoContent,
             )
             .unwrap();
-            appended += 1;
-            if appended == 3 {
+            if i == start + 3 {
                 println!("READY");
                 use std::io::Write;
                 std::io::stdout().flush().unwrap();

@@ -4,6 +4,8 @@
 //! gRPC with signed requests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod proxy;
+
 use ledger::crypto::Keypair;
 use prost::Message;
 use proto::v1;
@@ -25,12 +27,22 @@ pub fn customs_node() -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports handed out in this process (nodes' ports and fault proxies), so
+/// no two are ever the same even though the probe socket is released.
+pub static RESERVED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+pub fn free_port() -> u16 {
+    loop {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if RESERVED.lock().unwrap().insert(p) {
+            return p;
+        }
+    }
 }
 
 pub struct PartyDef {
@@ -66,6 +78,10 @@ pub struct Net {
     pub dir: tempfile::TempDir,
     pub parties: Vec<String>,
     pub grpc: BTreeMap<String, u16>,
+    /// Real p2p listen port of each node.
+    pub p2p: BTreeMap<String, u16>,
+    /// Fault proxies between nodes, when made with [`Net::with_links`].
+    pub links: Option<proxy::Links>,
     pub procs: BTreeMap<String, Child>,
     pub extra: Vec<String>,
 }
@@ -81,14 +97,17 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         let mut spec = format!("chain_id = \"test-net\"\ncheckpoint_quorum = {quorum}\n");
         let mut grpc = BTreeMap::new();
+        let mut p2p = BTreeMap::new();
         let mut parties = Vec::new();
         for (i, d) in defs.iter().enumerate() {
             let g = free_port();
+            let pp = free_port();
             grpc.insert(d.id.to_string(), g);
+            p2p.insert(d.id.to_string(), pp);
             parties.push(d.id.to_string());
             spec += &format!(
                 "[[party]]\nid = \"{}\"\nname = \"{}\"\nroles = [\"{}\"]\nvalidator = {}\nnode_id = {}\np2p_port = {}\ngrpc_port = {}\nmetrics_port = {}\n",
-                d.id, d.id, d.role, d.validator, i + 1, free_port(), g, free_port()
+                d.id, d.id, d.role, d.validator, i + 1, pp, g, free_port()
             );
         }
         for (j, (id, role)) in extra.iter().enumerate() {
@@ -121,9 +140,40 @@ impl Net {
             dir,
             parties,
             grpc,
+            p2p,
+            links: None,
             procs: BTreeMap::new(),
             extra: extra.iter().map(|e| e.0.to_string()).collect(),
         }
+    }
+
+    /// Route every node-to-node connection through its own fault proxy
+    /// (see `proxy`): each node's config names, for each peer, the proxy
+    /// port of that directed link instead of the peer's real port.
+    pub fn with_links(mut self) -> Net {
+        let nodes: Vec<(String, u16)> = self.p2p.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let links = proxy::Links::between(&nodes);
+        for a in &self.parties {
+            let f = self.net().join(a).join("node.toml");
+            let mut text = std::fs::read_to_string(&f).unwrap();
+            for b in &self.parties {
+                if a != b {
+                    let real = format!("/tcp/{}\"", self.p2p[b]);
+                    let via = format!("/tcp/{}\"", links.port(a, b));
+                    assert!(text.contains(&real), "{a}'s config has no address for {b}");
+                    text = text.replace(&real, &via);
+                }
+            }
+            std::fs::write(&f, text).unwrap();
+        }
+        self.links = Some(links);
+        self
+    }
+
+    pub fn links(&self) -> &proxy::Links {
+        self.links
+            .as_ref()
+            .expect("network made without with_links")
     }
 
     pub fn net(&self) -> PathBuf {
@@ -346,13 +396,29 @@ pub fn event(
     shipment: &str,
     submitter: &str,
 ) -> ledger::SignedTransaction {
-    let cfg = net.genesis();
+    event_with(
+        &net.genesis(),
+        &net.key(submitter),
+        kind,
+        shipment,
+        submitter,
+    )
+}
+
+/// A signed event with one public note field, claimed now.
+pub fn event_with(
+    cfg: &ledger::ChainConfig,
+    key: &Keypair,
+    kind: ledger::EventKind,
+    shipment: &str,
+    submitter: &str,
+) -> ledger::SignedTransaction {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
     ledger::disclosure::seal(
-        &cfg,
+        cfg,
         &ledger::disclosure::Draft {
             chain_id: cfg.chain_id.clone(),
             kind,
@@ -369,7 +435,7 @@ pub fn event(
         },
     )
     .unwrap()
-    .sign(&net.key(submitter))
+    .sign(key)
     .unwrap()
 }
 

@@ -110,20 +110,27 @@ pub async fn wait_leader(node: &ConsensusNode, not: Option<NodeId>) -> NodeId {
     m.current_leader.expect("leader")
 }
 
-/// Wait until every node has applied at least `index`, then return their
-/// tips (height, hash).
-pub async fn converge(nodes: &[&ConsensusNode], index: u64) -> Vec<(u64, ledger::Hash32)> {
-    let mut tips = Vec::new();
-    for n in nodes {
-        n.raft()
-            .wait(Some(WAIT))
-            .applied_index_at_least(Some(index), format!("node {} applies {index}", n.id()))
-            .await
-            .expect("applied");
-        let t = n.ledger().tip().expect("tip");
-        tips.push((t.height, t.hash));
+/// Wait until every node's ledger reaches at least `height`, then return
+/// their tips (height, hash). (A leader's applied-index metric may lag
+/// behind the answer to a proposal, so tests wait on heights they know from
+/// apply reports rather than on a metric read right after proposing.)
+pub async fn converge(nodes: &[&ConsensusNode], height: u64) -> Vec<(u64, ledger::Hash32)> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let tips: Vec<_> = nodes
+            .iter()
+            .map(|n| n.ledger().tip().expect("tip"))
+            .collect();
+        if tips.iter().all(|t| t.height >= height) {
+            return tips.into_iter().map(|t| (t.height, t.hash)).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nodes did not reach height {height}: {:?}",
+            tips.iter().map(|t| t.height).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tips
 }
 
 pub fn last_applied(node: &ConsensusNode) -> u64 {
