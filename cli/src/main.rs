@@ -142,8 +142,21 @@ enum Cmd {
     },
     /// Verify a chain end to end from genesis: from a node, or offline from an exported file.
     Verify {
-        #[command(flatten)]
-        conn: Option<Conn>,
+        /// Node gRPC address (online verification).
+        #[arg(long, env = "CUSTOMS_NODE")]
+        node: Option<String>,
+        /// Party to act as (online verification).
+        #[arg(long = "as", env = "CUSTOMS_PARTY")]
+        party: Option<String>,
+        /// Directory holding `<party>.sign` (online verification).
+        #[arg(long, env = "CUSTOMS_KEYS")]
+        keys: Option<PathBuf>,
+        /// Trusted chain config (online verification).
+        #[arg(long, env = "CUSTOMS_GENESIS")]
+        genesis: Option<PathBuf>,
+        /// Cosignatures required on checkpoints (default: the chain config's quorum).
+        #[arg(long)]
+        quorum: Option<u32>,
         /// Exported chain file to verify offline (with --genesis-file).
         #[arg(long)]
         file: Option<PathBuf>,
@@ -416,20 +429,33 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Verify {
-            conn,
+            node,
+            party,
+            keys,
+            genesis,
+            quorum,
             file,
             genesis_file,
             trust,
-        } => match (conn, file) {
-            (_, Some(f)) => {
+        } => match (file, party, keys, genesis) {
+            (Some(f), ..) => {
                 let g = genesis_file
                     .ok_or_else(|| anyhow!("--genesis-file is required with --file"))?;
                 verify_file(&f, &load_genesis(&g)?)?
             }
-            (Some(c), None) => verify_node(&c, trust.as_deref()).await?,
-            (None, None) => {
-                bail!("give --node/--as/--keys/--genesis, or --file with --genesis-file")
+            (None, Some(party), Some(keys), Some(genesis)) => {
+                let conn = Conn {
+                    node: node.unwrap_or_else(|| "http://127.0.0.1:8101".into()),
+                    party,
+                    keys,
+                    genesis,
+                    quorum,
+                };
+                verify_node(&conn, trust.as_deref()).await?
             }
+            _ => bail!(
+                "give --as, --keys and --genesis (and --node) to verify a node's chain, or --file with --genesis-file to verify an export"
+            ),
         },
         Cmd::Export { conn, out } => export(&conn, &out).await?,
         Cmd::Disclose {

@@ -160,16 +160,12 @@ async fn auditor_verifies_history_chain_and_disclosure() {
         ],
     ));
     let genesis = net.net().join("genesis.json");
-    let vd = ok(&net.ctl(
-        "x",
-        "x",
-        &[
-            "verify-disclosure",
-            proof.to_str().unwrap(),
-            "--genesis",
-            genesis.to_str().unwrap(),
-        ],
-    ));
+    let vd = ok(&net.ctl_offline(&[
+        "verify-disclosure",
+        proof.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ]));
     assert!(vd.contains("VALID") && vd.contains("3200000"), "{vd}");
     let text = std::fs::read_to_string(&proof).unwrap();
     assert!(
@@ -178,16 +174,12 @@ async fn auditor_verifies_history_chain_and_disclosure() {
     );
     let bad = text.replacen("\"3200000\"", "\"3100000\"", 1);
     std::fs::write(dir.join("bad.json"), bad).unwrap();
-    let e = fails(&net.ctl(
-        "x",
-        "x",
-        &[
-            "verify-disclosure",
-            dir.join("bad.json").to_str().unwrap(),
-            "--genesis",
-            genesis.to_str().unwrap(),
-        ],
-    ));
+    let e = fails(&net.ctl_offline(&[
+        "verify-disclosure",
+        dir.join("bad.json").to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ]));
     assert!(e.contains("does not match its commitment"), "{e}");
 
     // Export and verify offline; a flipped byte is caught with its height.
@@ -197,32 +189,24 @@ async fn auditor_verifies_history_chain_and_disclosure() {
         "auditor",
         &["export", "--out", chain.to_str().unwrap()],
     ));
-    ok(&net.ctl(
-        "x",
-        "x",
-        &[
-            "verify",
-            "--file",
-            chain.to_str().unwrap(),
-            "--genesis-file",
-            genesis.to_str().unwrap(),
-        ],
-    ));
+    ok(&net.ctl_offline(&[
+        "verify",
+        "--file",
+        chain.to_str().unwrap(),
+        "--genesis-file",
+        genesis.to_str().unwrap(),
+    ]));
     let mut bytes = std::fs::read(&chain).unwrap();
     let n = bytes.len();
     bytes[n - 40] ^= 1;
     std::fs::write(&chain, bytes).unwrap();
-    let e = fails(&net.ctl(
-        "x",
-        "x",
-        &[
-            "verify",
-            "--file",
-            chain.to_str().unwrap(),
-            "--genesis-file",
-            genesis.to_str().unwrap(),
-        ],
-    ));
+    let e = fails(&net.ctl_offline(&[
+        "verify",
+        "--file",
+        chain.to_str().unwrap(),
+        "--genesis-file",
+        genesis.to_str().unwrap(),
+    ]));
     assert!(e.contains("chain verification failed at block"), "{e}");
 
     // Bad CLI input: clear message, non-zero exit.

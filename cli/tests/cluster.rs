@@ -90,16 +90,19 @@ async fn replication_failover_catch_up_and_snapshot() {
     );
     acked.push(tx.id().unwrap());
 
+    let t = Instant::now();
     // Enough writes to trigger snapshots and purge logs.
     for i in 0..40 {
         let tx = event(&net, K::ShipmentBooked, &format!("S-bulk-{i}"), "carrier");
         c.submit_retry(&tx, Duration::from_secs(20)).await;
         acked.push(tx.id().unwrap());
     }
+    println!("40 writes in {} ms", t.elapsed().as_millis());
     // Restart the killed node: it catches up.
     net.start(&old);
     let (h2, _) = net.converge(h + 41, Duration::from_secs(60)).await;
     check_acked(&net, &old, &acked).await;
+    println!("restarted node caught up; {} ms", t.elapsed().as_millis());
 
     // Wipe the learner: it recovers (from a snapshot, the log is purged).
     net.kill9("carrier");

@@ -24,6 +24,10 @@ pub struct CosignMessage {
     pub checkpoint: Checkpoint,
     /// The signature.
     pub cosignature: Cosignature,
+    /// The sender has no quorum at this height yet: receivers that cosigned
+    /// it answer with their own cosignature (anti-entropy for lost gossip,
+    /// and for a node that restarted or was cut off).
+    pub wants_quorum: bool,
 }
 
 const META_LAST_COSIGNED: &[u8] = b"cosign/last";
@@ -77,6 +81,36 @@ impl Cosigner {
             pending: Mutex::new(BTreeMap::new()),
             refused: Mutex::new(false),
         }
+    }
+
+    /// Recover the highest quorum height from the stored checkpoints (after
+    /// a restart the in-memory value starts at zero).
+    pub fn recover_quorum(&self) {
+        let q = self.ledger.with_ledger(|l| {
+            let need = l.config().checkpoint_quorum as usize;
+            l.store()
+                .latest_checkpoint()
+                .ok()
+                .flatten()
+                .filter(|c| c.cosignatures.len() >= need)
+                .map(|c| c.checkpoint.height)
+        });
+        if let Ok(Some(h)) = q {
+            self.quorum_height.fetch_max(h, Ordering::Relaxed);
+        }
+    }
+
+    /// Has this node itself cosigned `height`?
+    pub fn has_own(&self, height: u64) -> bool {
+        self.ledger
+            .with_ledger(|l| {
+                l.store()
+                    .checkpoint(height)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|cp| cp.cosignatures.iter().any(|s| s.party == self.party))
+            })
+            .unwrap_or(false)
     }
 
     /// Stop cosigning for good (after a detected divergence).
@@ -146,6 +180,7 @@ impl Cosigner {
                 Ok(Some(CosignMessage {
                     checkpoint: cp,
                     cosignature: sig,
+                    wants_quorum: false,
                 }))
             });
         match r {

@@ -24,7 +24,6 @@ use ledger::crypto::Keypair;
 use ledger::disclosure::DecryptionKey;
 use ledger::hs::nomenclature::Nomenclature;
 use ledger::validate::CustomsValidator;
-use ledger::Store;
 use ledger::{Hash32, SignedTransaction, TxResult};
 use service::NodeCore;
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,31 +135,26 @@ impl transport::PeerService for Peers {
                 return;
             };
             let h = msg.checkpoint.height;
+            let wants = msg.wants_quorum;
             let c = core.cosigner.clone();
             let merged = tokio::task::spawn_blocking(move || c.receive(msg)).await;
-            if matches!(merged, Ok(cosign::Merge::Merged)) {
-                // Echo: cosign the same height so quorums form on common heights.
-                let c = core.cosigner.clone();
-                let mine = core.party.clone();
-                let already = core
-                    .consensus
-                    .ledger()
-                    .with_ledger(|l| {
-                        l.store()
-                            .checkpoint(h)
-                            .ok()
-                            .flatten()
-                            .is_some_and(|cp| cp.cosignatures.iter().any(|s| s.party == mine))
-                    })
-                    .unwrap_or(true);
-                if !already {
-                    if let Ok(Some(m)) =
-                        tokio::task::spawn_blocking(move || c.cosign_height(h)).await
-                    {
-                        if let Ok(b) = ledger::codec::encode(&m) {
-                            let _ = core.p2p.publish(transport::COSIGN_TOPIC, b).await;
-                        }
-                    }
+            if !matches!(merged, Ok(cosign::Merge::Merged)) {
+                return;
+            }
+            // Answer with our own cosignature of the same height when we have
+            // not cosigned it yet (so quorums form on common heights), or
+            // when the sender asks because it has no quorum there.
+            let c = core.cosigner.clone();
+            let own = tokio::task::spawn_blocking(move || c.has_own(h))
+                .await
+                .unwrap_or(true);
+            if own && !wants {
+                return;
+            }
+            let c = core.cosigner.clone();
+            if let Ok(Some(m)) = tokio::task::spawn_blocking(move || c.cosign_height(h)).await {
+                if let Ok(b) = ledger::codec::encode(&m) {
+                    let _ = core.p2p.publish(transport::COSIGN_TOPIC, b).await;
                 }
             }
         });
@@ -355,6 +349,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         node.ledger().clone(),
         metrics.clone(),
     ));
+    cosigner.recover_quorum();
     let core = Arc::new(NodeCore::new(
         cfg.party.clone(),
         cfg.node_id,
@@ -391,6 +386,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         tasks.push(tokio::spawn(async move {
             let _keep = peer_service;
             let mut last = u64::MAX;
+            let mut published = std::time::Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
@@ -398,12 +394,24 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                     _ = tick.tick() => {}
                 }
                 let tip = core.consensus.ledger().tip().map_or(0, |t| t.height);
-                if tip != last {
+                // Cosign each new tip. Gossip is best effort (a message sent
+                // before the mesh forms, or while a peer is cut off, is
+                // lost), so while the newest cosigned height has no quorum
+                // the cosignature is published again every second.
+                let quorum = core
+                    .cosigner
+                    .quorum_height
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let republish =
+                    tip == last && quorum < tip && published.elapsed() >= Duration::from_secs(1);
+                if tip != last || republish {
                     last = tip;
+                    published = std::time::Instant::now();
                     let c = core.cosigner.clone();
-                    if let Ok(Some(m)) =
+                    if let Ok(Some(mut m)) =
                         tokio::task::spawn_blocking(move || c.cosign_height(tip)).await
                     {
+                        m.wants_quorum = republish;
                         if let Ok(b) = ledger::codec::encode(&m) {
                             let _ = core.p2p.publish(transport::COSIGN_TOPIC, b).await;
                         }

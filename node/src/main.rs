@@ -23,17 +23,36 @@ async fn main() -> Result<()> {
                 tracing_subscriber::EnvFilter::new("info,openraft=warn,libp2p=warn")
             }),
         )
+        // Logs on stderr; stdout carries only the READY line for supervisors.
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let cfg = node::config::NodeConfig::load(args.config.as_deref(), std::env::vars(), &args.set)?;
     let running = node::start(cfg).await?;
     println!("READY grpc={}", running.grpc_addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
-    }
+    // A node whose Raft core stopped on a fatal error serves nothing useful:
+    // exit non-zero so a supervisor restarts it from its durable state.
+    let mut metrics = running.core.consensus.metrics();
+    let fatal = async move {
+        loop {
+            if let Err(e) = &metrics.borrow().running_state {
+                return e.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "Raft stopped".to_string();
+            }
+        }
+    };
+    let failed = tokio::select! {
+        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); None }
+        _ = tokio::signal::ctrl_c() => { tracing::info!("interrupt: shutting down"); None }
+        why = fatal => { tracing::error!("Raft failed: {why}; exiting"); Some(why) }
+    };
     running.shutdown().await;
     tracing::info!("stopped");
+    if let Some(why) = failed {
+        anyhow::bail!("Raft failed: {why}");
+    }
     Ok(())
 }

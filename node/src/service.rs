@@ -383,37 +383,37 @@ impl NodeCore {
     }
 
     /// The best checkpoint to prove against: the highest with a quorum of
-    /// cosignatures that covers `min_height`, waiting briefly for one.
+    /// cosignatures, which must cover `min_height`; waits briefly for one
+    /// (cosignatures of a fresh block take a gossip round or two). A
+    /// checkpoint without a quorum is never returned: a client could not
+    /// check anything against it.
     pub async fn checkpoint_for(&self, min_height: u64) -> Result<CosignedCheckpoint, Status> {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let q = self.cosigner.quorum_height.load(Ordering::Relaxed);
             if q >= min_height {
-                if let Some(c) = self
+                let found = self
                     .consensus
                     .ledger()
-                    .with_ledger(|l| l.store().checkpoint(q))
+                    .with_ledger(|l| {
+                        let need = l.config().checkpoint_quorum as usize;
+                        l.store()
+                            .checkpoint(q)
+                            .map(|c| c.filter(|c| c.cosignatures.len() >= need))
+                    })
                     .map_err(ledger_err)?
-                    .map_err(ledger_err)?
-                {
+                    .map_err(ledger_err)?;
+                if let Some(c) = found {
                     return Ok(c);
                 }
             }
             if Instant::now() > deadline {
-                // Best effort: the newest stored checkpoint covering the height.
-                let c = self
-                    .consensus
-                    .ledger()
-                    .with_ledger(|l| l.store().latest_checkpoint())
-                    .map_err(ledger_err)?
-                    .map_err(ledger_err)?;
-                return match c {
-                    Some(c) if c.checkpoint.height >= min_height => Ok(c),
-                    _ => Err(status::unavailable(
-                        "NO_CHECKPOINT",
-                        format!("no cosigned checkpoint covers height {min_height} yet; retry"),
-                    )),
-                };
+                return Err(status::unavailable(
+                    "NO_CHECKPOINT",
+                    format!(
+                        "no checkpoint with a quorum of cosignatures covers height {min_height} yet; retry"
+                    ),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -182,7 +182,12 @@ impl Net {
 
     pub fn start(&mut self, party: &str) {
         let cfg = self.net().join(party).join("node.toml");
-        let log = std::fs::File::create(self.dir.path().join(format!("{party}.log"))).unwrap();
+        // Appended, so a restarted node's log follows its previous life.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{party}.log")))
+            .unwrap();
         let mut child = Command::new(customs_node())
             .arg("--config")
             .arg(&cfg)
@@ -254,6 +259,16 @@ impl Net {
         format!("http://127.0.0.1:{}", self.grpc[party])
     }
 
+    /// Run customsctl with no node, party or keys (offline commands).
+    pub fn ctl_offline(&self, args: &[&str]) -> std::process::Output {
+        Command::new(customsctl())
+            .args(args)
+            .env_remove("CUSTOMS_NODE")
+            .env_remove("CUSTOMS_PARTY")
+            .output()
+            .unwrap()
+    }
+
     /// Run customsctl acting as `party` against `node`'s gRPC.
     pub fn ctl(&self, party: &str, node: &str, args: &[&str]) -> std::process::Output {
         Command::new(customsctl())
@@ -314,6 +329,19 @@ impl Drop for Net {
         for (_, c) in self.procs.iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // Keep the node logs for a post-mortem when asked (or on failure).
+        if let Some(keep) = std::env::var_os("CUSTOMS_KEEP_LOGS") {
+            if std::thread::panicking() || std::env::var_os("CUSTOMS_KEEP_ALL").is_some() {
+                let name = self.dir.path().file_name().unwrap_or_default().to_owned();
+                let to = Path::new(&keep).join(name);
+                let _ = std::fs::create_dir_all(&to);
+                for p in &self.parties {
+                    let f = format!("{p}.log");
+                    let _ = std::fs::copy(self.dir.path().join(&f), to.join(&f));
+                }
+                eprintln!("node logs kept in {}", to.display());
+            }
         }
     }
 }
