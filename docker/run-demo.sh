@@ -13,7 +13,7 @@ compose="docker compose"
 $compose version >/dev/null 2>&1 || compose="docker-compose"
 cd "$root"
 profile="${CUSTOMS_PROFILE:-debug}"
-if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked -p node -p cli; fi
+if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked --workspace --all-targets; fi  # same feature set as the tests: RocksDB is built once
 bin="$CARGO_TARGET_DIR/$profile"
 
 # Root filesystem: the binaries and every shared library they link.

@@ -12,7 +12,7 @@ dir="${3:-$(mktemp -d -t customs-bench.XXXXXX)}"
 profile="${CUSTOMS_PROFILE:-release}"
 export CUSTOMS_PROFILE="$profile"
 "$root/testnet/setup.sh"
-if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked -p node -p cli; fi
+if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked --workspace --all-targets; fi  # same feature set as the tests: RocksDB is built once
 bin="$CARGO_TARGET_DIR/$profile"
 spec="$root/testnet/bench-network.toml"
 # Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes.

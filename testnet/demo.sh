@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/customs-ledger/target}
 # so RocksDB is compiled once; CUSTOMS_PROFILE=release uses a release build.
 profile="${CUSTOMS_PROFILE:-debug}"
 echo "== building binaries ($profile; the first build compiles RocksDB: 20+ min on 2 cores)"
-if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked -p node -p cli; fi
+if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked --workspace --all-targets; fi  # same feature set as the tests: RocksDB is built once
 export CUSTOMS_PROFILE="$profile"
 dir="${1:-$(mktemp -d -t customs-demo.XXXXXX)}"
 trap '"$root/testnet/testnet.sh" down "$dir" || true' EXIT
