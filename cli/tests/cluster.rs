@@ -153,3 +153,125 @@ async fn minority_cannot_commit() {
     c.submit_retry(&tx2, Duration::from_secs(30)).await;
     net.converge(h + 1, Duration::from_secs(30)).await;
 }
+
+/// Membership through the signed Admin API and openraft's joint consensus:
+/// a validator removes a voter, the two left still commit, the removed
+/// node is added back as a learner, promoted to voter, and catches up.
+/// A party that is not a customs validator is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_remove_add_learner_promote() {
+    use proto::v1::admin_client::AdminClient;
+    let mut net = Net::new(&STANDARD, 3, &[], FAST_RAFT);
+    net.start_all();
+    let mut c = net.client("carrier", "carrier").await;
+    c.submit_retry(
+        &event(&net, K::ShipmentBooked, "MEM-0", "carrier"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let lead = leader(&net).await;
+    let victim = ["de-customs", "fr-customs", "pl-customs"]
+        .into_iter()
+        .find(|p| *p != lead)
+        .unwrap();
+    let victim_id = net.parties.iter().position(|p| p == victim).unwrap() as u64 + 1;
+    let admin_as = |party: &str| {
+        let party = party.to_string();
+        let url = net.url(&lead);
+        let key = net.key(&party);
+        async move {
+            let ch = tonic::transport::Channel::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            (
+                AdminClient::new(ch),
+                common::Api {
+                    inner: proto::v1::ledger_client::LedgerClient::new(
+                        tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+                    ),
+                    party,
+                    key,
+                },
+            )
+        }
+    };
+
+    // A carrier may not change the membership.
+    let (mut admin, signer) = admin_as("carrier").await;
+    let denied = admin
+        .remove_node(signer.signed(
+            "/customs.v1.Admin/RemoveNode",
+            proto::v1::RemoveNodeRequest { node_id: victim_id },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+    // A validator removes a voter (joint consensus); two voters still commit.
+    let (mut admin, signer) = admin_as(&lead).await;
+    let r = admin
+        .remove_node(signer.signed(
+            "/customs.v1.Admin/RemoveNode",
+            proto::v1::RemoveNodeRequest { node_id: victim_id },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !r.members.iter().any(|m| m.node_id == victim_id && m.voter),
+        "{victim} is still a voter: {r:?}"
+    );
+    let r1 = c
+        .submit_retry(
+            &event(&net, K::ShipmentBooked, "MEM-1", "carrier"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(r1.height > 0);
+    let s = c.status().await.unwrap();
+    let voters: Vec<_> = s
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.party.clone())
+        .collect();
+    assert_eq!(voters.len(), 2, "{voters:?}");
+
+    // Back as a learner, then promoted to voter; it catches up.
+    let addr = format!("/ip4/127.0.0.1/tcp/{}", net.p2p[victim]);
+    admin
+        .add_learner(signer.signed(
+            "/customs.v1.Admin/AddLearner",
+            proto::v1::AddLearnerRequest {
+                node_id: victim_id,
+                party: victim.to_string(),
+                address: addr,
+            },
+        ))
+        .await
+        .unwrap();
+    let r = admin
+        .promote_voter(signer.signed(
+            "/customs.v1.Admin/PromoteVoter",
+            proto::v1::PromoteVoterRequest { node_id: victim_id },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.members.iter().any(|m| m.node_id == victim_id && m.voter),
+        "{victim} was not promoted: {r:?}"
+    );
+    let r2 = c
+        .submit_retry(
+            &event(&net, K::ShipmentBooked, "MEM-2", "carrier"),
+            Duration::from_secs(20),
+        )
+        .await;
+    net.converge(r2.height, Duration::from_secs(30)).await;
+    let s = net.client("carrier", victim).await.status().await.unwrap();
+    assert_eq!(s.height, r2.height);
+    assert_eq!(s.members.iter().filter(|m| m.voter).count(), 3);
+}
