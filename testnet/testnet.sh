@@ -26,7 +26,9 @@ up)
         if [ -f "$dir/$p.pid" ] && kill -0 "$(cat "$dir/$p.pid")" 2>/dev/null; then
             echo "$p already running"; continue
         fi
-        (cd "$dir/net/$p" && nohup "$bin/customs-node" --config node.toml >"$dir/$p.log" 2>&1 & echo $! >"$dir/$p.pid")
+        # exec: the recorded pid is the node's own, so `down` signals the node.
+        (cd "$dir/net/$p" && exec nohup "$bin/customs-node" --config node.toml >"$dir/$p.log" 2>&1) &
+        echo $! >"$dir/$p.pid"
         echo "started $p (pid $(cat "$dir/$p.pid"), log $dir/$p.log)"
     done
     echo "waiting for every node to answer..."

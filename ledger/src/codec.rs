@@ -87,6 +87,50 @@ pub fn decode_limited<T: Serialize + DeserializeOwned>(
     Ok(value)
 }
 
+/// `#[serde(with = "crate::codec::bytes")]` for `Vec<u8>` fields: encoded
+/// as one byte string instead of a sequence of single bytes. With the pinned
+/// config both give the same bytes on the wire (a u64 length, then the
+/// bytes), so the golden vectors do not change, but encoding and decoding
+/// copy the buffer at once instead of visiting every byte. Other formats
+/// (JSON) still read and write an array of numbers.
+pub mod bytes {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    /// Serialize as a byte string.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // Cap the pre-allocation: the hint comes from untrusted input.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Deserialize from a byte string (or a sequence of bytes).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

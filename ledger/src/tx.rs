@@ -35,6 +35,7 @@ pub struct SealedField {
     /// without the salt; lets anyone recompute `fields_root`).
     pub commitment: Hash32,
     /// AEAD ciphertext of `salt || value`.
+    #[serde(with = "crate::codec::bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -46,8 +47,10 @@ pub struct Recipient {
     /// SHA-256 of the X25519 public key used (so rotated keys still open old data).
     pub key_id: Hash32,
     /// HPKE encapsulated key.
+    #[serde(with = "crate::codec::bytes")]
     pub enc: Vec<u8>,
     /// HPKE ciphertext of the class keys this party may read.
+    #[serde(with = "crate::codec::bytes")]
     pub ciphertext: Vec<u8>,
 }
 
