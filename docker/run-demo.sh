@@ -41,21 +41,27 @@ for p in de-customs fr-customs pl-customs pl-exporter broker carrier auditor; do
     networks: { customs: { ipv4_address: 172.28.0.$((10 + i)) } }
     ports: [\"127.0.0.1:$port:$port\"]"
 done
+# Compose file format 2.4: understood by the Debian docker-compose (v1) and by Compose v2.
 cat >"$work/compose.yml" <<YML
-name: customs-ledger
+version: "2.4"
 services:$services
 networks:
   customs:
     driver: bridge
     ipam: { config: [ { subnet: 172.28.0.0/16 } ] }
 YML
-cleanup() { $compose -f "$work/compose.yml" down -v --remove-orphans >/dev/null 2>&1 || true; }
+cleanup() { [ -n "${CUSTOMS_DOCKER_KEEP:-}" ] && return; $compose -p customs-ledger -f "$work/compose.yml" down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-$compose -f "$work/compose.yml" up -d
+$compose -p customs-ledger -f "$work/compose.yml" up -d
 echo "waiting for the containers to serve..."
-for i in $(seq 1 60); do
-    if "$bin/customsctl" status --node http://127.0.0.1:8107 --as auditor --keys "$work/net/keys" --genesis "$work/net/genesis.json" >/dev/null 2>&1; then break; fi
-    sleep 1
+i=0
+for p in de-customs fr-customs pl-customs pl-exporter broker carrier auditor; do
+    i=$((i + 1))
+    url="http://172.28.0.$((10 + i)):$((8100 + i))"
+    for _ in $(seq 1 60); do
+        if "$bin/customsctl" status --node "$url" --as "$p" --keys "$work/net/keys" --genesis "$work/net/genesis.json" >/dev/null 2>&1; then break; fi
+        sleep 1
+    done
 done
 "$bin/customsctl" demo --net "$work/net"
 echo "container demo passed"

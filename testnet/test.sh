@@ -20,4 +20,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast
 fi
+echo "== container demo (FROM-scratch image, compose network; skipped with a message when no Docker engine)"
+"$root/docker/run-demo.sh"
 echo "== all tests passed"
