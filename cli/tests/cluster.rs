@@ -175,33 +175,20 @@ async fn membership_remove_add_learner_promote() {
         .find(|p| *p != lead)
         .unwrap();
     let victim_id = net.parties.iter().position(|p| p == victim).unwrap() as u64 + 1;
-    let admin_as = |party: &str| {
-        let party = party.to_string();
-        let url = net.url(&lead);
-        let key = net.key(&party);
-        async move {
-            let ch = tonic::transport::Channel::from_shared(url)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            (
-                AdminClient::new(ch),
-                common::Api {
-                    inner: proto::v1::ledger_client::LedgerClient::new(
-                        tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),
-                    ),
-                    party,
-                    key,
-                },
-            )
-        }
-    };
+    let ch = tonic::transport::Channel::from_shared(net.url(&lead))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = AdminClient::new(ch);
+    let carrier_key = net.key("carrier");
+    let lead_key = net.key(&lead);
 
     // A carrier may not change the membership.
-    let (mut admin, signer) = admin_as("carrier").await;
     let denied = admin
-        .remove_node(signer.signed(
+        .remove_node(common::signed_request(
+            &carrier_key,
+            "carrier",
             "/customs.v1.Admin/RemoveNode",
             proto::v1::RemoveNodeRequest { node_id: victim_id },
         ))
@@ -210,9 +197,10 @@ async fn membership_remove_add_learner_promote() {
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 
     // A validator removes a voter (joint consensus); two voters still commit.
-    let (mut admin, signer) = admin_as(&lead).await;
     let r = admin
-        .remove_node(signer.signed(
+        .remove_node(common::signed_request(
+            &lead_key,
+            &lead,
             "/customs.v1.Admin/RemoveNode",
             proto::v1::RemoveNodeRequest { node_id: victim_id },
         ))
@@ -242,7 +230,9 @@ async fn membership_remove_add_learner_promote() {
     // Back as a learner, then promoted to voter; it catches up.
     let addr = format!("/ip4/127.0.0.1/tcp/{}", net.p2p[victim]);
     admin
-        .add_learner(signer.signed(
+        .add_learner(common::signed_request(
+            &lead_key,
+            &lead,
             "/customs.v1.Admin/AddLearner",
             proto::v1::AddLearnerRequest {
                 node_id: victim_id,
@@ -253,7 +243,9 @@ async fn membership_remove_add_learner_promote() {
         .await
         .unwrap();
     let r = admin
-        .promote_voter(signer.signed(
+        .promote_voter(common::signed_request(
+            &lead_key,
+            &lead,
             "/customs.v1.Admin/PromoteVoter",
             proto::v1::PromoteVoterRequest { node_id: victim_id },
         ))

@@ -87,12 +87,11 @@ impl Cosigner {
     /// a restart the in-memory value starts at zero).
     pub fn recover_quorum(&self) {
         let q = self.ledger.with_ledger(|l| {
-            let need = l.config().checkpoint_quorum as usize;
             l.store()
                 .latest_checkpoint()
                 .ok()
                 .flatten()
-                .filter(|c| c.cosignatures.len() >= need)
+                .filter(|c| has_quorum(l, c))
                 .map(|c| c.checkpoint.height)
         });
         if let Ok(Some(h)) = q {
@@ -203,12 +202,11 @@ impl Cosigner {
 
     fn refresh_quorum(&self, height: u64) {
         let q = self.ledger.with_ledger(|l| {
-            let need = l.config().checkpoint_quorum as usize;
             l.store()
                 .checkpoint(height)
                 .ok()
                 .flatten()
-                .is_some_and(|c| c.cosignatures.len() >= need)
+                .is_some_and(|c| has_quorum(l, &c))
         });
         if q.unwrap_or(false) {
             self.quorum_height.fetch_max(height, Ordering::Relaxed);
@@ -282,6 +280,11 @@ impl Cosigner {
             self.receive(m);
         }
     }
+}
+
+/// Does `c` carry the chain config's quorum of cosignatures?
+pub fn has_quorum(l: &Ledger<RocksStore>, c: &CosignedCheckpoint) -> bool {
+    c.cosignatures.len() >= l.config().checkpoint_quorum as usize
 }
 
 fn last_height(l: &Ledger<RocksStore>) -> u64 {

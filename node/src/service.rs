@@ -396,10 +396,9 @@ impl NodeCore {
                     .consensus
                     .ledger()
                     .with_ledger(|l| {
-                        let need = l.config().checkpoint_quorum as usize;
                         l.store()
                             .checkpoint(q)
-                            .map(|c| c.filter(|c| c.cosignatures.len() >= need))
+                            .map(|c| c.filter(|c| crate::cosign::has_quorum(l, c)))
                     })
                     .map_err(ledger_err)?
                     .map_err(ledger_err)?;

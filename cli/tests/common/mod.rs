@@ -346,6 +346,35 @@ impl Drop for Net {
     }
 }
 
+/// A request carrying `party`'s signed authentication metadata, for any
+/// service (Ledger or Admin).
+pub fn signed_request<T: Message>(
+    key: &Keypair,
+    party: &str,
+    method: &str,
+    msg: T,
+) -> tonic::Request<T> {
+    let body = msg.encode_to_vec();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let a = ledger::auth::sign(key, method, party, now, &body);
+    let mut r = tonic::Request::new(msg);
+    let md = r.metadata_mut();
+    md.insert(ledger::auth::header::PARTY, a.party.parse().unwrap());
+    md.insert(
+        ledger::auth::header::TIME,
+        a.time_ms.to_string().parse().unwrap(),
+    );
+    md.insert(ledger::auth::header::NONCE, a.nonce.parse().unwrap());
+    md.insert(
+        ledger::auth::header::SIGNATURE,
+        a.signature.to_hex().parse().unwrap(),
+    );
+    r
+}
+
 pub struct Api {
     pub inner: LedgerClient<Channel>,
     pub party: String,
@@ -354,25 +383,7 @@ pub struct Api {
 
 impl Api {
     pub fn signed<T: Message>(&self, method: &str, msg: T) -> tonic::Request<T> {
-        let body = msg.encode_to_vec();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let a = ledger::auth::sign(&self.key, method, &self.party, now, &body);
-        let mut r = tonic::Request::new(msg);
-        let md = r.metadata_mut();
-        md.insert(ledger::auth::header::PARTY, a.party.parse().unwrap());
-        md.insert(
-            ledger::auth::header::TIME,
-            a.time_ms.to_string().parse().unwrap(),
-        );
-        md.insert(ledger::auth::header::NONCE, a.nonce.parse().unwrap());
-        md.insert(
-            ledger::auth::header::SIGNATURE,
-            a.signature.to_hex().parse().unwrap(),
-        );
-        r
+        signed_request(&self.key, &self.party, method, msg)
     }
 
     pub async fn status(&mut self) -> Result<v1::StatusResponse, tonic::Status> {
