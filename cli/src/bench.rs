@@ -42,64 +42,103 @@ pub struct BenchArgs {
     pub svg: Option<PathBuf>,
 }
 
+/// Pre-build `n` transactions on every core, already encoded.
 fn build_txs(
     cfg: &ChainConfig,
     party: &str,
     key: &Keypair,
     n: usize,
     bar: &indicatif::ProgressBar,
-) -> Result<Vec<SignedTransaction>> {
+) -> Result<Vec<Vec<u8>>> {
     let base = now_ms();
-    let mut out = Vec::with_capacity(n);
     let run = base % 1_000_000_000;
-    for i in 0..n {
-        // Half declarations (new shipments), half bookings: both are first
-        // events of a shipment, so any order commits.
-        let shipment = format!("B{run}-{i}");
-        let (kind, fields) = if i % 2 == 0 {
-            let mut d = declaration::sample();
-            d.lrn = format!("LRN-{run}-{i}");
-            (EventKind::DeclarationFiled, d.to_fields())
-        } else {
-            (
-                EventKind::ShipmentBooked,
-                vec![
-                    Field {
-                        path: "booking.note".into(),
-                        class: FieldClass::Public,
-                        value: "bench booking".into(),
-                    },
-                    Field {
-                        path: "booking.route".into(),
-                        class: FieldClass::Transport,
-                        value: "PLGDN-DEHAM-FRLEH".into(),
-                    },
-                    Field {
-                        path: "booking.price".into(),
-                        class: FieldClass::Commercial,
-                        value: "125000".into(),
-                    },
-                ],
-            )
-        };
-        let draft = Draft {
-            chain_id: cfg.chain_id.clone(),
-            kind,
-            shipment_id: shipment,
-            submitter: party.to_string(),
-            claimed_time_ms: base,
-            fields,
-            shipment_parties: vec!["pl-exporter".into(), "carrier".into()],
-            governance: None,
-        };
-        out.push(
-            disclosure::seal(cfg, &draft)
-                .map_err(|e| anyhow!("{e}"))?
-                .sign(key)?,
-        );
-        bar.inc(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
+    let chunk = n.div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|lo| {
+                let hi = (lo + chunk).min(n);
+                scope.spawn(move || {
+                    (lo..hi)
+                        .map(|i| {
+                            let stx = build_tx(cfg, party, key, base, run, i)?;
+                            bar.inc(1);
+                            Ok(stx.encode()?)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("pre-build thread panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(n);
+    for p in parts {
+        out.extend(p?);
     }
     Ok(out)
+}
+
+/// Transaction `i` of run `run`.
+fn build_tx(
+    cfg: &ChainConfig,
+    party: &str,
+    key: &Keypair,
+    base: u64,
+    run: u64,
+    i: usize,
+) -> Result<SignedTransaction> {
+    // Half declarations (new shipments), half bookings: both are first
+    // events of a shipment, so any order commits.
+    let shipment = format!("B{run}-{i}");
+    let (kind, fields) = if i % 2 == 0 {
+        let mut d = declaration::sample();
+        d.lrn = format!("LRN-{run}-{i}");
+        (EventKind::DeclarationFiled, d.to_fields())
+    } else {
+        (
+            EventKind::ShipmentBooked,
+            vec![
+                Field {
+                    path: "booking.note".into(),
+                    class: FieldClass::Public,
+                    value: "bench booking".into(),
+                },
+                Field {
+                    path: "booking.route".into(),
+                    class: FieldClass::Transport,
+                    value: "PLGDN-DEHAM-FRLEH".into(),
+                },
+                Field {
+                    path: "booking.price".into(),
+                    class: FieldClass::Commercial,
+                    value: "125000".into(),
+                },
+            ],
+        )
+    };
+    let draft = Draft {
+        chain_id: cfg.chain_id.clone(),
+        kind,
+        shipment_id: shipment,
+        submitter: party.to_string(),
+        claimed_time_ms: base,
+        fields,
+        shipment_parties: vec!["pl-exporter".into(), "carrier".into()],
+        governance: None,
+    };
+    Ok(disclosure::seal(cfg, &draft)
+        .map_err(|e| anyhow!("{e}"))?
+        .sign(key)?)
 }
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
@@ -131,16 +170,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     bar.set_message("pre-building");
     let txs = Arc::new(build_txs(&cfg, &args.party, &key, n, &bar)?);
     bar.finish();
-    let size: usize = txs
-        .iter()
-        .take(100)
-        .map(|t| t.encode().map(|b| b.len()).unwrap_or(0))
-        .sum::<usize>()
-        / txs.len().clamp(1, 100);
-    println!(
-        "pre-built {n} transactions (mean {size} bytes, {} recipients each)",
-        txs[0].tx.recipients.len()
-    );
+    let size: usize =
+        txs.iter().take(100).map(|b| b.len()).sum::<usize>() / txs.len().clamp(1, 100);
+    let recipients = txs
+        .first()
+        .map(|b| SignedTransaction::decode(b, usize::MAX).map(|t| t.tx.recipients.len()))
+        .transpose()?
+        .unwrap_or(0);
+    println!("pre-built {n} transactions (mean {size} bytes, {recipients} recipients each)");
     let mut clients = Vec::new();
     for url in &args.nodes {
         clients.push(Client::connect(url, &args.party, Keypair::from_seed(&key.seed())).await?);
@@ -187,8 +224,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(tx) = txs.get(i) else { return };
-                let Ok(bytes) = tx.encode() else { continue };
+                let Some(bytes) = txs.get(i) else { return };
+                let bytes = bytes.clone();
                 let t0 = Instant::now();
                 let req = client.signed(
                     "/customs.v1.Ledger/Submit",

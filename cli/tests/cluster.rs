@@ -158,9 +158,68 @@ async fn minority_cannot_commit() {
 /// a validator removes a voter, the two left still commit, the removed
 /// node is added back as a learner, promoted to voter, and catches up.
 /// A party that is not a customs validator is refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn membership_remove_add_learner_promote() {
-    use proto::v1::admin_client::AdminClient;
+/// A governance transaction from `submitter`, approved by `approvers`.
+fn governance(
+    net: &Net,
+    submitter: &str,
+    approvers: &[&str],
+    kind: K,
+    action: ledger::tx::Governance,
+) -> ledger::SignedTransaction {
+    let cfg = net.genesis();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut stx = ledger::disclosure::seal(
+        &cfg,
+        &ledger::disclosure::Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind,
+            shipment_id: String::new(),
+            submitter: submitter.into(),
+            claimed_time_ms: now,
+            fields: vec![],
+            shipment_parties: vec![],
+            governance: Some(action),
+        },
+    )
+    .unwrap()
+    .sign(&net.key(submitter))
+    .unwrap();
+    for a in approvers {
+        stx.approve(a, &net.key(a)).unwrap();
+    }
+    stx
+}
+
+/// Wait until `party`'s node is (or is not) a voter in the leader's view.
+async fn wait_voter(net: &Net, party: &str, voter: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = net.client("carrier", "carrier").await;
+    loop {
+        if let Ok(s) = c.status().await {
+            let is = s.members.iter().any(|m| m.party == party && m.voter);
+            let member = s.members.iter().any(|m| m.party == party);
+            if is == voter && member {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{party} did not become voter={voter}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Raft membership follows the chain config: a validator majority signs
+/// `SetValidator false` and that node's voter becomes a learner (joint
+/// consensus, applied by the leader); two voters still commit; `SetValidator
+/// true` promotes it back and it catches up. Fewer approvals change nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn membership_follows_governance() {
+    use ledger::tx::Governance;
     let mut net = Net::new(&STANDARD, 3, &[], FAST_RAFT);
     net.start_all();
     let mut c = net.client("carrier", "carrier").await;
@@ -170,47 +229,52 @@ async fn membership_remove_add_learner_promote() {
     )
     .await;
     let lead = leader(&net).await;
-    let victim = ["de-customs", "fr-customs", "pl-customs"]
+    let validators = ["de-customs", "fr-customs", "pl-customs"];
+    let victim = validators.into_iter().find(|p| *p != lead).unwrap();
+    let other = validators
         .into_iter()
-        .find(|p| *p != lead)
+        .find(|p| *p != lead && *p != victim)
         .unwrap();
-    let victim_id = net.parties.iter().position(|p| p == victim).unwrap() as u64 + 1;
-    let ch = tonic::transport::Channel::from_shared(net.url(&lead))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut admin = AdminClient::new(ch);
-    let carrier_key = net.key("carrier");
-    let lead_key = net.key(&lead);
+    let set = |validator: bool| Governance::SetValidator {
+        party: victim.to_string(),
+        validator,
+    };
 
-    // A carrier may not change the membership.
-    let denied = admin
-        .remove_node(common::signed_request(
-            &carrier_key,
+    // A carrier cannot, and one validator alone is not a majority of three.
+    let denied = c
+        .submit(&governance(
+            &net,
             "carrier",
-            "/customs.v1.Admin/RemoveNode",
-            proto::v1::RemoveNodeRequest { node_id: victim_id },
+            &[],
+            K::ValidatorSetChanged,
+            set(false),
         ))
         .await
         .unwrap_err();
-    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
-
-    // A validator removes a voter (joint consensus); two voters still commit.
-    let r = admin
-        .remove_node(common::signed_request(
-            &lead_key,
+    assert_ne!(denied.code(), tonic::Code::Ok);
+    let lone = c
+        .submit(&governance(
+            &net,
             &lead,
-            "/customs.v1.Admin/RemoveNode",
-            proto::v1::RemoveNodeRequest { node_id: victim_id },
+            &[],
+            K::ValidatorSetChanged,
+            set(false),
         ))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap_err();
     assert!(
-        !r.members.iter().any(|m| m.node_id == victim_id && m.voter),
-        "{victim} is still a voter: {r:?}"
+        lone.message().contains("GOV_NO_QUORUM") || format!("{lone:?}").contains("GOV_NO_QUORUM"),
+        "{lone:?}"
     );
+    wait_voter(&net, victim, true).await;
+
+    // A majority demotes it: the leader moves Raft membership to match.
+    c.submit_retry(
+        &governance(&net, &lead, &[other], K::ValidatorSetChanged, set(false)),
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_voter(&net, victim, false).await;
     let r1 = c
         .submit_retry(
             &event(&net, K::ShipmentBooked, "MEM-1", "carrier"),
@@ -219,43 +283,15 @@ async fn membership_remove_add_learner_promote() {
         .await;
     assert!(r1.height > 0);
     let s = c.status().await.unwrap();
-    let voters: Vec<_> = s
-        .members
-        .iter()
-        .filter(|m| m.voter)
-        .map(|m| m.party.clone())
-        .collect();
-    assert_eq!(voters.len(), 2, "{voters:?}");
+    assert_eq!(s.members.iter().filter(|m| m.voter).count(), 2, "{s:?}");
 
-    // Back as a learner, then promoted to voter; it catches up.
-    let addr = format!("/ip4/127.0.0.1/tcp/{}", net.p2p[victim]);
-    admin
-        .add_learner(common::signed_request(
-            &lead_key,
-            &lead,
-            "/customs.v1.Admin/AddLearner",
-            proto::v1::AddLearnerRequest {
-                node_id: victim_id,
-                party: victim.to_string(),
-                address: addr,
-            },
-        ))
-        .await
-        .unwrap();
-    let r = admin
-        .promote_voter(common::signed_request(
-            &lead_key,
-            &lead,
-            "/customs.v1.Admin/PromoteVoter",
-            proto::v1::PromoteVoterRequest { node_id: victim_id },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        r.members.iter().any(|m| m.node_id == victim_id && m.voter),
-        "{victim} was not promoted: {r:?}"
-    );
+    // And promotes it back; it catches up as a voter.
+    c.submit_retry(
+        &governance(&net, &lead, &[other], K::ValidatorSetChanged, set(true)),
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_voter(&net, victim, true).await;
     let r2 = c
         .submit_retry(
             &event(&net, K::ShipmentBooked, "MEM-2", "carrier"),

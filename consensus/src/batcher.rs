@@ -5,14 +5,14 @@
 //! first; an idle node therefore proposes a lone transaction after at most
 //! `max_delay`. Batches are queued to Raft in submission order and the
 //! batcher does not wait for one to commit before collecting the next.
-//! Every submitter gets the [`ApplyReport`] of the batch that carried its
-//! transaction (or the error).
+//! Every submitter gets the [`TxReceipt`] of its own transaction (block,
+//! index and result, or the rejection), resolved in one pass per batch.
 
 use crate::error::ProposeError;
 use crate::node::ConsensusNode;
-use crate::types::ApplyReport;
+use crate::types::TxReceipt;
 use ledger::chain::ContentOutcome;
-use ledger::SignedTransaction;
+use ledger::{Hash32, SignedTransaction};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -40,30 +40,48 @@ impl Default for BatcherConfig {
     }
 }
 
-type Reply = oneshot::Sender<Result<ApplyReport, ProposeError>>;
+type Reply = oneshot::Sender<Result<TxReceipt, ProposeError>>;
+
+/// One queued submission.
+struct Item {
+    stx: SignedTransaction,
+    id: Hash32,
+    outcome: ContentOutcome,
+    reply: Reply,
+}
 
 /// Submits transactions to a running batcher. Cloning is cheap; the batcher
 /// stops when every handle is dropped.
 #[derive(Clone, Debug)]
 pub struct BatcherHandle {
-    tx: mpsc::Sender<(SignedTransaction, ContentOutcome, Reply)>,
+    tx: mpsc::Sender<Item>,
 }
 
 impl BatcherHandle {
-    /// Submit one transaction and wait for the report of its batch.
-    pub async fn submit(&self, stx: SignedTransaction) -> Result<ApplyReport, ProposeError> {
-        self.submit_with(stx, ContentOutcome::default()).await
+    /// Submit one transaction and wait for its receipt.
+    pub async fn submit(&self, stx: SignedTransaction) -> Result<TxReceipt, ProposeError> {
+        let id = stx
+            .id()
+            .map_err(|e| ProposeError::Raft(format!("unencodable transaction: {e}")))?;
+        self.submit_with(stx, id, ContentOutcome::default()).await
     }
 
-    /// Submit one transaction with the leader's content outcome for it.
+    /// Submit one transaction (whose id the caller computed) with the
+    /// leader's content outcome for it, and wait for its receipt.
     pub async fn submit_with(
         &self,
         stx: SignedTransaction,
+        id: Hash32,
         outcome: ContentOutcome,
-    ) -> Result<ApplyReport, ProposeError> {
+    ) -> Result<TxReceipt, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send((stx, outcome, reply))
+            .send(Item {
+                stx,
+                id,
+                outcome,
+                reply,
+            })
             .await
             .map_err(|_| ProposeError::Stopped)?;
         rx.await.map_err(|_| ProposeError::Stopped)?
@@ -80,11 +98,7 @@ pub fn spawn_batcher(
     (BatcherHandle { tx }, task)
 }
 
-async fn run(
-    node: ConsensusNode,
-    config: BatcherConfig,
-    mut rx: mpsc::Receiver<(SignedTransaction, ContentOutcome, Reply)>,
-) {
+async fn run(node: ConsensusNode, config: BatcherConfig, mut rx: mpsc::Receiver<Item>) {
     let max_batch = config.max_batch.max(1);
     loop {
         // Wait for the first transaction of the next batch.
@@ -106,18 +120,32 @@ async fn run(
         }
         let mut txs = Vec::with_capacity(pending.len());
         let mut outcomes = Vec::with_capacity(pending.len());
+        let mut ids = Vec::with_capacity(pending.len());
         let mut replies = Vec::with_capacity(pending.len());
-        for (t, o, r) in pending {
-            txs.push(t);
-            outcomes.push(o);
-            replies.push(r);
+        for it in pending {
+            txs.push(it.stx);
+            outcomes.push(it.outcome);
+            ids.push(it.id);
+            replies.push(it.reply);
         }
         match node.propose_queued(txs, outcomes).await {
             Ok(fut) => {
                 tokio::spawn(async move {
-                    let res = fut.await;
-                    for r in replies {
-                        let _ = r.send(res.clone());
+                    match fut.await {
+                        Ok(report) => {
+                            for (receipt, r) in report.receipts(&ids).into_iter().zip(replies) {
+                                let _ = r.send(receipt.ok_or_else(|| {
+                                    ProposeError::Raft(
+                                        "transaction missing from its batch report".into(),
+                                    )
+                                }));
+                            }
+                        }
+                        Err(e) => {
+                            for r in replies {
+                                let _ = r.send(Err(e.clone()));
+                            }
+                        }
                     }
                 });
             }

@@ -43,7 +43,7 @@ pub use node::{system_clock, Clock, ConsensusNode, Genesis, NodeConfig};
 pub use state_machine::{
     LedgerHandle, LedgerSnapshotBuilder, LedgerStateMachine, APPLIED_META_KEY, DIVERGENCES,
 };
-pub use types::{ApplyReport, Batch, NodeId, PeerNode, TypeConfig};
+pub use types::{ApplyReport, Batch, NodeId, PeerNode, TxReceipt, TypeConfig};
 
 /// openraft re-exported, so callers use the same version.
 pub use openraft;

@@ -264,18 +264,18 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        for e in entries {
-            let bytes = codec::encode(&e)
-                .map_err(|err| io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err))?;
-            encoded.push((e.log_id.index, bytes));
-        }
+        // Encode on the blocking pool too: a batch entry is up to a few MB,
+        // which must not stall the Raft core's async thread.
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let res = self
             .blocking(move |db| {
                 let cf = Self::cf(db, CF_LOGS)?;
                 let mut b = WriteBatch::default();
-                for (i, bytes) in &encoded {
-                    b.put_cf(cf, index_key(*i), bytes);
+                for e in &entries {
+                    let bytes = codec::encode(e).map_err(|err| {
+                        io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err)
+                    })?;
+                    b.put_cf(cf, index_key(e.log_id.index), bytes);
                 }
                 db.write_opt(b, &synced())
                     .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))

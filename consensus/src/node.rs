@@ -263,6 +263,15 @@ impl ConsensusNode {
             .map_err(propose_err)
     }
 
+    /// Remove non-voting members (voters must first leave the voter set).
+    pub async fn remove_learners(&self, ids: BTreeSet<NodeId>) -> Result<(), ProposeError> {
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(ids), false)
+            .await
+            .map(|_| ())
+            .map_err(propose_err)
+    }
+
     /// Answer an incoming Raft message.
     pub async fn handle_rpc(&self, rpc: RaftRpc) -> RaftRpcReply {
         handle_rpc(&self.raft, rpc).await

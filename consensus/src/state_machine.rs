@@ -19,7 +19,6 @@ use crate::types::{ApplyReport, Batch, NodeId, PeerNode, TypeConfig};
 use ledger::chain::{BlockContext, ContentValidator, Ledger, LedgerError, Rejection};
 use ledger::config::ChainConfig;
 use ledger::store::{RocksStore, Store, Tip};
-use ledger::Hash32;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
@@ -272,6 +271,7 @@ fn tip_report(ledger: &Ledger<RocksStore>) -> ApplyReport {
         block_hash: tip.hash,
         accepted: Vec::new(),
         rejected: Vec::new(),
+        results: Vec::new(),
     }
 }
 
@@ -293,28 +293,40 @@ fn apply_batch(
     let mut refused = Vec::new();
     // Build with the leader's recorded content outcomes (ADR 0001); a
     // validator that can judge them says whether it agrees.
-    let ids: Vec<Hash32> = batch
+    // One encoding per transaction for ids and lengths. A transaction that
+    // cannot be encoded cannot be in a decoded entry; if it ever were, the
+    // whole batch is refused the same way on every node.
+    let ids_lens = match ledger::chain::batch_ids(&batch.txs) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(format!("batch does not encode: {e}"));
+        }
+    };
+    for (((stx, (id, _)), o), i) in batch
         .txs
         .iter()
-        .map(|t| t.id().unwrap_or(Hash32::ZERO))
-        .collect();
-    for ((stx, id), o) in batch.txs.iter().zip(&ids).zip(&batch.outcomes) {
+        .zip(&ids_lens)
+        .zip(&batch.outcomes)
+        .zip(0..)
+    {
         if !content.agrees(ledger.config(), stx, id, o) {
-            tracing::error!(tx = %id, "content outcome recorded by the leader differs from this node's judgement");
+            tracing::error!(tx = %id, index = i, "content outcome recorded by the leader differs from this node's judgement");
             DIVERGENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     let mut recorded = ledger::chain::RecordedContent::from_outcomes(
-        ids.iter().copied().zip(batch.outcomes.iter().cloned()),
+        ids_lens
+            .iter()
+            .map(|(id, _)| *id)
+            .zip(batch.outcomes.iter().cloned()),
     );
-    let built = match ledger.build_block(&batch.txs, &ctx, &mut recorded) {
+    let built = match ledger.build_block_from(&batch.txs, &ids_lens, &ctx, &mut recorded) {
         Ok(b) => b,
         Err(LedgerError::BatchTooLarge(msg)) => {
             // Deterministic on every node: an empty block, all refused.
-            for stx in &batch.txs {
-                let id = stx.id().unwrap_or(Hash32::ZERO);
+            for (id, _) in &ids_lens {
                 refused.push((
-                    id,
+                    *id,
                     Rejection {
                         code: "BATCH_TOO_LARGE".into(),
                         message: msg.clone(),
@@ -343,6 +355,7 @@ fn apply_batch(
             .map(|(i, r)| (r.tx_id, i as u32))
             .collect(),
         rejected,
+        results: block.results,
     })
 }
 

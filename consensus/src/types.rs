@@ -1,5 +1,6 @@
 //! The openraft type config and the application types it names.
 
+use ledger::block::TxResult;
 use ledger::chain::{BlockContext, ContentOutcome, Rejection};
 use ledger::{Hash32, SignedTransaction};
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,49 @@ pub struct ApplyReport {
     pub accepted: Vec<(Hash32, u32)>,
     /// Refused transactions and why.
     pub rejected: Vec<(Hash32, Rejection)>,
+    /// Validation results of the accepted transactions, in block order
+    /// (so a submitter learns its result without reading the block back).
+    pub results: Vec<TxResult>,
+}
+
+/// What became of one submitted transaction: the block it was decided in,
+/// and its index and result there, or why it was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxReceipt {
+    /// Height of the block the transaction's batch produced.
+    pub height: u64,
+    /// Hash of that block.
+    pub block_hash: Hash32,
+    /// `Ok((index, result))` if committed, else the rejection.
+    pub outcome: Result<(u32, TxResult), Rejection>,
 }
 
 impl ApplyReport {
+    /// One receipt per id of `ids` (a batch's submissions, in any order),
+    /// in one pass over the report; `None` for an id not in the batch.
+    pub fn receipts(&self, ids: &[Hash32]) -> Vec<Option<TxReceipt>> {
+        let mut by_id: std::collections::BTreeMap<&Hash32, Result<(u32, &TxResult), &Rejection>> =
+            std::collections::BTreeMap::new();
+        for (id, r) in &self.rejected {
+            by_id.insert(id, Err(r));
+        }
+        for ((id, i), res) in self.accepted.iter().zip(&self.results) {
+            by_id.insert(id, Ok((*i, res)));
+        }
+        ids.iter()
+            .map(|id| {
+                by_id.get(id).map(|o| TxReceipt {
+                    height: self.height,
+                    block_hash: self.block_hash,
+                    outcome: match o {
+                        Ok((i, r)) => Ok((*i, (*r).clone())),
+                        Err(r) => Err((*r).clone()),
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Outcome of one transaction of the batch: `Ok(index)` if accepted,
     /// `Err(rejection)` if refused, `None` if it was not in the batch.
     pub fn outcome(&self, tx_id: &Hash32) -> Option<Result<u32, Rejection>> {

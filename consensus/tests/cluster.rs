@@ -52,7 +52,9 @@ async fn three_voters_and_a_learner_build_the_same_chain() {
         let t = Instant::now();
         let r = batcher.submit(stx.clone()).await.unwrap();
         lone_latency = lone_latency.max(t.elapsed());
-        assert_eq!(r.outcome(&stx.id().unwrap()), Some(Ok(0)), "{r:?}");
+        let (index, result) = r.outcome.clone().unwrap();
+        assert_eq!(index, 0, "{r:?}");
+        assert_eq!(result.tx_id, stx.id().unwrap());
     }
     eprintln!("slowest lone submit: {lone_latency:?}");
     assert!(lone_latency < Duration::from_secs(1), "{lone_latency:?}");
@@ -73,7 +75,10 @@ async fn three_voters_and_a_learner_build_the_same_chain() {
     let mut heights = BTreeSet::new();
     while let Some(res) = set.join_next().await {
         let (id, r) = res.unwrap();
-        assert!(matches!(r.outcome(&id), Some(Ok(_))), "{r:?}");
+        assert!(
+            matches!(&r.outcome, Ok((_, res)) if res.tx_id == id),
+            "{r:?}"
+        );
         heights.insert(r.height);
     }
     assert!(

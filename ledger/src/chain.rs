@@ -17,13 +17,14 @@ use crate::block::{
 };
 use crate::codec::CodecError;
 use crate::config::{valid_party_id, ChainConfig, ConfigError, Role};
-use crate::crypto::{self, BatchItem};
+use crate::crypto;
 use crate::event::{self, ShipmentState};
 use crate::hash::{Bytes, Hash32};
 use crate::merkle;
 use crate::store::{BlockWrite, MemStore, Store, StoreError, Tip, TxLocation};
 use crate::tx::{signing_message, Governance, SignedTransaction};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What the leader fixed for a block in its Raft entry.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -221,7 +222,8 @@ fn merkle_err<E: std::fmt::Display>(e: E) -> LedgerError {
 #[derive(Debug)]
 pub struct Ledger<S: Store> {
     store: S,
-    config: ChainConfig,
+    /// Shared so admission can check against a snapshot without the lock.
+    config: Arc<ChainConfig>,
     genesis_hash: Hash32,
     tip: Tip,
 }
@@ -440,6 +442,28 @@ fn submitter_of<'a>(
     Ok(party)
 }
 
+/// Ids and canonical lengths of a batch, one encoding per transaction.
+pub fn batch_ids(batch: &[SignedTransaction]) -> Result<Vec<(Hash32, usize)>, LedgerError> {
+    batch
+        .iter()
+        .map(|t| t.id_and_len().map_err(LedgerError::from))
+        .collect()
+}
+
+/// The stateless part of admission: size and structure limits, a registered
+/// submitter, and its strict signature over `id`. Needs only a config.
+pub fn check_signed(
+    config: &ChainConfig,
+    stx: &SignedTransaction,
+    id: &Hash32,
+    encoded_len: usize,
+) -> Result<(), Rejection> {
+    check_structure(config, stx, encoded_len)?;
+    let party = submitter_of(config, stx)?;
+    crypto::verify_strict(&party.signing_key, &signing_message(id), &stx.signature)
+        .map_err(|e| reject("TX_BAD_SIGNATURE", e.to_string()))
+}
+
 /// Checks against state: replay, time window, role, lifecycle, governance
 /// quorum. Returns the shipment state after the transaction.
 fn check_stateful<S: Store + ?Sized>(
@@ -604,7 +628,7 @@ impl<S: Store> Ledger<S> {
         Ok(Ledger {
             genesis_hash: genesis.hash()?,
             store,
-            config,
+            config: Arc::new(config),
             tip,
         })
     }
@@ -622,6 +646,11 @@ impl<S: Store> Ledger<S> {
     /// Config in force.
     pub fn config(&self) -> &ChainConfig {
         &self.config
+    }
+
+    /// Config in force, shared (cheap to clone, immutable).
+    pub fn shared_config(&self) -> Arc<ChainConfig> {
+        self.config.clone()
     }
 
     /// Newest block.
@@ -697,34 +726,49 @@ impl<S: Store> Ledger<S> {
     }
 
     /// Admission check against committed state (the leader runs this before
-    /// proposing; apply re-checks everything).
-    pub fn check_tx(&self, stx: &SignedTransaction, now_ms: u64) -> Result<Hash32, Rejection> {
-        let len = stx
-            .encode()
-            .map_err(|e| reject("TX_MALFORMED", e.to_string()))?
-            .len();
-        check_structure(&self.config, stx, len)?;
-        let id = stx
-            .id()
-            .map_err(|e| reject("TX_MALFORMED", e.to_string()))?;
-        let party = submitter_of(&self.config, stx)?;
-        crypto::verify_strict(&party.signing_key, &signing_message(&id), &stx.signature)
-            .map_err(|e| reject("TX_BAD_SIGNATURE", e.to_string()))?;
-        check_stateful(
-            &self.store,
-            &self.config,
-            stx,
-            &id,
-            now_ms,
-            &BTreeMap::new(),
-        )?;
-        Ok(id)
+    /// proposing; apply re-checks everything): [`check_signed`] then
+    /// [`Ledger::check_state`]. `id` and `encoded_len` are the transaction's
+    /// id and canonical length, which the caller already has from decoding.
+    pub fn check_tx(
+        &self,
+        stx: &SignedTransaction,
+        id: &Hash32,
+        encoded_len: usize,
+        now_ms: u64,
+    ) -> Result<(), Rejection> {
+        check_signed(&self.config, stx, id, encoded_len)?;
+        self.check_state(stx, id, now_ms)
+    }
+
+    /// The part of admission that reads committed state: replay, time
+    /// window, role, lifecycle, governance quorum. Cheap; run it under the
+    /// ledger lock, and [`check_signed`] (the costly part) outside it.
+    pub fn check_state(
+        &self,
+        stx: &SignedTransaction,
+        id: &Hash32,
+        now_ms: u64,
+    ) -> Result<(), Rejection> {
+        check_stateful(&self.store, &self.config, stx, id, now_ms, &BTreeMap::new()).map(|_| ())
     }
 
     /// Build the next block from a batch. Pure: writes nothing.
     pub fn build_block(
         &self,
         batch: &[SignedTransaction],
+        ctx: &BlockContext,
+        content: &mut dyn ContentValidator,
+    ) -> Result<BuiltBlock, LedgerError> {
+        let ids = batch_ids(batch)?;
+        self.build_block_from(batch, &ids, ctx, content)
+    }
+
+    /// [`Ledger::build_block`] with the batch's ids and canonical lengths
+    /// already computed by [`batch_ids`] (the apply path needs them first).
+    pub fn build_block_from(
+        &self,
+        batch: &[SignedTransaction],
+        ids_lens: &[(Hash32, usize)],
         ctx: &BlockContext,
         content: &mut dyn ContentValidator,
     ) -> Result<BuiltBlock, LedgerError> {
@@ -736,36 +780,35 @@ impl<S: Store> Ledger<S> {
                 limits.max_block_txs
             )));
         }
+        if ids_lens.len() != batch.len() {
+            return Err(LedgerError::Mismatch(format!(
+                "{} ids for {} transactions",
+                ids_lens.len(),
+                batch.len()
+            )));
+        }
         let height = self.tip.height + 1;
         let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
-        // Ids and encodings once.
-        let mut ids = Vec::with_capacity(batch.len());
-        let mut lens = Vec::with_capacity(batch.len());
-        for stx in batch {
-            ids.push(stx.id()?);
-            lens.push(stx.encode()?.len());
-        }
-        // Strict signatures, batch-accelerated.
-        let msgs: Vec<[u8; 57]> = ids.iter().map(signing_message).collect();
+        let ids: Vec<Hash32> = ids_lens.iter().map(|(id, _)| *id).collect();
+        let lens: Vec<usize> = ids_lens.iter().map(|(_, n)| *n).collect();
+        // Strict signatures, one by one (ADR 0002: with the screening strict
+        // equivalence needs, a batch equation is slower than this).
         let keys: Vec<Option<crypto::PublicKey>> = batch
             .iter()
             .map(|s| self.config.party(&s.tx.submitter).map(|p| p.signing_key))
             .collect();
-        let mut items = Vec::new();
-        let mut item_of = vec![None; batch.len()];
-        for (i, stx) in batch.iter().enumerate() {
-            if let (Some(k), Some(m)) = (keys.get(i).and_then(|k| k.as_ref()), msgs.get(i)) {
-                item_of[i] = Some(items.len());
-                items.push(BatchItem {
-                    key: k,
-                    msg: m,
-                    sig: &stx.signature,
-                });
-            }
-        }
-        let verdicts = crypto::verify_batch(&items);
+        let verdicts: Vec<bool> = batch
+            .iter()
+            .zip(&ids)
+            .zip(&keys)
+            .map(|((stx, id), k)| {
+                k.as_ref().is_some_and(|k| {
+                    crypto::verify_strict(k, &signing_message(id), &stx.signature).is_ok()
+                })
+            })
+            .collect();
 
-        let mut config = self.config.clone();
+        let mut config = (*self.config).clone();
         let mut pending: BTreeMap<String, ShipmentState> = BTreeMap::new();
         let mut seen: BTreeSet<Hash32> = BTreeSet::new();
         let mut accepted = Vec::new();
@@ -779,14 +822,9 @@ impl<S: Store> Ledger<S> {
                 // Governance earlier in this block may have changed `config`.
                 check_structure(&config, stx, lens[i])?;
                 submitter_of(&config, stx)?;
-                let sig_ok = match item_of[i] {
-                    Some(j)
-                        if keys[i] == config.party(&stx.tx.submitter).map(|p| p.signing_key) =>
-                    {
-                        verdicts.get(j).is_some_and(|v| v.is_ok())
-                    }
-                    _ => false,
-                };
+                // Governance earlier in the block may have rotated the key.
+                let sig_ok = verdicts[i]
+                    && keys[i] == config.party(&stx.tx.submitter).map(|p| p.signing_key);
                 if !sig_ok {
                     return Err(reject(
                         "TX_BAD_SIGNATURE",
@@ -866,7 +904,7 @@ impl<S: Store> Ledger<S> {
         let merkle_nodes =
             merkle::append_nodes(&Nodes(&self.store), height, merkle::leaf_hash(&hash.0))
                 .map_err(merkle_err)?;
-        let new_config = (config != self.config).then_some(config);
+        let new_config = (config != *self.config).then_some(config);
         let write = BlockWrite {
             height,
             block: block.encode()?,
@@ -922,7 +960,7 @@ impl<S: Store> Ledger<S> {
         let tip = built.write.tip.clone();
         self.store.commit(built.write)?;
         if let Some(c) = built.new_config {
-            self.config = c;
+            self.config = Arc::new(c);
         }
         if let Some(t) = tip {
             self.tip = t;

@@ -185,6 +185,33 @@ impl SignedTransaction {
         codec::decode_limited(bytes, limit)
     }
 
+    /// Transaction id and canonical length from one encoding: the body's
+    /// canonical bytes are a prefix of the signed transaction's (fields are
+    /// encoded in order, without framing), so the id hashes that prefix.
+    pub fn id_and_len(&self) -> Result<(Hash32, usize), CodecError> {
+        let full = self.encode()?;
+        Ok((self.id_of_encoding(&full)?, full.len()))
+    }
+
+    /// Strict decode that also returns the id, hashing the body's prefix of
+    /// `bytes` instead of encoding the body again.
+    pub fn decode_with_id(bytes: &[u8], limit: usize) -> Result<(Self, Hash32), CodecError> {
+        let stx = Self::decode(bytes, limit)?;
+        let id = stx.id_of_encoding(bytes)?;
+        Ok((stx, id))
+    }
+
+    /// Id from this transaction's own canonical encoding `full`.
+    fn id_of_encoding(&self, full: &[u8]) -> Result<Hash32, CodecError> {
+        let tail = codec::encode(&(&self.signature, &self.approvals))?.len();
+        let body = full
+            .len()
+            .checked_sub(tail)
+            .and_then(|n| full.get(..n))
+            .ok_or_else(|| CodecError::Encode("signed encoding shorter than its tail".into()))?;
+        Ok(tagged_hash(tag::TX_ID, &[body]))
+    }
+
     /// Add a governance approval (kept sorted by party).
     pub fn approve(&mut self, party: &str, key: &Keypair) -> Result<(), CodecError> {
         let id = self.id()?;
@@ -264,5 +291,22 @@ mod tests {
         tampered.tx.nonce += 1;
         let id2 = tampered.id().unwrap();
         assert!(verify_strict(&k.public(), &signing_message(&id2), &tampered.signature).is_err());
+    }
+
+    #[test]
+    fn id_from_the_signed_encoding_equals_the_body_id() {
+        let k = Keypair::from_seed(&[7; 32]);
+        let plain = sample_tx().sign(&k).unwrap();
+        let mut governed = plain.clone();
+        governed.approve("de-customs", &k).unwrap();
+        governed
+            .approve("fr-customs", &Keypair::from_seed(&[8; 32]))
+            .unwrap();
+        for stx in [plain, governed] {
+            let bytes = stx.encode().unwrap();
+            assert_eq!(stx.id_and_len().unwrap(), (stx.id().unwrap(), bytes.len()));
+            let (back, id) = SignedTransaction::decode_with_id(&bytes, 65536).unwrap();
+            assert_eq!((back, id), (stx.clone(), stx.id().unwrap()));
+        }
     }
 }

@@ -352,7 +352,7 @@ impl LedgerApi for Api {
                 "this node has no nomenclature; ask a customs node",
             )
         })?;
-        let v = cv.lock().map_err(status::internal)?;
+        let v = cv.read().map_err(status::internal)?;
         let c = v.classifier();
         let sugg = c.classify(&r.description, k);
         let verdict = if r.declared_code.is_empty() {
@@ -556,6 +556,29 @@ impl Admin for Api {
         self.require_validator(&party)?;
         let id = req.get_ref().node_id;
         let m = self.core.consensus.metrics().borrow().clone();
+        // Voters follow the chain config (see `membership`): a node whose
+        // party is still a validator would be taken back at once.
+        if let Some(member) = m.membership_config.membership().get_node(&id) {
+            let still = self
+                .core
+                .consensus
+                .ledger()
+                .with_ledger(|l| {
+                    l.config()
+                        .party(&member.party)
+                        .is_some_and(|p| p.validator && !p.revoked)
+                })
+                .map_err(status::internal)?;
+            if still {
+                return Err(status::denied(
+                    "STILL_A_VALIDATOR",
+                    format!(
+                        "party {} is a validator in the chain config: commit a SetValidator or RevokeParty governance transaction instead",
+                        member.party
+                    ),
+                ));
+            }
+        }
         let mut voters: std::collections::BTreeSet<u64> =
             m.membership_config.membership().voter_ids().collect();
         voters.remove(&id);

@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod cosign;
 pub mod keys;
+pub mod membership;
 pub mod metrics;
 pub mod p2p;
 pub mod service;
@@ -28,12 +29,13 @@ use ledger::{Hash32, SignedTransaction, TxResult};
 use service::NodeCore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Lets the state machine and the admission path share one validator.
-struct SharedContent(Arc<Mutex<CustomsValidator>>);
+/// Lets the state machine and the admission path share one validator:
+/// judging takes the lock shared, learning from a commit takes it exclusive.
+struct SharedContent(Arc<RwLock<CustomsValidator>>);
 
 impl ContentValidator for SharedContent {
     fn check(
@@ -43,13 +45,14 @@ impl ContentValidator for SharedContent {
         tx_id: &Hash32,
         state: Option<&ledger::ShipmentState>,
     ) -> Result<ContentOutcome, Rejection> {
-        match self.0.lock() {
-            Ok(mut v) => v.check(config, stx, tx_id, state),
+        let _ = state;
+        match self.0.read() {
+            Ok(v) => v.admit(config, stx, tx_id),
             Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
         }
     }
     fn committed(&mut self, config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.0.write() {
             v.committed(config, stx, result);
         }
     }
@@ -60,8 +63,8 @@ impl ContentValidator for SharedContent {
         tx_id: &Hash32,
         recorded: &ContentOutcome,
     ) -> bool {
-        match self.0.lock() {
-            Ok(mut v) => v.agrees(config, stx, tx_id, recorded),
+        match self.0.read() {
+            Ok(v) => v.agrees_with(config, stx, tx_id, recorded),
             Err(_) => false,
         }
     }
@@ -214,7 +217,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                 genesis.nomenclature.sha256
             );
         }
-        Some(Arc::new(Mutex::new(CustomsValidator::new(
+        Some(Arc::new(RwLock::new(CustomsValidator::new(
             &cfg.party,
             dkeys.clone(),
             Arc::new(nom),
@@ -368,13 +371,14 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![p2p_task, batch_task];
 
-    // Cosign the tip as it moves; the leader adds configured learners.
+    // Cosign the tip as it moves; the leader moves Raft membership towards
+    // the committed chain config (see `membership`).
     {
         let core = core.clone();
-        let learners: Vec<(NodeId, PeerNode)> = cfg
+        let address_book: Vec<(NodeId, PeerNode)> = cfg
             .peers
             .iter()
-            .filter(|p| !p.voter)
+            .filter(|p| p.node_id != cfg.node_id)
             .map(|p| {
                 (
                     p.node_id,
@@ -382,6 +386,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                 )
             })
             .collect();
+        let changing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             let _keep = peer_service;
@@ -419,23 +424,16 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                     let c = core.cosigner.clone();
                     let _ = tokio::task::spawn_blocking(move || c.drain_pending(tip)).await;
                 }
-                if core.leader() == Some(core.node_id) {
-                    let members: BTreeSet<NodeId> = core
-                        .consensus
-                        .metrics()
-                        .borrow()
-                        .membership_config
-                        .membership()
-                        .nodes()
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for (id, n) in &learners {
-                        if !members.contains(id) {
-                            if let Err(e) = core.consensus.add_learner(*id, n.clone(), false).await
-                            {
-                                tracing::warn!("adding learner {id}: {e}");
-                            }
-                        }
+                if core.leader() == Some(core.node_id)
+                    && !changing.load(std::sync::atomic::Ordering::Acquire)
+                {
+                    if let Some(step) = membership_step(&core, &address_book) {
+                        changing.store(true, std::sync::atomic::Ordering::Release);
+                        let (core, changing) = (core.clone(), changing.clone());
+                        tokio::spawn(async move {
+                            take_membership_step(&core, step).await;
+                            changing.store(false, std::sync::atomic::Ordering::Release);
+                        });
                     }
                 }
             }
@@ -515,4 +513,60 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         shutdown: shutdown_tx,
         tasks,
     })
+}
+
+/// The leader's next membership step, if the committed config and the Raft
+/// membership disagree (none while a joint configuration is in progress).
+fn membership_step(
+    core: &NodeCore,
+    address_book: &[(NodeId, PeerNode)],
+) -> Option<membership::Step> {
+    let m = core.consensus.metrics().borrow().clone();
+    let mem = m.membership_config.membership();
+    if mem.get_joint_config().len() > 1 {
+        return None;
+    }
+    let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
+    let nodes: BTreeMap<NodeId, PeerNode> = mem.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let config = core
+        .consensus
+        .ledger()
+        .with_ledger(|l| l.shared_config())
+        .ok()?;
+    membership::next_step(&config, &voters, &nodes, address_book)
+}
+
+async fn take_membership_step(core: &NodeCore, step: membership::Step) {
+    let voters: BTreeSet<NodeId> = core
+        .consensus
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    tracing::info!(?step, "membership follows the chain config");
+    let res = match &step {
+        membership::Step::AddLearner(id, node) => {
+            core.consensus.add_learner(*id, node.clone(), false).await
+        }
+        membership::Step::Remove(id) if !voters.contains(id) => {
+            core.consensus.remove_learners(BTreeSet::from([*id])).await
+        }
+        membership::Step::Remove(_)
+        | membership::Step::Demote(_)
+        | membership::Step::Promote(_) => match step.voters_after(&voters) {
+            Some(v) => {
+                let retain = matches!(step, membership::Step::Demote(_));
+                core.consensus.change_membership(v, retain).await
+            }
+            None => Ok(()),
+        },
+    };
+    if let Err(e) = res {
+        tracing::warn!(
+            ?step,
+            "membership step failed (retried on a later tick): {e}"
+        );
+    }
 }

@@ -11,15 +11,16 @@ use consensus::openraft::ServerState;
 use consensus::{BatcherHandle, ConsensusNode, NodeId, ProposeError};
 use ledger::auth;
 use ledger::block::{CosignedCheckpoint, TxResult};
-use ledger::chain::{ContentValidator, Rejection};
+use ledger::chain::{ContentOutcome, Rejection};
 use ledger::validate::CustomsValidator;
+use ledger::ChainConfig;
 use ledger::Store;
 use ledger::{codec, Hash32, SignedTransaction};
 use prost::Message;
 use proto::v1;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tonic::Status;
 
@@ -46,7 +47,7 @@ pub struct NodeCore {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Content validator (customs nodes).
-    pub content: Option<Arc<Mutex<CustomsValidator>>>,
+    pub content: Option<Arc<RwLock<CustomsValidator>>>,
     /// Cosigner.
     pub cosigner: Arc<Cosigner>,
     /// Node id -> (party, peer id).
@@ -156,7 +157,7 @@ impl NodeCore {
         batcher: BatcherHandle,
         p2p: P2pHandle,
         metrics: Arc<Metrics>,
-        content: Option<Arc<Mutex<CustomsValidator>>>,
+        content: Option<Arc<RwLock<CustomsValidator>>>,
         cosigner: Arc<Cosigner>,
         peers: BTreeMap<NodeId, (String, PeerId)>,
         request_window_ms: u64,
@@ -200,11 +201,14 @@ impl NodeCore {
         let body = req.get_ref().encode_to_vec();
         let now = now_ms();
         let window = self.request_window_ms;
-        self.consensus
+        // Verify against a config snapshot: the signature check must not
+        // hold the ledger lock that apply needs.
+        let config = self
+            .consensus
             .ledger()
-            .with_ledger(|l| auth::verify(l.config(), &a, method, &body, now, window))
-            .map_err(ledger_err)?
-            .map_err(fail)?;
+            .with_ledger(|l| l.shared_config())
+            .map_err(ledger_err)?;
+        auth::verify(&config, &a, method, &body, now, window).map_err(fail)?;
         let mut n = self.nonces.lock().map_err(status::internal)?;
         let cutoff = now.saturating_sub(window.saturating_mul(2));
         while let Some(first) = n.first().cloned() {
@@ -244,6 +248,10 @@ impl NodeCore {
     }
 
     /// Submit canonical transaction bytes; forwards to the leader if needed.
+    ///
+    /// On the leader, admission runs on the blocking pool: the signature and
+    /// the content judgement (decrypt, classify, score) outside the ledger
+    /// lock, only the reads of committed state under it.
     pub async fn submit(
         &self,
         bytes: Vec<u8>,
@@ -251,16 +259,17 @@ impl NodeCore {
         allow_forward: bool,
     ) -> Result<v1::SubmitResponse, Status> {
         let start = Instant::now();
-        let limit = self
+        let config = self
             .consensus
             .ledger()
-            .with_ledger(|l| l.config().limits.max_tx_bytes as usize)
+            .with_ledger(|l| l.shared_config())
             .map_err(ledger_err)?;
-        let stx = SignedTransaction::decode(&bytes, limit).map_err(|e| {
-            self.metrics.reject("TX_MALFORMED");
-            status::invalid("TX_MALFORMED", e)
-        })?;
-        let id = stx.id().map_err(|e| status::invalid("TX_MALFORMED", e))?;
+        let (stx, id) =
+            SignedTransaction::decode_with_id(&bytes, config.limits.max_tx_bytes as usize)
+                .map_err(|e| {
+                    self.metrics.reject("TX_MALFORMED");
+                    status::invalid("TX_MALFORMED", e)
+                })?;
         if self.leader() != Some(self.node_id) {
             if !allow_forward {
                 return Err(status::unavailable(
@@ -270,36 +279,24 @@ impl NodeCore {
             }
             return self.forward(bytes, wait).await;
         }
-        // Admission: every generic check against committed state.
-        let now = now_ms();
-        let adm = self
-            .consensus
-            .ledger()
-            .with_ledger(|l| l.check_tx(&stx, now).map(|_| l.config().clone()))
-            .map_err(ledger_err)?;
-        let config = match adm {
-            Ok(c) => c,
-            Err(r) => {
+        let ledger = self.consensus.ledger().clone();
+        let content = self.content.clone();
+        let len = bytes.len();
+        let admitted = tokio::task::spawn_blocking(move || {
+            admit(&ledger, content.as_deref(), &config, &stx, &id, len).map(|o| (stx, o))
+        })
+        .await
+        .map_err(status::internal)?;
+        let (stx, outcome) = match admitted {
+            Ok(a) => a,
+            Err(Admission::Rejected(r)) => {
                 self.metrics.reject(&r.code);
                 return Err(status::rejection(&r));
             }
-        };
-        // Content: classification and risk, by the leader (ADR 0001).
-        let outcome = match &self.content {
-            Some(cv) => {
-                let mut v = cv.lock().map_err(status::internal)?;
-                match v.check(&config, &stx, &id, None) {
-                    Ok(o) => o,
-                    Err(r) => {
-                        self.metrics.reject(&r.code);
-                        return Err(status::rejection(&r));
-                    }
-                }
-            }
-            None => ledger::chain::ContentOutcome::default(),
+            Err(Admission::Failed(s)) => return Err(s),
         };
         let batcher = self.batcher.clone();
-        let fut = async move { batcher.submit_with(stx, outcome).await };
+        let fut = async move { batcher.submit_with(stx, id, outcome).await };
         if !wait {
             tokio::spawn(fut);
             return Ok(v1::SubmitResponse {
@@ -307,40 +304,30 @@ impl NodeCore {
                 ..Default::default()
             });
         }
-        let report = fut.await.map_err(|e| match e {
+        let receipt = fut.await.map_err(|e| match e {
             ProposeError::NotLeader { .. } => {
                 status::unavailable("NOT_LEADER", "leadership changed; retry")
             }
             other => status::unavailable("RAFT", other),
         })?;
-        match report.outcome(&id) {
-            Some(Ok(index)) => {
-                let result = self
-                    .consensus
-                    .ledger()
-                    .with_ledger(|l| l.store().block(report.height))
-                    .map_err(ledger_err)?
-                    .map_err(ledger_err)?
-                    .and_then(|b| b.results.get(index as usize).cloned());
+        match receipt.outcome {
+            Ok((index, result)) => {
                 self.metrics.committed.fetch_add(1, Ordering::Relaxed);
                 self.metrics
                     .commit_latency_ms
                     .observe(start.elapsed().as_millis() as u64);
                 Ok(v1::SubmitResponse {
                     tx_id: id.0.to_vec(),
-                    height: report.height,
+                    height: receipt.height,
                     index,
-                    result: result.as_ref().map(result_proto).transpose()?,
+                    result: Some(result_proto(&result)?),
                     rejections: vec![],
                 })
             }
-            Some(Err(r)) => {
+            Err(r) => {
                 self.metrics.reject(&r.code);
                 Err(status::rejection(&r))
             }
-            None => Err(status::internal(
-                "transaction missing from its batch report",
-            )),
         }
     }
 
@@ -465,4 +452,40 @@ impl NodeCore {
             tracing::debug!("rejected at apply: {}", rejection_string(r));
         }
     }
+}
+
+/// Why admission did not let a transaction through.
+enum Admission {
+    /// The transaction is refused (a reason code the client can act on).
+    Rejected(Rejection),
+    /// This node failed (the ledger is closed, a lock was poisoned).
+    Failed(Status),
+}
+
+/// Leader-side admission of a decoded transaction of `len` canonical bytes:
+/// signature and structure against the `config` snapshot, committed state
+/// under the ledger lock, then the content judgement (customs leaders).
+/// Runs on the blocking pool.
+fn admit(
+    ledger: &consensus::LedgerHandle,
+    content: Option<&RwLock<CustomsValidator>>,
+    config: &ChainConfig,
+    stx: &SignedTransaction,
+    id: &Hash32,
+    len: usize,
+) -> Result<ContentOutcome, Admission> {
+    ledger::chain::check_signed(config, stx, id, len).map_err(Admission::Rejected)?;
+    ledger
+        .with_ledger(|l| l.check_state(stx, id, now_ms()))
+        .map_err(|e| Admission::Failed(ledger_err(e)))?
+        .map_err(Admission::Rejected)?;
+    let outcome = match content {
+        Some(cv) => cv
+            .read()
+            .map_err(|e| Admission::Failed(status::internal(e)))?
+            .admit(config, stx, id)
+            .map_err(Admission::Rejected)?,
+        None => ContentOutcome::default(),
+    };
+    Ok(outcome)
 }

@@ -20,7 +20,7 @@ use crate::hs::nomenclature::Nomenclature;
 use crate::tx::SignedTransaction;
 use risk::{Presence, RiskConfig, RiskHistory, RiskInput, RiskLevel};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Version of the combined content rules (formats + classifier + risk).
 pub const CONTENT_RULES_VERSION: &str = "content-1";
@@ -33,6 +33,17 @@ const MAX_REMEMBERED: usize = 200_000;
 
 /// Suggestions recorded per goods item.
 const TOP_K: usize = 5;
+
+/// Declarations kept between judgement and commit (a cache: when full it is
+/// emptied and entries are recomputed on demand).
+const MAX_OPENED: usize = 100_000;
+
+/// A declaration this node opened, and what it judged.
+#[derive(Debug, Clone)]
+struct Opened {
+    declaration: Declaration,
+    outcome: ContentOutcome,
+}
 
 /// The customs content validator: opens declarations with this customs
 /// party's key, checks formats, classifies every goods item and scores risk.
@@ -47,8 +58,10 @@ pub struct CustomsValidator {
     seq: u64,
     /// shipment -> (sequence, declaration, declarant)
     remembered: BTreeMap<String, (u64, Declaration, String)>,
-    /// Declarations opened by `check`, waiting for `committed`.
-    opened: BTreeMap<Hash32, Declaration>,
+    /// Declarations opened by `check`/[`CustomsValidator::admit`], waiting
+    /// for `committed`, with the outcome this node computed for them. Behind
+    /// a lock of its own so admission can judge through `&self`.
+    opened: Mutex<BTreeMap<Hash32, Opened>>,
 }
 
 impl std::fmt::Debug for CustomsValidator {
@@ -221,7 +234,85 @@ impl CustomsValidator {
             risk_cfg,
             seq: 0,
             remembered: BTreeMap::new(),
-            opened: BTreeMap::new(),
+            opened: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn opened(&self) -> MutexGuard<'_, BTreeMap<Hash32, Opened>> {
+        // The cache holds no invariant a panic could break half-way.
+        self.opened.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, tx_id: &Hash32, declaration: Declaration, outcome: ContentOutcome) {
+        let mut opened = self.opened();
+        if opened.len() >= MAX_OPENED {
+            opened.clear();
+        }
+        opened.insert(
+            *tx_id,
+            Opened {
+                declaration,
+                outcome,
+            },
+        );
+    }
+
+    /// Open and judge a declaration-carrying transaction: decrypt as this
+    /// customs party, check formats, classify, score.
+    fn judge(
+        &self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+    ) -> Result<(Declaration, ContentOutcome), Rejection> {
+        let d = declared_fields(stx, &self.party, &self.keys)?;
+        check_formats(&d, &self.nomenclature)?;
+        let out = self.assess(config, &d, &stx.tx.submitter);
+        Ok((d, out))
+    }
+
+    /// Admission (the leader, before proposing): judge and remember the
+    /// outcome, so applying the entry later neither decrypts nor judges the
+    /// transaction again on this node. Needs only `&self`, so concurrent
+    /// submissions are judged in parallel under a shared lock.
+    pub fn admit(
+        &self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+    ) -> Result<ContentOutcome, Rejection> {
+        if !stx.tx.kind.carries_declaration() {
+            return Ok(ContentOutcome::default());
+        }
+        let (d, out) = self.judge(config, stx)?;
+        self.remember(tx_id, d, out.clone());
+        Ok(out)
+    }
+
+    /// [`ContentValidator::agrees`] through `&self`. An outcome this node
+    /// computed itself at admission is not recomputed: that judgement was
+    /// made by this same validator, and the proposal carries it verbatim.
+    pub fn agrees_with(
+        &self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        tx_id: &Hash32,
+        recorded: &ContentOutcome,
+    ) -> bool {
+        if !stx.tx.kind.carries_declaration() {
+            return recorded == &ContentOutcome::default();
+        }
+        if let Some(o) = self.opened().get(tx_id) {
+            if &o.outcome == recorded {
+                return true;
+            }
+        }
+        match self.judge(config, stx) {
+            Ok((d, mine)) => {
+                let same = &mine == recorded;
+                self.remember(tx_id, d, mine);
+                same
+            }
+            Err(_) => false,
         }
     }
 
@@ -310,16 +401,7 @@ impl ContentValidator for CustomsValidator {
         tx_id: &Hash32,
         _state: Option<&ShipmentState>,
     ) -> Result<ContentOutcome, Rejection> {
-        if !stx.tx.kind.carries_declaration() {
-            return Ok(ContentOutcome::default());
-        }
-        let d = declared_fields(stx, &self.party, &self.keys)?;
-        check_formats(&d, &self.nomenclature)?;
-        let out = self.assess(config, &d, &stx.tx.submitter);
-        if self.opened.len() < 100_000 {
-            self.opened.insert(*tx_id, d);
-        }
-        Ok(out)
+        self.admit(config, stx, tx_id)
     }
 
     fn agrees(
@@ -329,21 +411,16 @@ impl ContentValidator for CustomsValidator {
         tx_id: &Hash32,
         recorded: &ContentOutcome,
     ) -> bool {
-        if !stx.tx.kind.carries_declaration() {
-            return recorded == &ContentOutcome::default();
-        }
-        match self.check(config, stx, tx_id, None) {
-            Ok(mine) => &mine == recorded,
-            Err(_) => false,
-        }
+        self.agrees_with(config, stx, tx_id, recorded)
     }
 
     fn committed(&mut self, _config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
         let tx = &stx.tx;
         match tx.kind {
             k if k.carries_declaration() => {
-                let d = match self.opened.remove(&result.tx_id) {
-                    Some(d) => d,
+                let cached = self.opened().remove(&result.tx_id);
+                let d = match cached {
+                    Some(o) => o.declaration,
                     None => match declared_fields(stx, &self.party, &self.keys) {
                         Ok(d) => d,
                         Err(_) => return,
