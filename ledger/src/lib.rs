@@ -35,5 +35,7 @@ pub use chain::{verify_chain, BlockContext, ChainFault, Ledger, Rejection};
 pub use config::{ChainConfig, FieldClass, Party, Role};
 pub use event::{EventKind, ShipmentState, Status};
 pub use hash::{Bytes, Hash32, Sig64};
-pub use store::{MemStore, RocksStore, Store};
+#[cfg(feature = "rocksdb")]
+pub use store::RocksStore;
+pub use store::{MemStore, Store};
 pub use tx::{SignedTransaction, Transaction};

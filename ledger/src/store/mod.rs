@@ -1,8 +1,9 @@
 //! Persistent state of one node: blocks, indexes, shipment states, the
 //! ledger-wide Merkle tree, checkpoints and metadata.
 //!
-//! [`Store`] is the port; [`RocksStore`] (column families, one atomic
-//! synced `WriteBatch` per block) and [`MemStore`] are its adapters, and
+//! [`Store`] is the port; `RocksStore` (column families, one atomic synced
+//! `WriteBatch` per block; feature `rocksdb`, on by default) and
+//! [`MemStore`] are its adapters, and
 //! [`testing::run_store_suite`] is the behaviour both must show. Every block
 //! is written with [`Store::commit`] as one [`BlockWrite`], so a crash leaves
 //! either the whole block or none of it. Records read back are decoded
@@ -10,10 +11,12 @@
 //! served.
 
 mod mem;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 pub mod testing;
 
 pub use mem::MemStore;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
 use crate::block::{Block, CosignedCheckpoint};
