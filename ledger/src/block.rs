@@ -13,6 +13,8 @@ use crate::merkle;
 use crate::tx::SignedTransaction;
 use serde::{Deserialize, Serialize};
 
+pub mod equivocation;
+
 /// Block header: everything the block hash covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
