@@ -3,10 +3,18 @@
 //! consistency proof that it extends the last checkpoint it cosigned, signs,
 //! stores and gossips the cosignature. Cosignatures from peers are accepted
 //! only when the checkpoint they sign equals this node's own at that height;
-//! a conflicting one is logged as equivocation and never merged.
+//! a conflicting one is never merged or cosigned: once its signature
+//! verifies it is logged as equivocation, counted, and kept as evidence
+//! (bounded, in the ledger store's metadata, see [`Cosigner::evidence`]).
+//!
+//! Before signing, the node also checks its own ledger: the block it names
+//! must be the leaf at that height of the tree it names (a block edited on
+//! disk is not), and the checkpoint must extend the last one it cosigned.
+//! Failing either stops this node from cosigning for good.
 
 use crate::metrics::Metrics;
 use consensus::LedgerHandle;
+use ledger::block::equivocation::{self, Evidence};
 use ledger::block::{Checkpoint, Cosignature, CosignedCheckpoint};
 use ledger::chain::Ledger;
 use ledger::codec;
@@ -31,7 +39,14 @@ pub struct CosignMessage {
 }
 
 const META_LAST_COSIGNED: &[u8] = b"cosign/last";
+/// Metadata key of the kept evidence (a codec-encoded `Vec<Evidence>`).
+pub const META_EVIDENCE: &[u8] = b"cosign/evidence";
 const MAX_PENDING: usize = 4096;
+/// Evidence records kept at most, and at most per signing party (so one
+/// party's flood cannot push out the evidence against another).
+pub const MAX_EVIDENCE: usize = 64;
+/// See [`MAX_EVIDENCE`].
+pub const MAX_EVIDENCE_PER_PARTY: usize = 4;
 
 /// Cosigning state of one node.
 pub struct Cosigner {
@@ -60,8 +75,15 @@ pub enum Merge {
     Pending,
     /// Signature or signer invalid.
     Invalid(String),
-    /// The signed checkpoint conflicts with this node's ledger.
-    Equivocation(String),
+    /// The signed checkpoint conflicts with this node's ledger: never
+    /// merged, never cosigned.
+    Equivocation {
+        /// What conflicts.
+        why: String,
+        /// Evidence records held after keeping this one (`None` when it
+        /// could not be written).
+        kept: Option<usize>,
+    },
 }
 
 impl Cosigner {
@@ -97,6 +119,18 @@ impl Cosigner {
         if let Ok(Some(h)) = q {
             self.quorum_height.fetch_max(h, Ordering::Relaxed);
         }
+        let kept = self.evidence().len() as u64;
+        self.metrics
+            .equivocation_evidence
+            .store(kept, Ordering::Relaxed);
+    }
+
+    /// The conflicting signed checkpoints this node has kept as evidence,
+    /// oldest first.
+    pub fn evidence(&self) -> Vec<Evidence> {
+        self.ledger
+            .with_ledger(|l| load_evidence(l).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Has this node itself cosigned `height`?
@@ -136,6 +170,21 @@ impl Cosigner {
                     return Ok(None);
                 }
                 let cp = l.checkpoint_at(height).map_err(|e| e.to_string())?;
+                // The block named must be the leaf of the tree named (a block
+                // edited on disk is not).
+                let path = l
+                    .block_inclusion_proof(height, cp.tree_size)
+                    .map_err(|e| e.to_string())?;
+                merkle::verify_inclusion(
+                    &merkle::leaf_hash(&cp.block_hash.0),
+                    height,
+                    cp.tree_size,
+                    &path,
+                    &cp.tree_root.0,
+                )
+                .map_err(|e| {
+                    format!("own block {height} is not the one in the own ledger tree: {e}")
+                })?;
                 // Never cosign something inconsistent with the last cosigned checkpoint.
                 if let Some(last) = l
                     .store()
@@ -230,6 +279,12 @@ impl Cosigner {
             if crypto::verify_strict(&p.signing_key, &bytes, &msg.cosignature.signature).is_err() {
                 return Merge::Invalid(format!("bad cosignature from {}", p.id));
             }
+            if msg.checkpoint.chain_id != l.config().chain_id {
+                return Merge::Invalid(format!(
+                    "{} cosigned a checkpoint of chain {:?}",
+                    p.id, msg.checkpoint.chain_id
+                ));
+            }
             if h > l.tip().height {
                 return Merge::Pending;
             }
@@ -240,10 +295,23 @@ impl Cosigner {
                         Err(e) => Merge::Invalid(e.to_string()),
                     }
                 }
-                Ok(own) => Merge::Equivocation(format!(
-                    "{} cosigned height {h} with root {} but this node has root {}",
-                    msg.cosignature.party, msg.checkpoint.tree_root, own.tree_root
-                )),
+                Ok(own) => {
+                    let why = format!(
+                        "{} cosigned height {h} with block {} and root {}, but this node has block {} and root {}",
+                        msg.cosignature.party,
+                        msg.checkpoint.block_hash,
+                        msg.checkpoint.tree_root,
+                        own.block_hash,
+                        own.tree_root
+                    );
+                    match keep_evidence(l, &own, &msg) {
+                        Ok(n) => Merge::Equivocation { why, kept: Some(n) },
+                        Err(e) => {
+                            tracing::warn!("cannot keep equivocation evidence: {e}");
+                            Merge::Equivocation { why, kept: None }
+                        }
+                    }
+                }
                 Err(e) => Merge::Invalid(e.to_string()),
             }
         });
@@ -256,9 +324,15 @@ impl Cosigner {
                     }
                 }
             }
-            Merge::Equivocation(why) => {
+            Merge::Equivocation { why, kept } => {
                 tracing::error!("EQUIVOCATION: {why}");
                 self.metrics.divergences.fetch_add(1, Ordering::Relaxed);
+                self.metrics.equivocations.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = kept {
+                    self.metrics
+                        .equivocation_evidence
+                        .store(*n as u64, Ordering::Relaxed);
+                }
             }
             Merge::Invalid(why) => tracing::warn!("cosignature refused: {why}"),
             Merge::Merged => self.refresh_quorum(h),
@@ -285,6 +359,84 @@ impl Cosigner {
 /// Does `c` carry the chain config's quorum of cosignatures?
 pub fn has_quorum(l: &Ledger<RocksStore>, c: &CosignedCheckpoint) -> bool {
     c.cosignatures.len() >= l.config().checkpoint_quorum as usize
+}
+
+fn load_evidence(l: &Ledger<RocksStore>) -> Result<Vec<Evidence>, String> {
+    match l.store().meta(META_EVIDENCE).map_err(|e| e.to_string())? {
+        None => Ok(Vec::new()),
+        Some(b) => codec::decode(&b).map_err(|e| format!("stored evidence: {e}")),
+    }
+}
+
+/// Keep `msg` (whose signature the caller verified) as evidence against
+/// this node's checkpoint `own` at the same height. Bounded: one record per
+/// (party, conflicting checkpoint), [`MAX_EVIDENCE_PER_PARTY`] per party and
+/// [`MAX_EVIDENCE`] in all; the oldest records are kept. Returns the number
+/// of records held.
+fn keep_evidence(
+    l: &Ledger<RocksStore>,
+    own: &Checkpoint,
+    msg: &CosignMessage,
+) -> Result<usize, String> {
+    let mut all = load_evidence(l)?;
+    let party = &msg.cosignature.party;
+    let signed_by = |e: &Evidence| e.conflicting.cosignatures.iter().any(|c| &c.party == party);
+    if all
+        .iter()
+        .any(|e| signed_by(e) && e.conflicting.checkpoint == msg.checkpoint)
+    {
+        return Ok(all.len());
+    }
+    if all.len() >= MAX_EVIDENCE
+        || all.iter().filter(|e| signed_by(e)).count() >= MAX_EVIDENCE_PER_PARTY
+    {
+        return Ok(all.len());
+    }
+    let own = l
+        .store()
+        .checkpoint(own.height)
+        .map_err(|e| e.to_string())?
+        .filter(|c| &c.checkpoint == own)
+        .unwrap_or_else(|| CosignedCheckpoint {
+            checkpoint: own.clone(),
+            cosignatures: Vec::new(),
+        });
+    let ev = Evidence {
+        own: own.clone(),
+        conflicting: CosignedCheckpoint {
+            checkpoint: msg.checkpoint.clone(),
+            cosignatures: vec![msg.cosignature.clone()],
+        },
+    };
+    if !ev.holds(l.config()) {
+        return Err("not a validly signed conflict".into());
+    }
+    // Name the party as an equivocator when this node also holds its
+    // signature on the own checkpoint (then the pair alone proves it).
+    let proven = equivocation::conflicting_signers(&ev.own, &ev.conflicting, l.config(), None);
+    tracing::warn!(
+        signer = %party,
+        height = own.checkpoint.height,
+        "kept equivocation evidence{}",
+        if proven.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ": {}",
+                proven
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
+    );
+    all.push(ev);
+    let bytes = codec::encode(&all).map_err(|e| e.to_string())?;
+    l.store()
+        .put_meta(META_EVIDENCE, &bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(all.len())
 }
 
 fn last_height(l: &Ledger<RocksStore>) -> u64 {
@@ -315,4 +467,229 @@ fn merge_into(
     stored.cosignatures.push(sig);
     stored.cosignatures.sort_by(|a, b| a.party.cmp(&b.party));
     l.store().put_checkpoint(&stored)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use ledger::chain::{BlockContext, NoContent};
+    use ledger::testkit::{self, T0};
+    use std::sync::Arc;
+
+    /// A ledger of `blocks` empty blocks on disk, opened the way the node
+    /// opens it, and a cosigner for `party` over it.
+    fn cosigner(
+        dir: &std::path::Path,
+        party: &str,
+        blocks: u64,
+    ) -> (Cosigner, consensus::LedgerStateMachine) {
+        let path = dir.join("ledger");
+        {
+            let store = RocksStore::open(&path).unwrap();
+            let mut l = Ledger::init(store, testkit::config(), T0).unwrap();
+            for h in 1..=blocks {
+                let ctx = BlockContext {
+                    timestamp_ms: T0 + h * 1000,
+                    raft_term: 1,
+                    raft_index: h,
+                    proposer: "de-customs".into(),
+                };
+                l.apply(&[], &ctx, &mut NoContent).unwrap();
+            }
+        }
+        let sm =
+            consensus::LedgerStateMachine::open(&path, testkit::config(), T0, Box::new(NoContent))
+                .unwrap();
+        let c = Cosigner::new(
+            party,
+            testkit::key(party),
+            sm.handle(),
+            Arc::new(Metrics::default()),
+        );
+        (c, sm)
+    }
+
+    fn own(c: &Cosigner, h: u64) -> Checkpoint {
+        c.ledger
+            .with_ledger(|l| l.checkpoint_at(h))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn stored(c: &Cosigner, h: u64) -> Option<CosignedCheckpoint> {
+        c.ledger
+            .with_ledger(|l| l.store().checkpoint(h))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn msg(cp: &Checkpoint, by: &str) -> CosignMessage {
+        CosignMessage {
+            checkpoint: cp.clone(),
+            cosignature: cp.cosign(by, &testkit::key(by)).unwrap(),
+            wants_quorum: false,
+        }
+    }
+
+    /// The same height, another block (a fork or a leader signing a block
+    /// it never committed).
+    fn forged(cp: &Checkpoint, n: u8) -> Checkpoint {
+        let mut f = cp.clone();
+        f.block_hash.0[0] ^= n;
+        f.tree_root.0[0] ^= n;
+        f
+    }
+
+    #[test]
+    fn merges_equal_cosignatures_and_keeps_conflicting_ones_as_evidence() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, _sm) = cosigner(d.path(), "fr-customs", 3);
+        let mine = c.cosign_height(2).expect("cosigns its own checkpoint");
+        assert_eq!(mine.checkpoint, own(&c, 2));
+        assert_eq!(c.receive(msg(&own(&c, 2), "de-customs")), Merge::Merged);
+
+        // The leader's key on another block at height 2: refused, kept.
+        let bad = forged(&own(&c, 2), 1);
+        let r = c.receive(msg(&bad, "de-customs"));
+        assert!(
+            matches!(&r, Merge::Equivocation { kept: Some(1), why } if why.contains("de-customs")),
+            "{r:?}"
+        );
+        let cp = stored(&c, 2).unwrap();
+        assert_eq!(
+            cp.checkpoint,
+            own(&c, 2),
+            "the stored checkpoint is still ours"
+        );
+        let parties: Vec<&str> = cp.cosignatures.iter().map(|s| s.party.as_str()).collect();
+        assert_eq!(parties, ["de-customs", "fr-customs"]);
+        assert_eq!(c.metrics.equivocations.load(Ordering::Relaxed), 1);
+        assert_eq!(c.metrics.equivocation_evidence.load(Ordering::Relaxed), 1);
+        let ev = c.evidence();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].conflicting.checkpoint, bad);
+        let named = equivocation::conflicting_signers(
+            &ev[0].own,
+            &ev[0].conflicting,
+            &testkit::config(),
+            None,
+        );
+        assert_eq!(equivocation::parties(&named), ["de-customs"]);
+
+        // The same statement again is counted but not kept twice.
+        assert!(matches!(
+            c.receive(msg(&bad, "de-customs")),
+            Merge::Equivocation { kept: Some(1), .. }
+        ));
+        assert_eq!(c.metrics.equivocations.load(Ordering::Relaxed), 2);
+        // Bounded per party and in all.
+        for n in 2..=20 {
+            c.receive(msg(&forged(&own(&c, 1), n), "de-customs"));
+        }
+        let ev = c.evidence();
+        assert_eq!(ev.len(), MAX_EVIDENCE_PER_PARTY);
+        assert!(ev.iter().all(|e| e.holds(&testkit::config())));
+        // Kept across a restart of the cosigner.
+        let again = Cosigner::new(
+            "fr-customs",
+            testkit::key("fr-customs"),
+            c.ledger.clone(),
+            Arc::new(Metrics::default()),
+        );
+        again.recover_quorum();
+        assert_eq!(again.evidence(), ev);
+        assert_eq!(
+            again.metrics.equivocation_evidence.load(Ordering::Relaxed),
+            MAX_EVIDENCE_PER_PARTY as u64
+        );
+
+        // A signature that does not verify is refused and not evidence.
+        let mut m = msg(&forged(&own(&c, 3), 9), "pl-customs");
+        m.cosignature.signature.0[5] ^= 1;
+        assert!(matches!(c.receive(m), Merge::Invalid(_)));
+        let mut m = msg(&forged(&own(&c, 3), 9), "pl-customs");
+        m.cosignature.party = "fr-customs".into();
+        assert!(matches!(c.receive(m), Merge::Invalid(_)));
+        // Another chain's checkpoint is not about this ledger.
+        let mut other = own(&c, 3);
+        other.chain_id = "elsewhere".into();
+        assert!(matches!(
+            c.receive(msg(&other, "pl-customs")),
+            Merge::Invalid(_)
+        ));
+        // Above the tip: judged once the node gets there.
+        let mut ahead = own(&c, 3);
+        ahead.height = 7;
+        ahead.tree_size = 8;
+        assert_eq!(c.receive(msg(&ahead, "pl-customs")), Merge::Pending);
+        assert_eq!(c.evidence().len(), MAX_EVIDENCE_PER_PARTY);
+        // Never cosigned by this node: the only checkpoints it signed are its own.
+        for h in 0..=3 {
+            if let Some(cp) = stored(&c, h) {
+                assert_eq!(cp.checkpoint, own(&c, h));
+            }
+        }
+    }
+
+    #[test]
+    fn never_cosigns_two_inconsistent_checkpoints() {
+        // Same height: the last cosigned checkpoint at 3 differs from the ledger's now.
+        let d = tempfile::tempdir().unwrap();
+        let (c, _sm) = cosigner(d.path(), "pl-customs", 3);
+        assert!(c.cosign_height(3).is_some());
+        let other = forged(&own(&c, 3), 1);
+        c.ledger
+            .with_ledger(|l| {
+                l.store()
+                    .put_meta(META_LAST_COSIGNED, &codec::encode(&other).unwrap())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.cosign_height(3),
+            None,
+            "same height, different checkpoint"
+        );
+        assert_eq!(c.metrics.divergences.load(Ordering::Relaxed), 1);
+        assert_eq!(c.cosign_height(2), None, "refuses for good");
+
+        // Lower height: the ledger does not extend the last cosigned tree.
+        let d = tempfile::tempdir().unwrap();
+        let (c, _sm) = cosigner(d.path(), "pl-customs", 3);
+        assert!(c.cosign_height(1).is_some());
+        let other = forged(&own(&c, 1), 1);
+        c.ledger
+            .with_ledger(|l| {
+                l.store()
+                    .put_meta(META_LAST_COSIGNED, &codec::encode(&other).unwrap())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.cosign_height(3), None, "not an extension");
+        let signed_by_me = stored(&c, 3)
+            .map(|cp| cp.cosignatures.iter().any(|s| s.party == "pl-customs"))
+            .unwrap_or(false);
+        assert!(!signed_by_me);
+    }
+
+    #[test]
+    fn refuses_to_cosign_a_block_edited_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, _sm) = cosigner(d.path(), "carrier", 3);
+        assert!(c.cosign_height(2).is_some());
+        // Block 2 edited in place (its hash changes; the tree does not).
+        c.ledger
+            .with_ledger(|l| {
+                let mut b = l.store().block(2).unwrap().unwrap();
+                b.header.timestamp_ms += 1;
+                l.store().put_raw_block(2, &b.encode().unwrap())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.cosign_height(2), None);
+        assert_eq!(c.metrics.divergences.load(Ordering::Relaxed), 1);
+        // The node stops cosigning altogether (its ledger is not trustworthy).
+        assert_eq!(c.cosign_height(3), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! Prometheus text metrics: commit latency, batch size, Raft role, term,
-//! applied index, peers, rejected transactions by reason, divergences.
+//! applied index, peers, rejected transactions by reason, divergences,
+//! equivocations (conflicting cosigned checkpoints) and evidence kept.
 //! Served by a tiny HTTP/1.1 responder (`GET /metrics`), no framework.
 
 use std::collections::BTreeMap;
@@ -73,6 +74,11 @@ pub struct Metrics {
     pub divergences: AtomicU64,
     /// Refused gRPC requests (authentication).
     pub auth_failures: AtomicU64,
+    /// Validly signed cosignatures received for a checkpoint that conflicts
+    /// with this node's own at that height.
+    pub equivocations: AtomicU64,
+    /// Conflicting signed statements kept as evidence (in the ledger store).
+    pub equivocation_evidence: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -84,6 +90,8 @@ impl Default for Metrics {
             rejected: Mutex::new(BTreeMap::new()),
             divergences: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
+            equivocations: AtomicU64::new(0),
+            equivocation_evidence: AtomicU64::new(0),
         }
     }
 }
@@ -173,6 +181,18 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "customs_equivocations_total",
+            "Validly signed cosignatures of checkpoints that conflict with this node's ledger.",
+            self.equivocations.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "customs_equivocation_evidence",
+            "Conflicting signed checkpoints kept as evidence.",
+            self.equivocation_evidence.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
             "customs_auth_failures_total",
             "Refused unauthenticated requests.",
             self.auth_failures.load(Ordering::Relaxed),
@@ -248,5 +268,7 @@ mod tests {
         assert!(t.contains("customs_rejected_transactions_total{reason=\"TX_BAD_SIGNATURE\"} 2"));
         assert!(t.contains("customs_raft_role 2"));
         assert!(t.contains("customs_raft_term 3"));
+        assert!(t.contains("customs_equivocations_total 0"));
+        assert!(t.contains("customs_equivocation_evidence 0"));
     }
 }
