@@ -4,6 +4,7 @@
 //! config, classifies goods offline, verifies whole chains, and writes and
 //! checks single-field disclosure proofs. It never trusts the node it talks to.
 
+mod audit;
 mod bench;
 mod client;
 mod demo;
@@ -166,6 +167,29 @@ enum Cmd {
         /// Trusted checkpoint kept between runs; the next run demands a consistency proof from it.
         #[arg(long)]
         trust: Option<PathBuf>,
+    },
+    /// Compare cosigned checkpoints from several nodes and files; fails naming the parties whose
+    /// signatures conflict (two different checkpoints at one height, checkpoints that do not
+    /// extend each other, cosignatures that do not verify).
+    CheckCheckpoints {
+        /// Node gRPC address (repeatable): its newest checkpoint and its own at every height compared.
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+        /// Cosigned checkpoint file, JSON as `verify --trust` writes it (repeatable).
+        #[arg(long = "checkpoint")]
+        files: Vec<PathBuf>,
+        /// Also compare the nodes' checkpoints at this height (repeatable).
+        #[arg(long = "height")]
+        heights: Vec<u64>,
+        /// Party to act as.
+        #[arg(long = "as", env = "CUSTOMS_PARTY")]
+        party: String,
+        /// Directory holding `<party>.sign`.
+        #[arg(long, env = "CUSTOMS_KEYS")]
+        keys: PathBuf,
+        /// Trusted chain config.
+        #[arg(long, env = "CUSTOMS_GENESIS")]
+        genesis: PathBuf,
     },
     /// Export the chain to a file for offline verification.
     Export {
@@ -457,6 +481,14 @@ async fn run(cli: Cli) -> Result<()> {
                 "give --as, --keys and --genesis (and --node) to verify a node's chain, or --file with --genesis-file to verify an export"
             ),
         },
+        Cmd::CheckCheckpoints {
+            nodes,
+            files,
+            heights,
+            party,
+            keys,
+            genesis,
+        } => audit::check_checkpoints(&nodes, &party, &keys, &genesis, &files, &heights).await?,
         Cmd::Export { conn, out } => export(&conn, &out).await?,
         Cmd::Disclose {
             conn,
@@ -839,16 +871,55 @@ fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Verify a node's chain from genesis. In order: the newest checkpoint's
+/// cosignatures (each must verify; a quorum must have signed), the served
+/// blocks against that checkpoint's tree (a departure is located by
+/// bisection over the node's stored checkpoints and reported with the
+/// block height and the parties whose signatures conflict with it), the
+/// replay of every block, then consistency with the trusted checkpoint.
 pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()> {
     let (cfg, q) = conn.trusted()?;
     let fetch = progress(0, "fetching");
     let (chain, cp) = fetch_chain(conn, &fetch).await?;
     fetch.finish();
     let (checkpoint, signers) = proofs::checkpoint(&cp, &cfg, q)?;
+    let leaves = proofs::block_leaves(&chain)
+        .map_err(|(h, why)| anyhow!("chain verification failed at block {h}: {why}"))?;
+    let mut c = conn.client().await?;
+    if proofs::served_matches(&leaves, &checkpoint.checkpoint).is_err() {
+        return Err(audit::locate_fork(&mut c, &cfg, &leaves, &checkpoint).await);
+    }
     let bar = progress(chain.len() as u64, "verifying");
-    let report = ledger::verify_chain(&cfg, chain.into_iter().map(Ok), |h| bar.set_position(h + 1))
-        .map_err(|f| anyhow!("chain verification failed at {f}"))?;
+    let replay = ledger::verify_chain(&cfg, chain.iter().cloned().map(Ok), |h| {
+        bar.set_position(h + 1)
+    });
     bar.finish();
+    let report = match replay {
+        Ok(r) => r,
+        Err(f) => {
+            // The headers are the cosigned ones: either a body was edited
+            // after commit, or the signers cosigned an invalid history.
+            let edited = usize::try_from(f.height)
+                .ok()
+                .and_then(|h| chain.get(h))
+                .and_then(|b| Block::decode(b).ok())
+                .is_some_and(|b| !proofs::body_matches_header(&b));
+            let blame = if edited {
+                format!(
+                    "its body does not match its header, which is the one cosigned at height {} by {}: the block was altered after commit",
+                    checkpoint.checkpoint.height,
+                    signers.join(", ")
+                )
+            } else {
+                format!(
+                    "the checkpoint at height {} cosigned by {} commits to this invalid history",
+                    checkpoint.checkpoint.height,
+                    signers.join(", ")
+                )
+            };
+            bail!("chain verification failed at {f}; {blame}");
+        }
+    };
     if report.checkpoint != checkpoint.checkpoint {
         bail!(
             "the node's cosigned checkpoint (height {}, root {}) does not match the chain it served (root {})",
@@ -858,7 +929,7 @@ pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()>
         );
     }
     if let Some(t) = trust {
-        consistency_with_trusted(conn, t, &checkpoint.checkpoint).await?;
+        audit::trusted(&mut c, &cfg, t, &leaves, &checkpoint).await?;
         std::fs::write(t, serde_json::to_string_pretty(&checkpoint)?)?;
     }
     println!(
@@ -868,59 +939,6 @@ pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()>
         report.checkpoint.tree_root,
         report.checkpoint.height,
         signers.join(", ")
-    );
-    Ok(())
-}
-
-async fn consistency_with_trusted(
-    conn: &Conn,
-    path: &Path,
-    new: &ledger::Checkpoint,
-) -> Result<()> {
-    if !path.exists() {
-        println!(
-            "no trusted checkpoint yet; trusting height {} from now on",
-            new.height
-        );
-        return Ok(());
-    }
-    let old: ledger::CosignedCheckpoint = serde_json::from_str(&std::fs::read_to_string(path)?)
-        .with_context(|| format!("{} is not a checkpoint", path.display()))?;
-    let old = old.checkpoint;
-    if old.tree_size > new.tree_size {
-        bail!(
-            "node's checkpoint (size {}) is older than the trusted one (size {})",
-            new.tree_size,
-            old.tree_size
-        );
-    }
-    let mut c = conn.client().await?;
-    let p = c
-        .inner
-        .get_consistency_proof(c.signed(
-            "/customs.v1.Ledger/GetConsistencyProof",
-            proto::v1::GetConsistencyProofRequest {
-                old_size: old.tree_size,
-                new_size: new.tree_size,
-            },
-        ))
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    let proof: Vec<ledger::merkle::Hash> = p
-        .proof
-        .iter()
-        .map(|h| {
-            h.as_slice()
-                .try_into()
-                .map_err(|_| anyhow!("proof hash is not 32 bytes"))
-        })
-        .collect::<Result<_>>()?;
-    ledger::merkle::verify_consistency(old.tree_size, new.tree_size, &proof, &old.tree_root.0, &new.tree_root.0)
-        .map_err(|e| anyhow!("HISTORY REWRITTEN: the ledger is not consistent with the trusted checkpoint at height {}: {e}", old.height))?;
-    println!(
-        "consistent with trusted checkpoint at height {} (size {} -> {})",
-        old.height, old.tree_size, new.tree_size
     );
     Ok(())
 }
