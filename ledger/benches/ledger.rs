@@ -116,6 +116,35 @@ fn disclosure_bench(c: &mut Criterion) {
     });
 }
 
+/// The customs content check per declaration: open as customs, formats,
+/// classification of every goods item, risk score. Needs the nomenclature
+/// (`testnet/setup.sh`); skipped without it.
+fn content(c: &mut Criterion) {
+    use ledger::hs::nomenclature::{self, Nomenclature};
+    use ledger::validate::CustomsValidator;
+    let Some(path) = nomenclature::locate() else {
+        eprintln!("content benchmarks skipped: no nomenclature (run testnet/setup.sh)");
+        return;
+    };
+    let nom = std::sync::Arc::new(Nomenclature::load(&path).unwrap());
+    let cfg = testkit::config();
+    let i = testkit::PARTIES
+        .iter()
+        .position(|p| p.0 == "de-customs")
+        .unwrap();
+    let key = DecryptionKey::from_secret(testkit::parties()[i].x25519_secret);
+    let v = CustomsValidator::new("de-customs", vec![key], nom);
+    let stx = sealed_decl(&cfg, "S-CONTENT");
+    let id = stx.id().unwrap();
+    c.bench_function("content/customs_admit_declaration", |b| {
+        b.iter(|| black_box(v.admit(&cfg, &stx, &id).unwrap()))
+    });
+    let d = declaration::sample();
+    c.bench_function("content/assess_opened_declaration", |b| {
+        b.iter(|| black_box(v.assess(&cfg, &d, "broker")))
+    });
+}
+
 fn store(c: &mut Criterion) {
     let cfg = testkit::config();
     let dir = tempfile::tempdir().unwrap();
@@ -174,5 +203,5 @@ fn store(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signatures, codec, disclosure_bench, store);
+criterion_group!(benches, signatures, codec, disclosure_bench, content, store);
 criterion_main!(benches);

@@ -226,7 +226,12 @@ pub struct Ledger<S: Store> {
     config: Arc<ChainConfig>,
     genesis_hash: Hash32,
     tip: Tip,
+    /// Signatures verified at admission, not verified again at apply.
+    verified: Arc<crypto::VerifiedSignatures>,
 }
+
+/// Signatures a ledger remembers as verified (see [`crypto::VerifiedSignatures`]).
+const VERIFIED_CAPACITY: usize = 1 << 16;
 
 const SHIPMENT_ID_MAX: usize = 64;
 const PATH_MAX: usize = 128;
@@ -452,15 +457,18 @@ pub fn batch_ids(batch: &[SignedTransaction]) -> Result<Vec<(Hash32, usize)>, Le
 
 /// The stateless part of admission: size and structure limits, a registered
 /// submitter, and its strict signature over `id`. Needs only a config.
+/// A signature that verifies is remembered in `verified`.
 pub fn check_signed(
     config: &ChainConfig,
     stx: &SignedTransaction,
     id: &Hash32,
     encoded_len: usize,
+    verified: &crypto::VerifiedSignatures,
 ) -> Result<(), Rejection> {
     check_structure(config, stx, encoded_len)?;
     let party = submitter_of(config, stx)?;
-    crypto::verify_strict(&party.signing_key, &signing_message(id), &stx.signature)
+    verified
+        .verify(&party.signing_key, &signing_message(id), &stx.signature)
         .map_err(|e| reject("TX_BAD_SIGNATURE", e.to_string()))
 }
 
@@ -630,6 +638,7 @@ impl<S: Store> Ledger<S> {
             store,
             config: Arc::new(config),
             tip,
+            verified: Arc::new(crypto::VerifiedSignatures::new(VERIFIED_CAPACITY)),
         })
     }
 
@@ -646,6 +655,12 @@ impl<S: Store> Ledger<S> {
     /// Config in force.
     pub fn config(&self) -> &ChainConfig {
         &self.config
+    }
+
+    /// The signatures this ledger remembers as verified; admission passes it
+    /// to [`check_signed`] so apply need not verify them again.
+    pub fn verified_signatures(&self) -> Arc<crypto::VerifiedSignatures> {
+        self.verified.clone()
     }
 
     /// Config in force, shared (cheap to clone, immutable).
@@ -736,7 +751,7 @@ impl<S: Store> Ledger<S> {
         encoded_len: usize,
         now_ms: u64,
     ) -> Result<(), Rejection> {
-        check_signed(&self.config, stx, id, encoded_len)?;
+        check_signed(&self.config, stx, id, encoded_len, &self.verified)?;
         self.check_state(stx, id, now_ms)
     }
 
@@ -792,7 +807,8 @@ impl<S: Store> Ledger<S> {
         let ids: Vec<Hash32> = ids_lens.iter().map(|(id, _)| *id).collect();
         let lens: Vec<usize> = ids_lens.iter().map(|(_, n)| *n).collect();
         // Strict signatures, one by one (ADR 0002: with the screening strict
-        // equivalence needs, a batch equation is slower than this).
+        // equivalence needs, a batch equation is slower than this); those
+        // this node verified at admission are answered from its cache.
         let keys: Vec<Option<crypto::PublicKey>> = batch
             .iter()
             .map(|s| self.config.party(&s.tx.submitter).map(|p| p.signing_key))
@@ -803,7 +819,9 @@ impl<S: Store> Ledger<S> {
             .zip(&keys)
             .map(|((stx, id), k)| {
                 k.as_ref().is_some_and(|k| {
-                    crypto::verify_strict(k, &signing_message(id), &stx.signature).is_ok()
+                    self.verified
+                        .verify(k, &signing_message(id), &stx.signature)
+                        .is_ok()
                 })
             })
             .collect();

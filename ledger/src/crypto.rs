@@ -90,6 +90,74 @@ pub fn verify_strict(key: &PublicKey, msg: &[u8], sig: &Sig64) -> Result<(), Sig
         .map_err(|_| SigError::BadSignature)
 }
 
+/// Signatures this process has already verified under the strict rule,
+/// remembered by a hash of (key, message, signature). Admission records the
+/// signatures it checked, so applying the same transactions later does not
+/// verify them a second time on this node. The answer for a remembered
+/// triple is the strict rule's answer (it is deterministic), so a node using
+/// the cache builds exactly the block a node without it builds. Bounded: the
+/// oldest entries are forgotten first.
+#[derive(Debug)]
+pub struct VerifiedSignatures {
+    inner: std::sync::Mutex<VerifiedInner>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct VerifiedInner {
+    set: std::collections::BTreeSet<[u8; 32]>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+fn triple_digest(key: &PublicKey, msg: &[u8], sig: &Sig64) -> [u8; 32] {
+    crate::hash::tagged_hash(b"customs-ledger/v1/verified\0", &[&key.0, &sig.0, msg]).0
+}
+
+impl VerifiedSignatures {
+    /// A cache of at most `capacity` signatures.
+    pub fn new(capacity: usize) -> Self {
+        VerifiedSignatures {
+            inner: std::sync::Mutex::new(VerifiedInner::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VerifiedInner> {
+        // A set of digests has no invariant a panic could break half-way.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`verify_strict`], answering from the cache when this triple was
+    /// verified before and remembering it when it verifies now.
+    pub fn verify(&self, key: &PublicKey, msg: &[u8], sig: &Sig64) -> Result<(), SigError> {
+        let d = triple_digest(key, msg, sig);
+        if self.lock().set.contains(&d) {
+            return Ok(());
+        }
+        verify_strict(key, msg, sig)?;
+        let mut g = self.lock();
+        if g.set.insert(d) {
+            g.order.push_back(d);
+            while g.order.len() > self.capacity {
+                if let Some(old) = g.order.pop_front() {
+                    g.set.remove(&old);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Signatures remembered now.
+    pub fn len(&self) -> usize {
+        self.lock().set.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One item of a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchItem<'a> {
@@ -173,6 +241,34 @@ mod tests {
             .iter()
             .map(|i| verify_strict(i.key, i.msg, i.sig))
             .collect()
+    }
+
+    #[test]
+    fn verified_cache_answers_like_strict_and_stays_bounded() {
+        let cache = VerifiedSignatures::new(2);
+        let k = kp(1);
+        let sig = k.sign(b"m");
+        assert_eq!(cache.verify(&k.public(), b"m", &sig), Ok(()));
+        assert_eq!(cache.len(), 1);
+        // Remembered: same answer. Any other message, key or signature is
+        // verified afresh (and fails).
+        assert_eq!(cache.verify(&k.public(), b"m", &sig), Ok(()));
+        assert_eq!(
+            cache.verify(&k.public(), b"n", &sig),
+            Err(SigError::BadSignature)
+        );
+        assert_eq!(
+            cache.verify(&kp(2).public(), b"m", &sig),
+            Err(SigError::BadSignature)
+        );
+        let mut bad = sig;
+        bad.0[0] ^= 1;
+        assert!(cache.verify(&k.public(), b"m", &bad).is_err());
+        assert_eq!(cache.len(), 1, "failures are not remembered");
+        for m in [b"a", b"b", b"c"] {
+            cache.verify(&k.public(), m, &k.sign(m)).unwrap();
+        }
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

@@ -259,10 +259,10 @@ impl NodeCore {
         allow_forward: bool,
     ) -> Result<v1::SubmitResponse, Status> {
         let start = Instant::now();
-        let config = self
+        let (config, verified) = self
             .consensus
             .ledger()
-            .with_ledger(|l| l.shared_config())
+            .with_ledger(|l| (l.shared_config(), l.verified_signatures()))
             .map_err(ledger_err)?;
         let (stx, id) =
             SignedTransaction::decode_with_id(&bytes, config.limits.max_tx_bytes as usize)
@@ -283,7 +283,16 @@ impl NodeCore {
         let content = self.content.clone();
         let len = bytes.len();
         let admitted = tokio::task::spawn_blocking(move || {
-            admit(&ledger, content.as_deref(), &config, &stx, &id, len).map(|o| (stx, o))
+            admit(
+                &ledger,
+                content.as_deref(),
+                &config,
+                &verified,
+                &stx,
+                &id,
+                len,
+            )
+            .map(|o| (stx, o))
         })
         .await
         .map_err(status::internal)?;
@@ -470,11 +479,12 @@ fn admit(
     ledger: &consensus::LedgerHandle,
     content: Option<&RwLock<CustomsValidator>>,
     config: &ChainConfig,
+    verified: &ledger::crypto::VerifiedSignatures,
     stx: &SignedTransaction,
     id: &Hash32,
     len: usize,
 ) -> Result<ContentOutcome, Admission> {
-    ledger::chain::check_signed(config, stx, id, len).map_err(Admission::Rejected)?;
+    ledger::chain::check_signed(config, stx, id, len, verified).map_err(Admission::Rejected)?;
     ledger
         .with_ledger(|l| l.check_state(stx, id, now_ms()))
         .map_err(|e| Admission::Failed(ledger_err(e)))?
