@@ -362,22 +362,27 @@ pub(crate) async fn check_checkpoints(
         );
         return Ok(());
     }
+    // One line per conflict, with every pair of sources that shows it.
     let mut parties = BTreeSet::new();
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for f in &findings {
         let (i, j) = f.between;
         for c in &f.conflicts {
             parties.insert(c.party.clone());
             let whence = if i == j {
-                format!("[{}]", cps[i].source)
+                cps[i].source.clone()
             } else {
                 let via = proofs_at
                     .get(&(i, j))
-                    .map(|(_, n)| format!(", per the consistency proof of {n}"))
+                    .map(|(_, n)| format!(" per the consistency proof of {n}"))
                     .unwrap_or_default();
-                format!("[{} vs {}{via}]", cps[i].source, cps[j].source)
+                format!("{} vs {}{via}", cps[i].source, cps[j].source)
             };
-            eprintln!("CONFLICT: {c} {whence}");
+            seen.entry(c.to_string()).or_default().push(whence);
         }
+    }
+    for (conflict, whence) in &seen {
+        eprintln!("CONFLICT: {conflict} [{}]", whence.join("; "));
     }
     bail!(
         "conflicting checkpoints: parties whose signatures conflict: {}",

@@ -150,7 +150,7 @@ pub fn served_matches(leaves: &[merkle::Hash], cp: &Checkpoint) -> std::result::
     };
     if prefix.last() != Some(&merkle::leaf_hash(&cp.block_hash.0)) {
         return Err(format!(
-            "block {} served is not block {} named by the checkpoint",
+            "the served block {} is not block {} named by the checkpoint",
             cp.height, cp.block_hash
         ));
     }

@@ -290,7 +290,7 @@ mod tests {
             .collect();
         let last = [(n - 1) as u8; 32];
         let mut block = last;
-        if fork_at.is_some_and(|f| n - 1 >= f) {
+        if fork_at.is_some_and(|f| n > f) {
             block[31] ^= 0xff;
         }
         (
