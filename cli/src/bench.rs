@@ -100,7 +100,7 @@ fn build_tx(
     // Half declarations (new shipments), half bookings: both are first
     // events of a shipment, so any order commits.
     let shipment = format!("B{run}-{i}");
-    let (kind, fields) = if i % 2 == 0 {
+    let (kind, fields) = if i.is_multiple_of(2) {
         let mut d = declaration::sample();
         d.lrn = format!("LRN-{run}-{i}");
         (EventKind::DeclarationFiled, d.to_fields())

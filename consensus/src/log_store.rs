@@ -7,6 +7,12 @@
 //! returned. Entries read back are decoded strictly and must carry the index
 //! of their key; anything else is reported as a storage error, never a panic.
 //! RocksDB calls run on the blocking thread pool.
+//!
+//! The newest entries (up to [`RECENT_BYTES`] of encoded size) are also kept
+//! decoded in memory, as a contiguous suffix of the stored log: the leader
+//! reads each new entry once per follower and once to apply it, and a
+//! follower reads it to apply, all shortly after the append. Served from
+//! memory, those reads neither touch RocksDB nor decode again.
 
 use crate::types::{NodeId, TypeConfig};
 use ledger::codec;
@@ -19,10 +25,11 @@ use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 use serde::{de::DeserializeOwned, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const CF_LOGS: &str = "logs";
 const CF_META: &str = "raft_meta";
@@ -32,11 +39,89 @@ const KEY_PURGED: &[u8] = b"last_purged";
 
 type SResult<T> = Result<T, StorageError<NodeId>>;
 
-/// RocksDB-backed [`RaftLogStorage`]. Cloning shares the database (the
-/// clone is also the log reader).
+/// Encoded bytes of recent entries kept decoded in memory.
+pub const RECENT_BYTES: usize = 32 << 20;
+
+/// A contiguous suffix of the stored log, decoded, with encoded sizes.
+#[derive(Default)]
+struct Recent {
+    entries: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn push(&mut self, e: Entry<TypeConfig>, len: usize) {
+        // Keep the suffix contiguous: an append that does not follow the
+        // newest cached entry starts a new suffix.
+        let follows = self
+            .entries
+            .last_key_value()
+            .is_none_or(|(i, _)| i.checked_add(1) == Some(e.log_id.index));
+        if !follows {
+            self.clear();
+        }
+        self.bytes += len;
+        self.entries.insert(e.log_id.index, (e, len));
+        while self.bytes > RECENT_BYTES {
+            match self.entries.pop_first() {
+                Some((_, (_, n))) => self.bytes -= n,
+                None => break,
+            }
+        }
+    }
+
+    /// Drop entries from `index` on.
+    fn truncate(&mut self, index: u64) {
+        let gone = self.entries.split_off(&index);
+        self.bytes -= gone.values().map(|(_, n)| n).sum::<usize>();
+    }
+
+    /// Drop entries up to and including `index`.
+    fn purge(&mut self, index: u64) {
+        let keep = match index.checked_add(1) {
+            Some(next) => self.entries.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        self.entries = keep;
+        self.bytes = self.entries.values().map(|(_, n)| n).sum();
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// The entries of `[start, end)` if the cache holds all of them.
+    fn range(&self, start: u64, end: Bound<u64>) -> Option<Vec<Entry<TypeConfig>>> {
+        let (&first, _) = self.entries.first_key_value()?;
+        if start < first {
+            return None;
+        }
+        Some(
+            self.entries
+                .range((Bound::Included(start), end))
+                .map(|(_, (e, _))| e.clone())
+                .collect(),
+        )
+    }
+}
+
+/// RocksDB-backed [`RaftLogStorage`]. Cloning shares the database and the
+/// recent-entry cache (the clone is also the log reader).
 #[derive(Clone)]
 pub struct RocksLogStore {
     db: Arc<DB>,
+    recent: Arc<Mutex<Recent>>,
+}
+
+fn recent(m: &Mutex<Recent>) -> MutexGuard<'_, Recent> {
+    // Every update leaves the cache a valid suffix; a panic elsewhere cannot
+    // leave it half-changed, and clearing it is always safe anyway.
+    m.lock().unwrap_or_else(|p| {
+        let mut g = p.into_inner();
+        g.clear();
+        g
+    })
 }
 
 impl std::fmt::Debug for RocksLogStore {
@@ -85,12 +170,16 @@ impl RocksLogStore {
             .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| crate::ConsensusError::LogStore(e.to_string()))?;
-        Ok(RocksLogStore { db: Arc::new(db) })
+        Ok(RocksLogStore {
+            db: Arc::new(db),
+            recent: Arc::new(Mutex::new(Recent::default())),
+        })
     }
 
     /// Overwrite the stored bytes of entry `index` (corruption tests and
     /// repair tools only).
     pub fn put_raw(&self, index: u64, bytes: &[u8]) -> Result<(), crate::ConsensusError> {
+        recent(&self.recent).clear();
         let cf = Self::cf(&self.db, CF_LOGS)
             .map_err(|e| crate::ConsensusError::LogStore(e.to_string()))?;
         self.db
@@ -212,6 +301,9 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
             Bound::Unbounded => 0,
         };
         let end = range.end_bound().cloned();
+        if let Some(v) = recent(&self.recent).range(start, end) {
+            return Ok(v);
+        }
         self.blocking(move |db| Self::read_range(db, start, end))
             .await
     }
@@ -267,18 +359,26 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         // Encode on the blocking pool too: a batch entry is up to a few MB,
         // which must not stall the Raft core's async thread.
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let cache = self.recent.clone();
         let res = self
             .blocking(move |db| {
                 let cf = Self::cf(db, CF_LOGS)?;
                 let mut b = WriteBatch::default();
+                let mut lens = Vec::with_capacity(entries.len());
                 for e in &entries {
                     let bytes = codec::encode(e).map_err(|err| {
                         io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err)
                     })?;
+                    lens.push(bytes.len());
                     b.put_cf(cf, index_key(e.log_id.index), bytes);
                 }
                 db.write_opt(b, &synced())
-                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+                let mut r = recent(&cache);
+                for (e, len) in entries.into_iter().zip(lens) {
+                    r.push(e, len);
+                }
+                Ok(())
             })
             .await;
         // The callback is called only once the synced write has returned.
@@ -290,6 +390,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        recent(&self.recent).truncate(log_id.index);
         self.blocking(move |db| {
             let cf = Self::cf(db, CF_LOGS)?;
             let mut b = WriteBatch::default();
@@ -302,6 +403,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        recent(&self.recent).purge(log_id.index);
         self.blocking(move |db| {
             let bytes = codec::encode(&log_id)
                 .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
@@ -316,5 +418,50 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
                 .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(i: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indices(v: Option<Vec<Entry<TypeConfig>>>) -> Option<Vec<u64>> {
+        v.map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn recent_entries_stay_a_bounded_contiguous_suffix() {
+        let mut r = Recent::default();
+        for i in 5..10 {
+            r.push(entry(i), 10);
+        }
+        assert_eq!(indices(r.range(6, Bound::Excluded(8))), Some(vec![6, 7]));
+        assert_eq!(indices(r.range(7, Bound::Unbounded)), Some(vec![7, 8, 9]));
+        assert_eq!(
+            indices(r.range(4, Bound::Unbounded)),
+            None,
+            "before the suffix"
+        );
+        r.truncate(8);
+        assert_eq!(indices(r.range(5, Bound::Unbounded)), Some(vec![5, 6, 7]));
+        r.purge(5);
+        assert_eq!(indices(r.range(6, Bound::Unbounded)), Some(vec![6, 7]));
+        assert_eq!(r.bytes, 20);
+        // A gap starts a new suffix.
+        r.push(entry(20), 10);
+        assert_eq!(indices(r.range(6, Bound::Unbounded)), None);
+        assert_eq!(indices(r.range(20, Bound::Unbounded)), Some(vec![20]));
+        // The byte bound evicts the oldest.
+        r.push(entry(21), RECENT_BYTES);
+        assert_eq!(indices(r.range(21, Bound::Unbounded)), Some(vec![21]));
+        assert_eq!(r.bytes, RECENT_BYTES);
     }
 }

@@ -273,7 +273,10 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             cfg.raft.snapshot_every,
         ),
         max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
-        max_payload_entries: 64,
+        // Few entries per AppendEntries: a batch entry can be megabytes, and
+        // openraft times an AppendEntries out after one heartbeat interval
+        // (then resends all of it).
+        max_payload_entries: 4,
         ..Default::default()
     };
     let transport = Arc::new(transport::P2pTransport::new(
