@@ -302,4 +302,30 @@ async fn membership_follows_governance() {
     let s = net.client("carrier", victim).await.status().await.unwrap();
     assert_eq!(s.height, r2.height);
     assert_eq!(s.members.iter().filter(|m| m.voter).count(), 3);
+
+    // Revoking the carrier removes its node from the membership.
+    let mut v = net.client(&lead, &lead).await;
+    v.submit_retry(
+        &governance(
+            &net,
+            &lead,
+            &[other],
+            K::PartyRevoked,
+            Governance::RevokeParty {
+                party: "carrier".into(),
+            },
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = v.status().await.unwrap();
+        if !s.members.iter().any(|m| m.party == "carrier") {
+            assert_eq!(s.members.iter().filter(|m| m.voter).count(), 3, "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "carrier still a member: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
