@@ -408,6 +408,30 @@ async fn ledger_edited_on_disk_fails_verify_at_that_block() {
         b.header.results_root = results_root;
         assert_ne!(b.hash().unwrap(), before);
         store.put_raw_block(f, &b.encode().unwrap()).unwrap();
+        // Alone, that edit makes the node refuse to serve block f (its hash
+        // is not the tree leaf recorded at commit: STORE_CORRUPT). A
+        // dishonest operator also rewrites the tree so the node serves it;
+        // the auditor must catch that.
+        let e = ledger::Ledger::open(&store).unwrap().block(f).unwrap_err();
+        assert!(e.to_string().contains("ledger-tree leaf"), "{e}");
+        let mut level = 0u8;
+        let mut index = f;
+        let mut node = ledger::merkle::leaf_hash(&b.hash().unwrap().0);
+        loop {
+            store.put_raw_merkle_node(level, index, &node).unwrap();
+            let sibling = store.merkle_node(level, index ^ 1).unwrap();
+            let Some(sib) = sibling else { break };
+            node = if index % 2 == 0 {
+                ledger::merkle::node_hash(&node, &sib)
+            } else {
+                ledger::merkle::node_hash(&sib, &node)
+            };
+            level += 1;
+            index /= 2;
+            if store.merkle_node(level, index).unwrap().is_none() {
+                break;
+            }
+        }
     }
     net.start(victim);
 

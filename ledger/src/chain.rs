@@ -705,12 +705,55 @@ impl<S: Store> Ledger<S> {
         })
     }
 
+    /// Block `height`, checked before it is served: its body must match the
+    /// roots in its header, its header must be at `height`, and its hash
+    /// must be the leaf of the ledger tree this node built when it committed
+    /// it. A stored block altered afterwards (a bit flip, an edit on disk) is
+    /// reported as corrupt, never returned.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+        let Some(block) = self.store.block(height)? else {
+            return Ok(None);
+        };
+        let corrupt = |detail: String| {
+            LedgerError::Store(crate::store::StoreError::Corrupt {
+                what: format!("block {height}"),
+                detail,
+            })
+        };
+        if block.header.height != height || block.header.tx_count as usize != block.txs.len() {
+            return Err(corrupt("header does not describe its place or body".into()));
+        }
+        let ids = block
+            .txs
+            .iter()
+            .map(|t| t.id())
+            .collect::<Result<Vec<_>, _>>()?;
+        if block.results.len() != ids.len()
+            || block.results.iter().zip(&ids).any(|(r, id)| r.tx_id != *id)
+        {
+            return Err(corrupt("results do not name its transactions".into()));
+        }
+        let (tx_root, results_root) = body_roots(&ids, &block.results)?;
+        if tx_root != block.header.tx_root || results_root != block.header.results_root {
+            return Err(corrupt(
+                "body does not match the roots in its header".into(),
+            ));
+        }
+        let leaf = self.store.merkle_node(0, height)?;
+        if leaf != Some(merkle::leaf_hash(&block.hash()?.0)) {
+            return Err(corrupt(
+                "hash is not the ledger-tree leaf recorded at commit".into(),
+            ));
+        }
+        Ok(Some(block))
+    }
+
     /// A committed transaction with its block and location.
     pub fn transaction(&self, id: &Hash32) -> Result<Option<(Block, TxLocation)>, LedgerError> {
         let Some(loc) = self.store.tx_location(id)? else {
             return Ok(None);
         };
-        let block = self.store.block(loc.height)?.ok_or_else(|| {
+        let block = self.block(loc.height)?.ok_or_else(|| {
             LedgerError::Mismatch(format!("indexed block {} missing", loc.height))
         })?;
         match block.results.get(loc.index as usize) {

@@ -228,6 +228,61 @@ fn flipped_byte_in_a_stored_block_is_detected() {
     assert_eq!(verify_chain(&cfg, good, |_| {}).unwrap_err().height, 0);
 }
 
+/// A stored block altered after commit is refused on read, both when the
+/// bytes no longer decode and when the edit is self-consistent (results
+/// changed, roots and header recomputed): its hash is no longer the leaf the
+/// ledger tree recorded at commit.
+#[test]
+fn altered_blocks_are_refused_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::init(RocksStore::open(dir.path()).unwrap(), testkit::config(), T0).unwrap();
+    for i in 1..=3u64 {
+        l.apply(
+            &lifecycle(&format!("A{i}"), i * 10, T0)[..2],
+            &ctx(i),
+            &mut NoContent,
+        )
+        .unwrap();
+    }
+    let good = l.block(2).unwrap().unwrap();
+    assert_eq!(good.header.height, 2);
+    assert!(l.block(9).unwrap().is_none());
+    let is_corrupt = |e: ledger::chain::LedgerError| {
+        matches!(
+            e,
+            ledger::chain::LedgerError::Store(ledger::store::StoreError::Corrupt { .. })
+        )
+    };
+    // A self-consistent rewrite of block 2.
+    let mut forged = good.clone();
+    forged.results[0].warnings.push("EDITED".into());
+    let ids: Vec<_> = forged.txs.iter().map(|t| t.id().unwrap()).collect();
+    let (tx_root, results_root) = ledger::block::body_roots(&ids, &forged.results).unwrap();
+    forged.header.tx_root = tx_root;
+    forged.header.results_root = results_root;
+    l.store()
+        .put_raw_block(2, &forged.encode().unwrap())
+        .unwrap();
+    let e = l.block(2).unwrap_err();
+    assert!(e.to_string().contains("ledger-tree leaf"), "{e}");
+    assert!(is_corrupt(e));
+    // A body edited under an unchanged header.
+    let mut body = good.clone();
+    body.results[1].warnings.push("EDITED".into());
+    l.store().put_raw_block(2, &body.encode().unwrap()).unwrap();
+    assert!(is_corrupt(l.block(2).unwrap_err()));
+    // A flipped bit.
+    let mut raw = good.encode().unwrap();
+    let n = raw.len();
+    raw[n / 3] ^= 0x10;
+    l.store().put_raw_block(2, &raw).unwrap();
+    assert!(l.block(2).is_err());
+    // Transactions in that block are refused too; other blocks still serve.
+    let id = good.txs[0].id().unwrap();
+    assert!(l.transaction(&id).is_err());
+    assert!(l.block(3).unwrap().is_some());
+}
+
 #[test]
 fn rocksdb_ledger_reopens_and_detects_on_disk_corruption() {
     let dir = tempfile::tempdir().unwrap();

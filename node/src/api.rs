@@ -45,7 +45,7 @@ fn parse_hash(b: &[u8]) -> Result<Hash32, Status> {
 fn block_at(core: &NodeCore, height: u64) -> Result<Option<Block>, Status> {
     core.consensus
         .ledger()
-        .with_ledger(|l| l.store().block(height))
+        .with_ledger(|l| l.block(height))
         .map_err(status::internal)?
         .map_err(status::corrupt)
 }

@@ -99,6 +99,24 @@ impl RocksStore {
         w
     }
 
+    /// Overwrite a stored ledger-tree node (used by tests that play a node
+    /// operator rewriting history, and by repair tools).
+    pub fn put_raw_merkle_node(
+        &self,
+        level: u8,
+        index: u64,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(
+                self.cf(CF_MERKLE)?,
+                merkle_key(level, index),
+                hash,
+                &self.write_opts(),
+            )
+            .map_err(backend)
+    }
+
     /// Overwrite raw bytes of a block (used by corruption tests and repair).
     pub fn put_raw_block(&self, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
         self.db
