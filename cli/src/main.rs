@@ -903,7 +903,7 @@ pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()>
                 .ok()
                 .and_then(|h| chain.get(h))
                 .and_then(|b| Block::decode(b).ok())
-                .is_some_and(|b| !proofs::body_matches_header(&b));
+                .is_some_and(|b| !b.body_matches_header());
             let blame = if edited {
                 format!(
                     "its body does not match its header, which is the one cosigned at height {} by {}: the block was altered after commit",

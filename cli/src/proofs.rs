@@ -166,22 +166,6 @@ pub fn served_matches(leaves: &[merkle::Hash], cp: &Checkpoint) -> std::result::
     Ok(())
 }
 
-/// Does the body of `block` match the roots in its header? (A block whose
-/// header was cosigned but whose body was edited afterwards does not.)
-pub fn body_matches_header(block: &ledger::Block) -> bool {
-    let ids: Vec<Hash32> = block.results.iter().map(|r| r.tx_id).collect();
-    let tx_ids: std::result::Result<Vec<Hash32>, _> = block.txs.iter().map(|t| t.id()).collect();
-    match (tx_ids, ledger::block::body_roots(&ids, &block.results)) {
-        (Ok(tx_ids), Ok((tx_root, results_root))) => {
-            tx_ids == ids
-                && tx_root == block.header.tx_root
-                && results_root == block.header.results_root
-                && block.txs.len() as u64 == u64::from(block.header.tx_count)
-        }
-        _ => false,
-    }
-}
-
 /// A checkpoint and where the auditor got it.
 #[derive(Clone, Debug)]
 pub struct Sourced {

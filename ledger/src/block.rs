@@ -130,6 +130,24 @@ impl Block {
         self.header.hash()
     }
 
+    /// Does the body match its header? The results name the transactions in
+    /// order, and the transaction count and both roots are the header's. (A
+    /// block whose header was committed or cosigned but whose body was edited
+    /// afterwards does not.)
+    pub fn body_matches_header(&self) -> bool {
+        let ids: Vec<Hash32> = self.results.iter().map(|r| r.tx_id).collect();
+        let tx_ids: Result<Vec<Hash32>, _> = self.txs.iter().map(|t| t.id()).collect();
+        match (tx_ids, body_roots(&ids, &self.results)) {
+            (Ok(tx_ids), Ok((tx_root, results_root))) => {
+                tx_ids == ids
+                    && tx_root == self.header.tx_root
+                    && results_root == self.header.results_root
+                    && self.txs.len() as u64 == u64::from(self.header.tx_count)
+            }
+            _ => false,
+        }
+    }
+
     /// Canonical bytes.
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
         codec::encode(self)

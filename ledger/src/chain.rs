@@ -720,21 +720,10 @@ impl<S: Store> Ledger<S> {
                 detail,
             })
         };
-        if block.header.height != height || block.header.tx_count as usize != block.txs.len() {
-            return Err(corrupt("header does not describe its place or body".into()));
+        if block.header.height != height {
+            return Err(corrupt("header names another height".into()));
         }
-        let ids = block
-            .txs
-            .iter()
-            .map(|t| t.id())
-            .collect::<Result<Vec<_>, _>>()?;
-        if block.results.len() != ids.len()
-            || block.results.iter().zip(&ids).any(|(r, id)| r.tx_id != *id)
-        {
-            return Err(corrupt("results do not name its transactions".into()));
-        }
-        let (tx_root, results_root) = body_roots(&ids, &block.results)?;
-        if tx_root != block.header.tx_root || results_root != block.header.results_root {
+        if !block.body_matches_header() {
             return Err(corrupt(
                 "body does not match the roots in its header".into(),
             ));
