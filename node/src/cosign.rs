@@ -534,6 +534,17 @@ mod tests {
 
     /// The same height, another block (a fork or a leader signing a block
     /// it never committed).
+    /// Pretend `cp` is the last checkpoint `c` cosigned.
+    fn set_last_cosigned(c: &Cosigner, cp: &Checkpoint) {
+        c.ledger
+            .with_ledger(|l| {
+                l.store()
+                    .put_meta(META_LAST_COSIGNED, &codec::encode(cp).unwrap())
+            })
+            .unwrap()
+            .unwrap();
+    }
+
     fn forged(cp: &Checkpoint, n: u8) -> Checkpoint {
         let mut f = cp.clone();
         f.block_hash.0[0] ^= n;
@@ -639,13 +650,7 @@ mod tests {
         let (c, _sm) = cosigner(d.path(), "pl-customs", 3);
         assert!(c.cosign_height(3).is_some());
         let other = forged(&own(&c, 3), 1);
-        c.ledger
-            .with_ledger(|l| {
-                l.store()
-                    .put_meta(META_LAST_COSIGNED, &codec::encode(&other).unwrap())
-            })
-            .unwrap()
-            .unwrap();
+        set_last_cosigned(&c, &other);
         assert_eq!(
             c.cosign_height(3),
             None,
@@ -659,13 +664,7 @@ mod tests {
         let (c, _sm) = cosigner(d.path(), "pl-customs", 3);
         assert!(c.cosign_height(1).is_some());
         let other = forged(&own(&c, 1), 1);
-        c.ledger
-            .with_ledger(|l| {
-                l.store()
-                    .put_meta(META_LAST_COSIGNED, &codec::encode(&other).unwrap())
-            })
-            .unwrap()
-            .unwrap();
+        set_last_cosigned(&c, &other);
         assert_eq!(c.cosign_height(3), None, "not an extension");
         let signed_by_me = stored(&c, 3)
             .map(|cp| cp.cosignatures.iter().any(|s| s.party == "pl-customs"))

@@ -430,11 +430,11 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                 if core.leader() == Some(core.node_id)
                     && !changing.load(std::sync::atomic::Ordering::Acquire)
                 {
-                    if let Some(step) = membership_step(&core, &address_book) {
+                    if let Some((step, voters)) = membership_step(&core, &address_book) {
                         changing.store(true, std::sync::atomic::Ordering::Release);
                         let (core, changing) = (core.clone(), changing.clone());
                         tokio::spawn(async move {
-                            take_membership_step(&core, step).await;
+                            take_membership_step(&core, step, &voters).await;
                             changing.store(false, std::sync::atomic::Ordering::Release);
                         });
                     }
@@ -519,11 +519,12 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
 }
 
 /// The leader's next membership step, if the committed config and the Raft
-/// membership disagree (none while a joint configuration is in progress).
+/// membership disagree (none while a joint configuration is in progress),
+/// with the voter set it was planned against.
 fn membership_step(
     core: &NodeCore,
     address_book: &[(NodeId, PeerNode)],
-) -> Option<membership::Step> {
+) -> Option<(membership::Step, BTreeSet<NodeId>)> {
     let m = core.consensus.metrics().borrow().clone();
     let mem = m.membership_config.membership();
     if mem.get_joint_config().len() > 1 {
@@ -536,18 +537,10 @@ fn membership_step(
         .ledger()
         .with_ledger(|l| l.shared_config())
         .ok()?;
-    membership::next_step(&config, &voters, &nodes, address_book)
+    membership::next_step(&config, &voters, &nodes, address_book).map(|s| (s, voters))
 }
 
-async fn take_membership_step(core: &NodeCore, step: membership::Step) {
-    let voters: BTreeSet<NodeId> = core
-        .consensus
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
+async fn take_membership_step(core: &NodeCore, step: membership::Step, voters: &BTreeSet<NodeId>) {
     tracing::info!(?step, "membership follows the chain config");
     let res = match &step {
         membership::Step::AddLearner(id, node) => {
@@ -558,7 +551,7 @@ async fn take_membership_step(core: &NodeCore, step: membership::Step) {
         }
         membership::Step::Remove(_)
         | membership::Step::Demote(_)
-        | membership::Step::Promote(_) => match step.voters_after(&voters) {
+        | membership::Step::Promote(_) => match step.voters_after(voters) {
             Some(v) => {
                 let retain = matches!(step, membership::Step::Demote(_));
                 core.consensus.change_membership(v, retain).await
