@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput benchmark on this machine: 3 customs validators + 1 learner,
 # fsync on. Usage: testnet/bench.sh [SECONDS] [CONCURRENCY] [DIR]
+# (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle)
 # Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
 # per committed transaction and the machine's fsync latency; writes
 # DIR/bench.json and DIR/bench.svg.
@@ -15,7 +16,7 @@ export CUSTOMS_PROFILE="$profile"
 if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked --workspace --all-targets; fi  # same feature set as the tests: RocksDB is built once
 bin="$CARGO_TARGET_DIR/$profile"
 spec="$root/testnet/bench-network.toml"
-# Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes.
+# Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes (runs_node = false).
 mkdir -p "$dir"
 [ -f "$dir/net/genesis.json" ] || "$bin/customsctl" genesis --spec "$spec" --out "$dir/net"
 pids=()
@@ -44,6 +45,7 @@ echo "fsync latency on this disk: $fsync_ms"
 du0="$(du -sb "$dir/net" | cut -f1)"
 "$bin/customsctl" bench --net "$dir/net" --as broker \
     --nodes http://127.0.0.1:8201,http://127.0.0.1:8202,http://127.0.0.1:8203,http://127.0.0.1:8204 \
+    --workload "${BENCH_WORKLOAD:-lifecycle}" \
     --duration "$secs" --concurrency "$conc" --json "$dir/bench.json" --svg "$dir/bench.svg"
 du1="$(du -sb "$dir/net" | cut -f1)"
 committed="$(python3 -c "import json;print(json.load(open('$dir/bench.json'))['committed'])")"

@@ -1,7 +1,11 @@
 //! `customsctl bench`: a load generator. It pre-builds realistic signed and
-//! sealed declarations (about 1 KB of fields, several recipients) and status
-//! events before the timed phase, then drives a running network at a fixed
-//! concurrency (or a fixed offered rate) for a duration, and reports
+//! sealed transactions before the timed phase: by default whole consignment
+//! lifecycles (booking, declaration, assessment, movements, release,
+//! delivery: about 1 KB per event on average, several recipients each),
+//! signed by the party each event belongs to. It then drives a running
+//! network at a fixed concurrency (or a fixed offered rate) for a duration,
+//! submitting each shipment's next event once the previous one committed,
+//! and reports
 //! committed tx/s, submit-to-commit latency percentiles, rejected and failed
 //! counts, optionally as JSON and as an SVG latency histogram and
 //! throughput-over-time chart.
@@ -14,10 +18,27 @@ use ledger::declaration;
 use ledger::disclosure::{self, Draft, Field};
 use ledger::event::EventKind;
 use ledger::SignedTransaction;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// What the load generator submits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// The life of a consignment, in order, per shipment: booked (carrier),
+    /// declaration filed (broker), assessment complete (customs), loaded,
+    /// departed, arrived, presented (carrier), released (customs), delivered
+    /// (carrier). One declaration in nine events; every event carries sealed
+    /// fields for several recipients. Each event is submitted once the one
+    /// before it committed, as the parties would.
+    Lifecycle,
+    /// First events only: half declarations, half bookings, each a new
+    /// shipment (the heaviest mix for customs nodes: every other
+    /// transaction is opened and judged).
+    Declarations,
+}
 
 /// Benchmark settings.
 #[derive(Debug, Clone)]
@@ -26,8 +47,11 @@ pub struct BenchArgs {
     pub nodes: Vec<String>,
     /// Directory with keys/ and genesis.json.
     pub net: PathBuf,
-    /// Submitting party (broker files declarations; carrier books).
+    /// Party whose key signs the gRPC requests (the transactions are signed
+    /// by their submitters: carrier, broker, customs).
     pub party: String,
+    /// What to submit.
+    pub workload: Workload,
     /// Timed phase length.
     pub duration: Duration,
     /// Concurrent in-flight submissions.
@@ -42,32 +66,175 @@ pub struct BenchArgs {
     pub svg: Option<PathBuf>,
 }
 
-/// Pre-build `n` transactions on every core, already encoded.
-fn build_txs(
+/// Who signs what in the lifecycle workload.
+const CARRIER: &str = "carrier";
+const BROKER: &str = "broker";
+const CUSTOMS: &str = "fr-customs";
+const EXPORTER: &str = "pl-exporter";
+
+struct Signers {
+    keys: BTreeMap<&'static str, Keypair>,
+}
+
+impl Signers {
+    fn load(net: &std::path::Path) -> Result<Signers> {
+        let mut keys = BTreeMap::new();
+        for p in [CARRIER, BROKER, CUSTOMS] {
+            let f = net.join("keys").join(format!("{p}.sign"));
+            let seed = crate::spec::read_secret(&f).map_err(|e| {
+                anyhow!("the lifecycle workload signs as {p}: {}: {e}", f.display())
+            })?;
+            keys.insert(p, Keypair::from_seed(&seed));
+        }
+        Ok(Signers { keys })
+    }
+
+    fn key(&self, party: &str) -> Result<&Keypair> {
+        self.keys
+            .get(party)
+            .ok_or_else(|| anyhow!("no key for {party}"))
+    }
+}
+
+fn field(path: &str, class: FieldClass, value: impl Into<String>) -> Field {
+    Field {
+        path: path.into(),
+        class,
+        value: value.into(),
+    }
+}
+
+/// The events of shipment `i` for `workload`, in submission order.
+fn shipment_events(
+    workload: Workload,
+    run: u64,
+    i: usize,
+) -> Vec<(EventKind, &'static str, Vec<Field>)> {
+    let container = format!("MSCU{:07}", (run as usize + i) % 10_000_000);
+    let declaration = || {
+        let mut d = declaration::sample();
+        d.lrn = format!("LRN-{run}-{i}");
+        d.to_fields()
+    };
+    let booking = || {
+        vec![
+            field("booking.note", FieldClass::Public, "bench booking"),
+            field("booking.route", FieldClass::Transport, "PLGDN-DEHAM-FRLEH"),
+            field("booking.vessel", FieldClass::Transport, "MSC BENCH / 0412W"),
+            field("booking.price", FieldClass::Commercial, "1250.00 EUR"),
+        ]
+    };
+    let movement = |note: &str, place: &str| {
+        vec![
+            field("event.note", FieldClass::Public, note),
+            field(
+                "transport.container",
+                FieldClass::Transport,
+                container.clone(),
+            ),
+            field("transport.place", FieldClass::Transport, place),
+            field(
+                "transport.seal",
+                FieldClass::Transport,
+                format!("SEAL{i:08}"),
+            ),
+        ]
+    };
+    match workload {
+        Workload::Declarations if i.is_multiple_of(2) => {
+            vec![(EventKind::DeclarationFiled, BROKER, declaration())]
+        }
+        Workload::Declarations => vec![(EventKind::ShipmentBooked, CARRIER, booking())],
+        Workload::Lifecycle => vec![
+            (EventKind::ShipmentBooked, CARRIER, booking()),
+            (EventKind::DeclarationFiled, BROKER, declaration()),
+            (
+                EventKind::AssessmentComplete,
+                CUSTOMS,
+                vec![
+                    field("event.note", FieldClass::Public, "no risk found"),
+                    field(
+                        "assessment.reference",
+                        FieldClass::Security,
+                        format!("FR-RA-{run}-{i}"),
+                    ),
+                ],
+            ),
+            (EventKind::Loaded, CARRIER, movement("loaded", "PLGDN")),
+            (EventKind::Departed, CARRIER, movement("departed", "PLGDN")),
+            (EventKind::Arrived, CARRIER, movement("arrived", "FRLEH")),
+            (
+                EventKind::Presented,
+                CARRIER,
+                movement("presented", "FRLEH"),
+            ),
+            (
+                EventKind::Released,
+                CUSTOMS,
+                vec![
+                    field(
+                        "event.note",
+                        FieldClass::Public,
+                        "released for free circulation",
+                    ),
+                    field(
+                        "release.reference",
+                        FieldClass::Security,
+                        format!("FR-REL-{run}-{i}"),
+                    ),
+                ],
+            ),
+            (
+                EventKind::Delivered,
+                CARRIER,
+                vec![
+                    field("event.note", FieldClass::Public, "delivered"),
+                    field(
+                        "delivery.received_by",
+                        FieldClass::Personal,
+                        "J. Martin, Le Havre",
+                    ),
+                ],
+            ),
+        ],
+    }
+}
+
+/// Pre-build the events of enough shipments for `n` transactions, on every
+/// core, already encoded: one list per shipment, in submission order.
+fn build_shipments(
     cfg: &ChainConfig,
-    party: &str,
-    key: &Keypair,
+    signers: &Signers,
+    workload: Workload,
     n: usize,
     bar: &indicatif::ProgressBar,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<Vec<Vec<Vec<u8>>>> {
     let base = now_ms();
     let run = base % 1_000_000_000;
+    let per = shipment_events(workload, run, 0).len().max(1);
+    let shipments = n.div_ceil(per).max(1);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 16);
-    let chunk = n.div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
+    let chunk = shipments.div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Vec<Vec<u8>>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..shipments)
             .step_by(chunk)
             .map(|lo| {
-                let hi = (lo + chunk).min(n);
+                let hi = (lo + chunk).min(shipments);
                 scope.spawn(move || {
                     (lo..hi)
                         .map(|i| {
-                            let stx = build_tx(cfg, party, key, base, run, i)?;
-                            bar.inc(1);
-                            Ok(stx.encode()?)
+                            shipment_events(workload, run, i)
+                                .into_iter()
+                                .map(|(kind, by, fields)| {
+                                    let stx =
+                                        seal_event(cfg, signers, kind, by, run, i, base, fields)?;
+                                    bar.inc(1);
+                                    Ok(stx.encode()?)
+                                })
+                                .collect::<Result<Vec<_>>>()
                         })
                         .collect::<Result<Vec<_>>>()
                 })
@@ -81,64 +248,37 @@ fn build_txs(
             })
             .collect()
     });
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(shipments);
     for p in parts {
         out.extend(p?);
     }
     Ok(out)
 }
 
-/// Transaction `i` of run `run`.
-fn build_tx(
+#[allow(clippy::too_many_arguments)]
+fn seal_event(
     cfg: &ChainConfig,
-    party: &str,
-    key: &Keypair,
-    base: u64,
+    signers: &Signers,
+    kind: EventKind,
+    by: &str,
     run: u64,
     i: usize,
+    base: u64,
+    fields: Vec<Field>,
 ) -> Result<SignedTransaction> {
-    // Half declarations (new shipments), half bookings: both are first
-    // events of a shipment, so any order commits.
-    let shipment = format!("B{run}-{i}");
-    let (kind, fields) = if i.is_multiple_of(2) {
-        let mut d = declaration::sample();
-        d.lrn = format!("LRN-{run}-{i}");
-        (EventKind::DeclarationFiled, d.to_fields())
-    } else {
-        (
-            EventKind::ShipmentBooked,
-            vec![
-                Field {
-                    path: "booking.note".into(),
-                    class: FieldClass::Public,
-                    value: "bench booking".into(),
-                },
-                Field {
-                    path: "booking.route".into(),
-                    class: FieldClass::Transport,
-                    value: "PLGDN-DEHAM-FRLEH".into(),
-                },
-                Field {
-                    path: "booking.price".into(),
-                    class: FieldClass::Commercial,
-                    value: "125000".into(),
-                },
-            ],
-        )
-    };
     let draft = Draft {
         chain_id: cfg.chain_id.clone(),
         kind,
-        shipment_id: shipment,
-        submitter: party.to_string(),
+        shipment_id: format!("B{run}-{i}"),
+        submitter: by.to_string(),
         claimed_time_ms: base,
         fields,
-        shipment_parties: vec!["pl-exporter".into(), "carrier".into()],
+        shipment_parties: vec![EXPORTER.into(), CARRIER.into(), BROKER.into()],
         governance: None,
     };
     Ok(disclosure::seal(cfg, &draft)
         .map_err(|e| anyhow!("{e}"))?
-        .sign(key)?)
+        .sign(signers.key(by)?)?)
 }
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
@@ -149,6 +289,101 @@ fn pct(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Shipments in progress: which event of which shipment may go next. An
+/// event is handed out only after the one before it committed.
+struct Schedule {
+    shipments: Arc<Vec<Vec<Vec<u8>>>>,
+    ready: Mutex<VecDeque<(usize, usize)>>,
+    next_new: AtomicUsize,
+}
+
+impl Schedule {
+    /// The next event to submit: a started shipment's next event first, else
+    /// the first event of a new shipment; `None` when all are used up.
+    fn take(&self) -> Option<(usize, usize)> {
+        if let Some(x) = self.ready.lock().ok().and_then(|mut q| q.pop_front()) {
+            return Some(x);
+        }
+        let s = self.next_new.fetch_add(1, Ordering::Relaxed);
+        (s < self.shipments.len()).then_some((s, 0))
+    }
+
+    fn bytes(&self, (s, k): (usize, usize)) -> Option<Vec<u8>> {
+        self.shipments.get(s).and_then(|e| e.get(k)).cloned()
+    }
+
+    /// Event `k` of shipment `s` committed: its successor may go.
+    fn committed(&self, (s, k): (usize, usize)) {
+        if self.shipments.get(s).is_some_and(|e| k + 1 < e.len()) {
+            if let Ok(mut q) = self.ready.lock() {
+                q.push_back((s, k + 1));
+            }
+        }
+    }
+}
+
+/// Counters shared by the submitting tasks.
+#[derive(Default)]
+struct Tally {
+    latencies: Mutex<Vec<u64>>,
+    per_sec: Mutex<Vec<u64>>,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    first_rejection: Mutex<Option<String>>,
+}
+
+/// Submit one pre-built event and record the outcome.
+async fn submit_one(
+    client: &mut Client,
+    sched: &Schedule,
+    tally: &Tally,
+    start: Instant,
+    ev: (usize, usize),
+) {
+    let Some(bytes) = sched.bytes(ev) else { return };
+    let t0 = Instant::now();
+    let req = client.signed(
+        "/customs.v1.Ledger/Submit",
+        proto::v1::SubmitRequest {
+            signed_tx: bytes,
+            wait_for_commit: true,
+        },
+    );
+    match client.inner.submit(req).await {
+        Ok(_) => {
+            let us = t0.elapsed().as_micros() as u64;
+            if let Ok(mut l) = tally.latencies.lock() {
+                l.push(us);
+            }
+            let sec = start.elapsed().as_secs() as usize;
+            if let Ok(mut p) = tally.per_sec.lock() {
+                if let Some(x) = p.get_mut(sec) {
+                    *x += 1;
+                }
+            }
+            sched.committed(ev);
+        }
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::InvalidArgument
+                    | tonic::Code::FailedPrecondition
+                    | tonic::Code::AlreadyExists
+                    | tonic::Code::PermissionDenied
+            ) =>
+        {
+            // The shipment's later events would only be refused too.
+            tally.rejected.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut f) = tally.first_rejection.lock() {
+                f.get_or_insert_with(|| format!("{:?}: {}", s.code(), s.message()));
+            }
+        }
+        Err(_) => {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Run the benchmark.
 pub async fn run(args: BenchArgs) -> Result<()> {
     let cfg: ChainConfig =
@@ -156,6 +391,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let key = Keypair::from_seed(&crate::spec::read_secret(
         &args.net.join("keys").join(format!("{}.sign", args.party)),
     )?);
+    let signers = Signers::load(&args.net)?;
     let expected = if args.rate > 0 {
         args.rate as usize * args.duration.as_secs() as usize
     } else {
@@ -168,25 +404,34 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     let bar = indicatif::ProgressBar::new(n as u64);
     bar.set_message("pre-building");
-    let txs = Arc::new(build_txs(&cfg, &args.party, &key, n, &bar)?);
+    let shipments = build_shipments(&cfg, &signers, args.workload, n, &bar)?;
     bar.finish();
-    let size: usize =
-        txs.iter().take(100).map(|b| b.len()).sum::<usize>() / txs.len().clamp(1, 100);
-    let recipients = txs
-        .first()
+    let built: usize = shipments.iter().map(|s| s.len()).sum();
+    let sample: Vec<&Vec<u8>> = shipments.iter().flatten().take(900).collect();
+    let size = sample.iter().map(|b| b.len()).sum::<usize>() / sample.len().max(1);
+    let recipients = sample
+        .iter()
         .map(|b| SignedTransaction::decode(b, usize::MAX).map(|t| t.tx.recipients.len()))
-        .transpose()?
-        .unwrap_or(0);
-    println!("pre-built {n} transactions (mean {size} bytes, {recipients} recipients each)");
+        .collect::<Result<Vec<_>, _>>()?;
+    let recipients = recipients.iter().sum::<usize>() as f64 / recipients.len().max(1) as f64;
+    println!(
+        "pre-built {built} transactions in {} shipments ({:?} workload; mean {size} bytes, {recipients:.1} recipients each)",
+        shipments.len(),
+        args.workload
+    );
     let mut clients = Vec::new();
     for url in &args.nodes {
         clients.push(Client::connect(url, &args.party, Keypair::from_seed(&key.seed())).await?);
     }
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
-    let per_sec = Arc::new(Mutex::new(vec![0u64; args.duration.as_secs() as usize + 2]));
-    let rejected = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let sched = Arc::new(Schedule {
+        shipments: Arc::new(shipments),
+        ready: Mutex::new(VecDeque::new()),
+        next_new: AtomicUsize::new(0),
+    });
+    let tally = Arc::new(Tally {
+        per_sec: Mutex::new(vec![0u64; args.duration.as_secs() as usize + 2]),
+        ..Tally::default()
+    });
     let start = Instant::now();
     let end = start + args.duration;
     let prog = indicatif::ProgressBar::new(args.duration.as_secs());
@@ -194,76 +439,45 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         prog.set_style(s);
     }
     prog.set_message("running");
-    let interval = 1_000_000_000u64
-        .checked_div(args.rate)
-        .map(Duration::from_nanos);
     let mut tasks = Vec::new();
-    for w in 0..args.concurrency {
-        let mut client = Client::clone_identity(&clients[w % clients.len()]);
-        let (txs, next, lat, ps, rej, fail) = (
-            txs.clone(),
-            next.clone(),
-            latencies.clone(),
-            per_sec.clone(),
-            rejected.clone(),
-            failed.clone(),
-        );
-        let conc = args.concurrency as u32;
+    if args.rate > 0 {
+        // Open loop: one submission every 1/rate s, whatever is in flight,
+        // each on its own task (at most `concurrency` connections' worth of
+        // clients are shared round robin).
+        let interval = Duration::from_nanos(1_000_000_000 / args.rate);
+        let (sched, tally) = (sched.clone(), tally.clone());
+        let pool: Vec<Client> = (0..args.concurrency)
+            .map(|w| Client::clone_identity(&clients[w % clients.len()]))
+            .collect();
         tasks.push(tokio::spawn(async move {
-            let mut slot = 0u32;
-            loop {
-                if let Some(iv) = interval {
-                    // Open loop: worker w owns every conc-th slot of the schedule.
-                    let due = start + iv * (slot * conc + w as u32);
-                    slot += 1;
-                    if due >= end {
-                        return;
-                    }
-                    tokio::time::sleep_until(due.into()).await;
-                } else if Instant::now() >= end {
-                    return;
+            let mut inflight = tokio::task::JoinSet::new();
+            for slot in 0u64.. {
+                let due = start + interval * u32::try_from(slot).unwrap_or(u32::MAX);
+                if due >= end {
+                    break;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(bytes) = txs.get(i) else { return };
-                let bytes = bytes.clone();
-                let t0 = Instant::now();
-                let req = client.signed(
-                    "/customs.v1.Ledger/Submit",
-                    proto::v1::SubmitRequest {
-                        signed_tx: bytes,
-                        wait_for_commit: true,
-                    },
-                );
-                match client.inner.submit(req).await {
-                    Ok(_) => {
-                        let ms = t0.elapsed().as_micros() as u64;
-                        if let Ok(mut l) = lat.lock() {
-                            l.push(ms);
-                        }
-                        let sec = start.elapsed().as_secs() as usize;
-                        if let Ok(mut p) = ps.lock() {
-                            if let Some(x) = p.get_mut(sec) {
-                                *x += 1;
-                            }
-                        }
-                    }
-                    Err(s)
-                        if matches!(
-                            s.code(),
-                            tonic::Code::InvalidArgument
-                                | tonic::Code::FailedPrecondition
-                                | tonic::Code::AlreadyExists
-                                | tonic::Code::PermissionDenied
-                        ) =>
-                    {
-                        rej.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        fail.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                tokio::time::sleep_until(due.into()).await;
+                while inflight.try_join_next().is_some() {}
+                let Some(ev) = sched.take() else { break };
+                let mut client = Client::clone_identity(&pool[slot as usize % pool.len()]);
+                let (sched, tally) = (sched.clone(), tally.clone());
+                inflight.spawn(async move {
+                    submit_one(&mut client, &sched, &tally, start, ev).await;
+                });
             }
+            while inflight.join_next().await.is_some() {}
         }));
+    } else {
+        for w in 0..args.concurrency {
+            let mut client = Client::clone_identity(&clients[w % clients.len()]);
+            let (sched, tally) = (sched.clone(), tally.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    let Some(ev) = sched.take() else { return };
+                    submit_one(&mut client, &sched, &tally, start, ev).await;
+                }
+            }));
+        }
     }
     let ticker = {
         let prog = prog.clone();
@@ -280,7 +494,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     ticker.abort();
     prog.finish();
     let elapsed = start.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().map_err(|_| anyhow!("lock"))?.clone();
+    let mut lat = tally.latencies.lock().map_err(|_| anyhow!("lock"))?.clone();
     lat.sort_unstable();
     let committed = lat.len() as u64;
     let tps = committed as f64 / elapsed;
@@ -292,9 +506,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
     println!(
         "committed {committed} in {elapsed:.1} s = {tps:.0} tx/s; rejected {}, failed {}",
-        rejected.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
+        tally.rejected.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed)
     );
+    if let Some(why) = tally.first_rejection.lock().ok().and_then(|f| f.clone()) {
+        println!("first rejection: {why}");
+    }
     println!(
         "latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
         p50 as f64 / 1000.0,
@@ -302,13 +519,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         p99 as f64 / 1000.0,
         max as f64 / 1000.0
     );
-    let series = per_sec.lock().map_err(|_| anyhow!("lock"))?.clone();
+    let series = tally.per_sec.lock().map_err(|_| anyhow!("lock"))?.clone();
     if let Some(p) = &args.json {
         let v = serde_json::json!({
             "committed": committed, "seconds": elapsed, "tps": tps,
-            "rejected": rejected.load(Ordering::Relaxed), "failed": failed.load(Ordering::Relaxed),
+            "rejected": tally.rejected.load(Ordering::Relaxed), "failed": tally.failed.load(Ordering::Relaxed),
             "latency_ms": {"p50": p50 as f64 / 1000.0, "p90": p90 as f64 / 1000.0, "p99": p99 as f64 / 1000.0, "max": max as f64 / 1000.0},
             "concurrency": args.concurrency, "rate": args.rate, "tx_bytes": size, "per_second": series,
+            "workload": format!("{:?}", args.workload).to_lowercase(), "recipients": recipients,
         });
         std::fs::write(p, serde_json::to_string_pretty(&v)?)?;
     }

@@ -219,9 +219,13 @@ enum Cmd {
         /// Directory written by `customsctl genesis`.
         #[arg(long)]
         net: PathBuf,
-        /// Submitting party.
+        /// Party whose key signs the gRPC requests.
         #[arg(long = "as", default_value = "broker")]
         party: String,
+        /// What to submit: whole consignment lifecycles (nine events each, one
+        /// declaration), or only first events (half of them declarations).
+        #[arg(long, value_enum, default_value = "lifecycle")]
+        workload: bench::Workload,
         /// Timed phase in seconds.
         #[arg(long, default_value_t = 60)]
         duration: u64,
@@ -534,6 +538,7 @@ async fn run(cli: Cli) -> Result<()> {
             nodes,
             net,
             party,
+            workload,
             duration,
             concurrency,
             rate,
@@ -548,6 +553,7 @@ async fn run(cli: Cli) -> Result<()> {
                 nodes,
                 net,
                 party,
+                workload,
                 duration: std::time::Duration::from_secs(duration),
                 concurrency,
                 rate,

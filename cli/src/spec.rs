@@ -40,6 +40,15 @@ pub struct PartySpec {
     /// Metrics port (0 = off).
     #[serde(default)]
     pub metrics_port: u16,
+    /// Whether this party's node runs in this network. A party without a
+    /// running node (false) is still registered, with keys, but is left out
+    /// of the other nodes' peer lists, so no leader tries to replicate to it.
+    #[serde(default = "yes")]
+    pub runs_node: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn localhost() -> String {
@@ -144,6 +153,9 @@ pub fn load_spec(path: &Path) -> Result<NetworkSpec> {
         .with_context(|| format!("invalid network spec {}", path.display()))?;
     let mut ids = std::collections::BTreeSet::new();
     for p in &spec.party {
+        if p.validator && !p.runs_node {
+            bail!("party {}: a validator must run its node", p.id);
+        }
         if p.node_id == 0 || !ids.insert(p.node_id) {
             bail!("party {}: node_id must be positive and unique", p.id);
         }
@@ -257,7 +269,7 @@ pub fn generate(
             toml += "nomenclature = \"../hs2022.tsv\"\n";
         }
         for q in &spec.party {
-            if q.id == p.id {
+            if q.id == p.id || !q.runs_node {
                 continue;
             }
             toml += &format!(

@@ -433,7 +433,13 @@ async fn ledger_edited_on_disk_fails_verify_at_that_block() {
             }
         }
     }
-    net.start(victim);
+    // Started as configured, the node's startup walk refuses the edited
+    // chain (the next block no longer links to f, or the tip record no
+    // longer matches it). The dishonest
+    // operator turns that walk off too; the auditor must still catch it.
+    let log = net.start_refused(victim);
+    assert!(log.contains("STORE_CORRUPT"), "{log}");
+    net.start_with(victim, &["--set", "check_store_on_start=false"]);
 
     let e = fails(&net.ctl("auditor", victim, &["verify"]));
     eprintln!("verify against the edited node:\n{e}");

@@ -24,6 +24,7 @@
 
 mod batcher;
 mod error;
+pub mod integrity;
 mod log_store;
 mod network;
 mod node;
@@ -34,7 +35,7 @@ mod types;
 
 pub use batcher::{spawn_batcher, BatcherConfig, BatcherHandle};
 pub use error::{ConsensusError, ProposeError};
-pub use log_store::RocksLogStore;
+pub use log_store::{LogCheck, RocksLogStore};
 pub use network::{
     handle_rpc, Network, NetworkConnection, RaftRpc, RaftRpcReply, Transport, TransportError,
     MAX_RPC_BYTES,

@@ -1,7 +1,8 @@
 //! The Raft log in its own RocksDB database.
 //!
 //! Column family `logs` maps a big-endian log index to the strictly encoded
-//! entry; `raft_meta` holds the vote, the committed log id and the last
+//! entry followed by a checksum (the first [`CHECKSUM_LEN`] bytes of its
+//! SHA-256), so an entry altered on disk is reported, not replayed; `raft_meta` holds the vote, the committed log id and the last
 //! purged log id. Appends, truncations, purges and votes are written with
 //! `sync = true` and the flush callback is called only after that write
 //! returned. Entries read back are decoded strictly and must carry the index
@@ -38,6 +39,35 @@ const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_PURGED: &[u8] = b"last_purged";
 
 type SResult<T> = Result<T, StorageError<NodeId>>;
+
+/// Bytes of SHA-256 stored after each encoded entry.
+pub const CHECKSUM_LEN: usize = 8;
+
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let d = ledger::hash::sha256(bytes);
+    let mut c = [0u8; CHECKSUM_LEN];
+    c.copy_from_slice(&d.0[..CHECKSUM_LEN]);
+    c
+}
+
+/// An entry's stored form: its strict encoding, then its checksum.
+fn seal_entry(e: &Entry<TypeConfig>) -> Result<Vec<u8>, codec::CodecError> {
+    let mut bytes = codec::encode(e)?;
+    let c = checksum(&bytes);
+    bytes.extend_from_slice(&c);
+    Ok(bytes)
+}
+
+/// What [`RocksLogStore::verify`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogCheck {
+    /// Entries stored (after the purged prefix).
+    pub entries: u64,
+    /// Index of the last entry (or of the last purged one).
+    pub last: Option<u64>,
+    /// Term of the stored vote.
+    pub vote_term: Option<u64>,
+}
 
 /// Encoded bytes of recent entries kept decoded in memory.
 pub const RECENT_BYTES: usize = 32 << 20;
@@ -164,6 +194,12 @@ impl RocksLogStore {
     pub fn open(path: &Path) -> Result<Self, crate::ConsensusError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
+        // A torn record at the end of the write-ahead log is a write that was
+        // never acknowledged (appends are synced before they are): drop it.
+        // A damaged record anywhere before the end is corruption: refuse to
+        // open rather than silently lose acknowledged entries after it.
+        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+        opts.set_paranoid_checks(true);
         opts.create_missing_column_families(true);
         let cfs = [CF_LOGS, CF_META]
             .into_iter()
@@ -174,6 +210,69 @@ impl RocksLogStore {
             db: Arc::new(db),
             recent: Arc::new(Mutex::new(Recent::default())),
         })
+    }
+
+    /// Read every stored entry and the metadata, as the node does at startup
+    /// before Raft runs: each entry must pass its checksum, decode strictly,
+    /// carry the index of its key and follow its predecessor (consecutive
+    /// indexes, terms never decreasing), and the vote, committed and purged
+    /// ids must decode. The first problem is returned as an error naming it.
+    pub fn verify(&self) -> Result<LogCheck, String> {
+        let db = &self.db;
+        let vote: Option<Vote<NodeId>> = Self::get_meta(db, KEY_VOTE).map_err(|e| e.to_string())?;
+        let _: Option<Option<LogId<NodeId>>> =
+            Self::get_meta(db, KEY_COMMITTED).map_err(|e| e.to_string())?;
+        let purged: Option<LogId<NodeId>> =
+            Self::get_meta(db, KEY_PURGED).map_err(|e| e.to_string())?;
+        let cf = Self::cf(db, CF_LOGS).map_err(|e| e.to_string())?;
+        let mut check = LogCheck {
+            entries: 0,
+            last: purged.map(|l| l.index),
+            vote_term: vote.map(|v| v.leader_id.term),
+        };
+        let mut prev: Option<LogId<NodeId>> = purged;
+        for item in db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| format!("raft log: {e}"))?;
+            let e = Self::decode_entry(&k, &v).map_err(|e| e.to_string())?;
+            let id = e.log_id;
+            if let Some(p) = prev {
+                if id.index != p.index + 1 || id.leader_id.term < p.leader_id.term {
+                    return Err(format!(
+                        "corrupt raft log: entry {} (term {}) does not follow entry {} (term {})",
+                        id.index, id.leader_id.term, p.index, p.leader_id.term
+                    ));
+                }
+            }
+            prev = Some(id);
+            check.entries += 1;
+            check.last = Some(id.index);
+        }
+        Ok(check)
+    }
+
+    /// The stored vote, read directly (repair keeps it across a rebuild, so
+    /// the node never votes twice in one term).
+    pub fn stored_vote(&self) -> Result<Option<Vote<NodeId>>, String> {
+        Self::get_meta(&self.db, KEY_VOTE).map_err(|e| e.to_string())
+    }
+
+    /// Store `vote`, synced (repair only; Raft itself goes through `save_vote`).
+    pub fn put_vote(&self, vote: &Vote<NodeId>) -> Result<(), String> {
+        Self::put_meta(&self.db, KEY_VOTE, vote, true).map_err(|e| e.to_string())
+    }
+
+    /// The stored bytes of the last entry with its index (corruption tests
+    /// and repair tools only).
+    pub fn last_raw(&self) -> Result<Option<(u64, Vec<u8>)>, crate::ConsensusError> {
+        let err = |e: String| crate::ConsensusError::LogStore(e);
+        let cf = Self::cf(&self.db, CF_LOGS).map_err(|e| err(e.to_string()))?;
+        match self.db.iterator_cf(cf, IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(|e| err(e.to_string()))?;
+                Ok(Some((key_index(&k).map_err(err)?, v.to_vec())))
+            }
+        }
     }
 
     /// Overwrite the stored bytes of entry `index` (corruption tests and
@@ -251,6 +350,14 @@ impl RocksLogStore {
 
     fn decode_entry(k: &[u8], v: &[u8]) -> SResult<Entry<TypeConfig>> {
         let index = key_index(k).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let bad = |what: &str| io_err(ErrorSubject::LogIndex(index), ErrorVerb::Read, what);
+        let Some(split) = v.len().checked_sub(CHECKSUM_LEN) else {
+            return Err(bad("corrupt log entry: shorter than its checksum"));
+        };
+        let (v, sum) = v.split_at(split);
+        if checksum(v) != sum {
+            return Err(bad("corrupt log entry: checksum does not match"));
+        }
         let entry: Entry<TypeConfig> = decode_strict(v, "log entry")
             .map_err(|e| io_err(ErrorSubject::LogIndex(index), ErrorVerb::Read, e))?;
         if entry.get_log_id().index != index {
@@ -366,7 +473,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
                 let mut b = WriteBatch::default();
                 let mut lens = Vec::with_capacity(entries.len());
                 for e in &entries {
-                    let bytes = codec::encode(e).map_err(|err| {
+                    let bytes = seal_entry(e).map_err(|err| {
                         io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err)
                     })?;
                     lens.push(bytes.len());

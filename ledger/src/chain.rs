@@ -190,6 +190,15 @@ pub enum LedgerError {
     BatchTooLarge(String),
 }
 
+/// What [`Ledger::verify_store`] checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCheck {
+    /// Blocks checked, genesis included.
+    pub blocks: u64,
+    /// Transactions in them.
+    pub transactions: u64,
+}
+
 /// A block built but not yet written.
 #[derive(Debug)]
 pub struct BuiltBlock {
@@ -735,6 +744,83 @@ impl<S: Store> Ledger<S> {
             ));
         }
         Ok(Some(block))
+    }
+
+    /// Check the whole stored chain, as a node does at startup: every block
+    /// passes the checks of [`Ledger::block`], names this chain and links to
+    /// its predecessor, the last one is the recorded tip, every stored node
+    /// of the ledger tree is recomputed from the block hashes, and every
+    /// transaction's index entry points at where it sits. `progress` is
+    /// called with (height checked, tip height). The first problem is
+    /// returned as a [`StoreError::Corrupt`](crate::store::StoreError) naming
+    /// the record.
+    pub fn verify_store(
+        &self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<StoreCheck, LedgerError> {
+        let corrupt = |what: String, detail: String| {
+            LedgerError::Store(crate::store::StoreError::Corrupt { what, detail })
+        };
+        let tip = self.tip.height;
+        let mut tree = merkle::MemNodeStore::new();
+        let mut prev: Option<Hash32> = None;
+        let mut check = StoreCheck::default();
+        for height in 0..=tip {
+            let block = self
+                .block(height)?
+                .ok_or_else(|| corrupt(format!("block {height}"), "missing".into()))?;
+            let hash = block.hash()?;
+            if block.header.chain_id != self.config.chain_id {
+                return Err(corrupt(
+                    format!("block {height}"),
+                    "names another chain".into(),
+                ));
+            }
+            if let Some(p) = prev {
+                if block.header.prev_hash != p {
+                    return Err(corrupt(
+                        format!("block {height}"),
+                        "does not link to the block before it".into(),
+                    ));
+                }
+            }
+            let leaf = merkle::leaf_hash(&hash.0);
+            let written = merkle::append_nodes(&tree, height, leaf)
+                .map_err(|e| corrupt("ledger tree".into(), format!("{e:?}")))?;
+            for (level, index, node) in written {
+                if self.store.merkle_node(level, index)? != Some(node) {
+                    return Err(corrupt(
+                        format!("ledger tree node ({level}, {index})"),
+                        "differs from the one recomputed from the block hashes".into(),
+                    ));
+                }
+            }
+            tree.append(leaf)
+                .map_err(|e| corrupt("ledger tree".into(), format!("{e:?}")))?;
+            for (i, r) in block.results.iter().enumerate() {
+                let want = TxLocation {
+                    height,
+                    index: i as u32,
+                };
+                if self.store.tx_location(&r.tx_id)? != Some(want) {
+                    return Err(corrupt(
+                        format!("tx index {}", r.tx_id),
+                        format!("does not point at block {height} position {i}"),
+                    ));
+                }
+            }
+            check.blocks += 1;
+            check.transactions += block.txs.len() as u64;
+            prev = Some(hash);
+            progress(height, tip);
+        }
+        if prev != Some(self.tip.hash) {
+            return Err(corrupt(
+                "tip".into(),
+                "is not the hash of the last block".into(),
+            ));
+        }
+        Ok(check)
     }
 
     /// A committed transaction with its block and location.

@@ -126,6 +126,16 @@ pub struct NodeConfig {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftConfig,
+    /// Read the whole Raft log and ledger before starting (checksums, block
+    /// bodies against headers, hash links, the ledger tree, the transaction
+    /// index), and refuse to start on any damage. On by default; turning it
+    /// off only skips the startup walk, blocks are still checked when read.
+    #[serde(default = "default_true")]
+    pub check_store_on_start: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_p2p() -> String {
@@ -138,7 +148,7 @@ fn default_skew() -> u64 {
     60_000
 }
 
-const TOP_LEVEL_KEYS: [&str; 17] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "party",
     "node_id",
     "data_dir",
@@ -156,6 +166,7 @@ const TOP_LEVEL_KEYS: [&str; 17] = [
     "nomenclature",
     "request_window_ms",
     "old_encryption_keys",
+    "check_store_on_start",
 ];
 
 fn parse_scalar(key: &str, raw: &str) -> toml::Value {
@@ -164,7 +175,7 @@ fn parse_scalar(key: &str, raw: &str) -> toml::Value {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(raw.into())),
-        "allow_plaintext_remote" => raw
+        "allow_plaintext_remote" | "check_store_on_start" => raw
             .parse::<bool>()
             .map(toml::Value::Boolean)
             .unwrap_or_else(|_| toml::Value::String(raw.into())),

@@ -165,6 +165,81 @@ impl transport::PeerService for Peers {
 }
 
 /// Start a node from its configuration.
+fn log_dir(cfg: &NodeConfig) -> std::path::PathBuf {
+    cfg.data_dir.join("raft")
+}
+
+fn ledger_dir(cfg: &NodeConfig) -> std::path::PathBuf {
+    cfg.data_dir.join("ledger")
+}
+
+/// The startup walk over the stores (`check_store_on_start`): damage stops
+/// the node with a message naming the record and the way out (`--repair`).
+async fn check_store(cfg: &NodeConfig) -> Result<()> {
+    if !cfg.check_store_on_start {
+        tracing::warn!("check_store_on_start = false: stored blocks are checked only when read");
+        return Ok(());
+    }
+    let (log, led) = (log_dir(cfg), ledger_dir(cfg));
+    let started = std::time::Instant::now();
+    let checked = tokio::task::spawn_blocking(move || {
+        consensus::integrity::check_stores(&log, &led, |h, tip| {
+            if h > 0 && h % 5_000 == 0 {
+                tracing::info!("checking the stored ledger: block {h} of {tip}");
+            }
+        })
+    })
+    .await
+    .map_err(|e| anyhow!("store check: {e}"))?;
+    match checked {
+        Ok(c) => {
+            tracing::info!(
+                log_entries = c.log.entries,
+                blocks = c.ledger.map(|l| l.blocks).unwrap_or(0),
+                transactions = c.ledger.map(|l| l.transactions).unwrap_or(0),
+                ms = started.elapsed().as_millis() as u64,
+                "store checked"
+            );
+            Ok(())
+        }
+        Err(e) => bail!(
+            "STORE_CORRUPT: the store in {} is damaged: {e}. The node will not serve or \
+             replicate it. Run `customs-node --config <file> --repair` to move it aside \
+             and rebuild this node from its peers.",
+            cfg.data_dir.display()
+        ),
+    }
+}
+
+/// `customs-node --repair`: move this node's Raft log, ledger and snapshots
+/// into `<data_dir>/quarantine/<unix time>/` (kept, never deleted) and leave
+/// a fresh log with only the old vote; the node then starts empty and the
+/// leader sends it a snapshot and the entries after it.
+pub fn repair(cfg: &NodeConfig) -> Result<consensus::integrity::Quarantined> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    let q = consensus::integrity::quarantine_for_repair(
+        &cfg.data_dir,
+        &log_dir(cfg),
+        &ledger_dir(cfg),
+        &stamp,
+    )
+    .map_err(|e| anyhow!("repair: {e}"))?;
+    tracing::warn!(
+        "repair: old stores moved to {}; Raft vote {}; this node rebuilds from its peers",
+        q.dir.display(),
+        if q.vote_kept {
+            "kept"
+        } else {
+            "not found (none stored or unreadable)"
+        }
+    );
+    Ok(q)
+}
+
 pub async fn start(cfg: NodeConfig) -> Result<Running> {
     let genesis = load_genesis(&cfg.genesis)?;
     let me = genesis
@@ -283,6 +358,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         p2p_handle.clone(),
         peers.iter().map(|(id, (_, pid))| (*id, *pid)).collect(),
     ));
+    check_store(&cfg).await?;
     let sm_content: Box<dyn ContentValidator + Send> = match &content {
         Some(c) => Box::new(SharedContent(c.clone())),
         None => Box::new(ledger::chain::NoContent),
@@ -292,8 +368,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             node_id: cfg.node_id,
             party: cfg.party.clone(),
             raft: raft_cfg,
-            log_dir: cfg.data_dir.join("raft"),
-            ledger_dir: cfg.data_dir.join("ledger"),
+            log_dir: log_dir(&cfg),
+            ledger_dir: ledger_dir(&cfg),
             clock: consensus::system_clock(),
         },
         Genesis {

@@ -13,6 +13,11 @@ struct Args {
     /// Override a config key: `--set key=value` (repeatable), e.g. `--set grpc_listen=127.0.0.1:8101`.
     #[arg(long = "set")]
     set: Vec<String>,
+    /// Move this node's stores aside (into data_dir/quarantine/) and rebuild
+    /// it from its peers, keeping its identity and Raft vote. For a node that
+    /// refused to start with STORE_CORRUPT; repair one voter at a time.
+    #[arg(long)]
+    repair: bool,
 }
 
 #[tokio::main]
@@ -25,9 +30,13 @@ async fn main() -> Result<()> {
         )
         // Logs on stderr; stdout carries only the READY line for supervisors.
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let cfg = node::config::NodeConfig::load(args.config.as_deref(), std::env::vars(), &args.set)?;
+    if args.repair {
+        node::repair(&cfg)?;
+    }
     let running = node::start(cfg).await?;
     println!("READY grpc={}", running.grpc_addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -32,17 +32,74 @@ pub fn customs_node() -> PathBuf {
 pub static RESERVED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
+/// Node ports are chosen below the kernel's ephemeral range, so no outgoing
+/// connection (of any process) can take one between the probe and the node's
+/// bind; that race made CI fail with "Address already in use" when the probe
+/// used port 0. Test processes run in parallel, so each reservation is also a
+/// file naming its owner's pid, created atomically and reclaimed once that
+/// process has gone.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+fn port_dir() -> PathBuf {
+    let d = std::env::temp_dir().join("customs-ledger-test-ports");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn claim(port: u16) -> bool {
+    let f = port_dir().join(port.to_string());
+    let me = std::process::id();
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&f)
+    };
+    let mut file = match create() {
+        Ok(file) => file,
+        Err(_) => {
+            let owner: Option<u32> = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if alive {
+                return false;
+            }
+            // A dead owner's (or a half-written) file; one claimant wins the
+            // removal race, the others see the new file next time round.
+            if std::fs::remove_file(&f).is_err() {
+                return false;
+            }
+            match create() {
+                Ok(file) => file,
+                Err(_) => return false,
+            }
+        }
+    };
+    use std::io::Write;
+    file.write_all(me.to_string().as_bytes()).unwrap();
+    true
+}
+
 pub fn free_port() -> u16 {
-    loop {
-        let p = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if RESERVED.lock().unwrap().insert(p) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Start each process at its own place in the range so claims rarely meet.
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = PORT_RANGE.start + ((start + k) % span) as u16;
+        if !RESERVED.lock().unwrap().insert(p) {
+            continue;
+        }
+        // Ours from now on (claimed first, so our probe never holds a port
+        // another process's node is about to bind), and free right now.
+        if claim(p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
             return p;
         }
     }
+    panic!("no free port in {PORT_RANGE:?}");
 }
 
 pub struct PartyDef {
@@ -181,6 +238,10 @@ impl Net {
     }
 
     pub fn start(&mut self, party: &str) {
+        self.start_with(party, &[]);
+    }
+
+    fn spawn(&self, party: &str, args: &[&str]) -> Child {
         let cfg = self.net().join(party).join("node.toml");
         // Appended, so a restarted node's log follows its previous life.
         let log = std::fs::OpenOptions::new()
@@ -188,14 +249,42 @@ impl Net {
             .append(true)
             .open(self.dir.path().join(format!("{party}.log")))
             .unwrap();
-        let mut child = Command::new(customs_node())
+        Command::new(customs_node())
             .arg("--config")
             .arg(&cfg)
+            .args(args)
             .env("RUST_LOG", "info,openraft=warn,libp2p=warn")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Start `party`'s node expecting it to refuse: it must exit (non-zero)
+    /// without ever printing READY. Returns its log.
+    pub fn start_refused(&self, party: &str) -> String {
+        let mut child = self.spawn(party, &[]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{party} neither started nor exited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        assert!(!status.success(), "{party} exited successfully");
+        assert!(!out.contains("READY"), "{party} became ready:\n{out}");
+        self.log(party)
+    }
+
+    /// Start `party`'s node with extra command-line arguments.
+    pub fn start_with(&mut self, party: &str, args: &[&str]) {
+        let mut child = self.spawn(party, args);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
