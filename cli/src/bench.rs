@@ -440,11 +440,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     prog.set_message("running");
     let mut tasks = Vec::new();
-    if args.rate > 0 {
+    if let Some(interval) = 1_000_000_000u64
+        .checked_div(args.rate)
+        .map(Duration::from_nanos)
+    {
         // Open loop: one submission every 1/rate s, whatever is in flight,
         // each on its own task (at most `concurrency` connections' worth of
         // clients are shared round robin).
-        let interval = Duration::from_nanos(1_000_000_000 / args.rate);
         let (sched, tally) = (sched.clone(), tally.clone());
         let pool: Vec<Client> = (0..args.concurrency)
             .map(|w| Client::clone_identity(&clients[w % clients.len()]))

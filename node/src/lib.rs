@@ -188,6 +188,7 @@ async fn check_store(cfg: &NodeConfig) -> Result<()> {
                 tracing::info!("checking the stored ledger: block {h} of {tip}");
             }
         })
+        .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| anyhow!("store check: {e}"))?;

@@ -28,7 +28,8 @@ pub const CONTENT_RULES_VERSION: &str = "content-1";
 /// Risk points added when a declared HS code contradicts its description.
 pub const HS_MISMATCH_POINTS: u8 = 25;
 
-/// Declarations remembered per shipment for learning on release/inspection.
+/// Declarations remembered per shipment for learning on release/inspection
+/// (a shipment is forgotten once released: nothing after release teaches).
 const MAX_REMEMBERED: usize = 200_000;
 
 /// Suggestions recorded per goods item.
@@ -58,6 +59,9 @@ pub struct CustomsValidator {
     seq: u64,
     /// shipment -> (sequence, declaration, declarant)
     remembered: BTreeMap<String, (u64, Declaration, String)>,
+    /// sequence -> shipment of `remembered`, so the oldest is evicted in
+    /// O(log n) when it is full.
+    remembered_order: BTreeMap<u64, String>,
     /// Declarations opened by `check`/[`CustomsValidator::admit`], waiting
     /// for `committed`, with the outcome this node computed for them. Behind
     /// a lock of its own so admission can judge through `&self`.
@@ -234,6 +238,7 @@ impl CustomsValidator {
             risk_cfg,
             seq: 0,
             remembered: BTreeMap::new(),
+            remembered_order: BTreeMap::new(),
             opened: Mutex::new(BTreeMap::new()),
         }
     }
@@ -430,24 +435,29 @@ impl ContentValidator for CustomsValidator {
                 for input in risk_inputs(&d, &tx.submitter, self.seq) {
                     self.history.observe(&input);
                 }
-                if self.remembered.len() >= MAX_REMEMBERED {
-                    // Evict the oldest deterministically.
-                    if let Some(oldest) = self
-                        .remembered
-                        .iter()
-                        .min_by_key(|(s, (seq, _, _))| (*seq, (*s).clone()))
-                        .map(|(s, _)| s.clone())
-                    {
+                if !self.remembered.contains_key(&tx.shipment_id)
+                    && self.remembered.len() >= MAX_REMEMBERED
+                {
+                    // Evict the oldest (deterministically: by sequence).
+                    if let Some((_, oldest)) = self.remembered_order.pop_first() {
                         self.remembered.remove(&oldest);
                     }
                 }
-                self.remembered
-                    .insert(tx.shipment_id.clone(), (self.seq, d, tx.submitter.clone()));
+                if let Some((old_seq, _, _)) = self
+                    .remembered
+                    .insert(tx.shipment_id.clone(), (self.seq, d, tx.submitter.clone()))
+                {
+                    self.remembered_order.remove(&old_seq);
+                }
+                self.remembered_order
+                    .insert(self.seq, tx.shipment_id.clone());
             }
             EventKind::Released => {
                 // Customs released the goods under the declared codes: they
                 // become labelled examples.
-                if let Some((_, d, _)) = self.remembered.get(&tx.shipment_id) {
+                // Released goods are never inspected again: forget them.
+                if let Some((seq, d, _)) = self.remembered.remove(&tx.shipment_id) {
+                    self.remembered_order.remove(&seq);
                     for g in &d.goods {
                         if let Some(hs6) = g.hs_code.get(..6) {
                             let _ = self.classifier.learn(&g.description, hs6);
