@@ -60,9 +60,14 @@ pub struct RaftConfig {
 impl Default for RaftConfig {
     fn default() -> Self {
         RaftConfig {
-            heartbeat_ms: 150,
-            election_min_ms: 600,
-            election_max_ms: 1200,
+            // openraft 0.9 starts the first election only after the leader
+            // lease (= election_max_ms) plus this node's election timeout
+            // have passed since the last heartbeat: 0.95-1.2 s here, which
+            // leaves the rest of the 3 s failover budget for the election
+            // and the first commit (ADR 0006).
+            heartbeat_ms: 100,
+            election_min_ms: 350,
+            election_max_ms: 600,
             snapshot_every: 5000,
             keep_logs: 1000,
         }
