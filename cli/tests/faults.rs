@@ -14,9 +14,9 @@
 //! A failing schedule prints its seed; `FAULT_SEED=N` reruns exactly that
 //! schedule (the same faults in the same order against the same roles).
 //! CI runs `FAULT_SCHEDULES` (default 2) schedules; the long run is
-//! `FAULT_SCHEDULES=100 FAULT_CONTINUE=1 cargo test --release -p cli -p node --test faults -- --nocapture`
-//! (FAULT_CONTINUE=1: a slow failover is reported, with the node logs copied
-//! out, and the run goes on; it still fails at the end).
+//! `testnet/faults.sh [SCHEDULES] [SEED_BASE]` (release build, 100 schedules
+//! by default, FAULT_CONTINUE=1: a slow failover is reported with the node
+//! logs copied out and the run goes on; it still fails at the end).
 
 mod common;
 
@@ -382,14 +382,7 @@ fn continue_on_slow() -> bool {
 /// Copy the node logs of this schedule out of its temporary directory.
 fn keep_logs(net: &Net, seed: u64) -> std::path::PathBuf {
     let to = std::env::temp_dir().join(format!("customs-fault-logs/seed-{seed}"));
-    let _ = std::fs::create_dir_all(&to);
-    if let Ok(dir) = std::fs::read_dir(net.dir.path()) {
-        for e in dir.flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                let _ = std::fs::copy(e.path(), to.join(e.file_name()));
-            }
-        }
-    }
+    net.copy_logs(&to);
     to
 }
 
@@ -526,9 +519,6 @@ async fn run_schedule(seed: u64, steps: usize) -> Vec<(Fault, Option<Duration>)>
     load.stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.await.unwrap();
-    }
-    if std::env::var("FAULT_KEEP_LOGS").is_ok_and(|v| v == "1") {
-        println!("seed {seed}: node logs in {}", keep_logs(&net, seed).display());
     }
     let acked = load.acked.lock().unwrap().clone();
     assert!(!acked.is_empty(), "seed {seed}: no write was acknowledged");

@@ -253,7 +253,11 @@ impl Net {
             .arg("--config")
             .arg(&cfg)
             .args(args)
-            .env("RUST_LOG", "info,openraft=warn,libp2p=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CUSTOMS_NODE_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn,libp2p=warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -326,6 +330,15 @@ impl Net {
 
     pub fn wipe(&self, party: &str) {
         std::fs::remove_dir_all(self.net().join(party).join("data")).unwrap();
+    }
+
+    /// Copy every node's log into `to` (created if missing).
+    pub fn copy_logs(&self, to: &Path) {
+        let _ = std::fs::create_dir_all(to);
+        for p in &self.parties {
+            let f = format!("{p}.log");
+            let _ = std::fs::copy(self.dir.path().join(&f), to.join(&f));
+        }
     }
 
     pub fn log(&self, party: &str) -> String {
@@ -424,11 +437,7 @@ impl Drop for Net {
             if std::thread::panicking() || std::env::var_os("CUSTOMS_KEEP_ALL").is_some() {
                 let name = self.dir.path().file_name().unwrap_or_default().to_owned();
                 let to = Path::new(&keep).join(name);
-                let _ = std::fs::create_dir_all(&to);
-                for p in &self.parties {
-                    let f = format!("{p}.log");
-                    let _ = std::fs::copy(self.dir.path().join(&f), to.join(&f));
-                }
+                self.copy_logs(&to);
                 eprintln!("node logs kept in {}", to.display());
             }
         }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The long fault-schedule run: builds the release node and CLI, then runs
+# SCHEDULES seeded schedules (default 100) from SEED_BASE (default 1000)
+# against real node processes, reporting every slow failover instead of
+# stopping at the first. Usage: testnet/faults.sh [SCHEDULES] [SEED_BASE]
+# Prints per-schedule results and a failover summary; node logs of slow
+# failovers are copied to $TMPDIR/customs-fault-logs/.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/customs-ledger/target-rel}"
+"$root/testnet/setup.sh" >/dev/null
+# The test starts the customs-node binary next to customsctl: build both first.
+cargo build --release --locked -p node -p cli
+FAULT_SCHEDULES="${1:-100}" FAULT_SEED_BASE="${2:-1000}" FAULT_CONTINUE=1 \
+    cargo test --release --locked -p cli --test faults -- --nocapture
