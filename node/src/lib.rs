@@ -164,7 +164,6 @@ impl transport::PeerService for Peers {
     }
 }
 
-/// Start a node from its configuration.
 fn log_dir(cfg: &NodeConfig) -> std::path::PathBuf {
     cfg.data_dir.join("raft")
 }
@@ -241,6 +240,7 @@ pub fn repair(cfg: &NodeConfig) -> Result<consensus::integrity::Quarantined> {
     Ok(q)
 }
 
+/// Start a node from its configuration.
 pub async fn start(cfg: NodeConfig) -> Result<Running> {
     let genesis = load_genesis(&cfg.genesis)?;
     let me = genesis
@@ -270,6 +270,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    // Before anything listens: a damaged store is neither served nor replicated.
+    check_store(&cfg).await?;
 
     // Content validation (customs nodes hold the nomenclature).
     let content = if me.has_role(Role::Customs) {
@@ -359,7 +361,6 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         p2p_handle.clone(),
         peers.iter().map(|(id, (_, pid))| (*id, *pid)).collect(),
     ));
-    check_store(&cfg).await?;
     let sm_content: Box<dyn ContentValidator + Send> = match &content {
         Some(c) => Box::new(SharedContent(c.clone())),
         None => Box::new(ledger::chain::NoContent),
