@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmark on this machine: 3 customs validators + 1 learner,
 # fsync on. Usage: testnet/bench.sh [SECONDS] [CONCURRENCY] [DIR]
-# (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle)
+# (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle;
+# BENCH_NODE_SET=key=value passes one more config override to every node)
 # Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
 # per committed transaction and the machine's fsync latency; writes
 # DIR/bench.json and DIR/bench.svg.
@@ -22,7 +23,7 @@ mkdir -p "$dir"
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 for p in de-customs fr-customs pl-customs broker; do
-    (cd "$dir/net/$p" && exec "$bin/customs-node" --config node.toml --set 'batch.max_txs=2048' >"$dir/$p.out" 2>"$dir/$p.log") &
+    (cd "$dir/net/$p" && exec "$bin/customs-node" --config node.toml --set 'batch.max_txs=2048' ${BENCH_NODE_SET:+--set "$BENCH_NODE_SET"} >"$dir/$p.out" 2>"$dir/$p.log") &
     pids+=($!)
 done
 for p in de-customs fr-customs pl-customs broker; do

@@ -64,8 +64,10 @@ impl Default for RaftConfig {
             // lease (= election_max_ms) plus this node's election timeout
             // have passed since the last heartbeat: 0.95-1.2 s here, which
             // leaves the rest of the 3 s failover budget for the election
-            // and the first commit (ADR 0006).
-            heartbeat_ms: 100,
+            // and the first commit (ADR 0006). The heartbeat is also
+            // openraft's AppendEntries timeout: 100 ms made loaded followers
+            // time out and get resent several times more often.
+            heartbeat_ms: 150,
             election_min_ms: 350,
             election_max_ms: 600,
             snapshot_every: 5000,
