@@ -11,43 +11,6 @@ use std::time::{Duration, Instant};
 
 const FAST_RAFT: &str = "[raft]\nheartbeat_ms = 100\nelection_min_ms = 400\nelection_max_ms = 800\nsnapshot_every = 30\nkeep_logs = 0\n";
 
-async fn leader(net: &Net) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for p in net.procs.keys() {
-            if let Ok(s) = net.client(p, p).await.status().await {
-                if s.raft_role == "leader" {
-                    return p.clone();
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader elected");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Every acknowledged transaction is on `node` exactly once (the index is unique by id;
-/// the block at its location holds it).
-async fn check_acked(net: &Net, node: &str, acked: &[ledger::Hash32]) {
-    let mut c = net.client("carrier", node).await;
-    for id in acked {
-        let r = c.signed(
-            "/customs.v1.Ledger/GetTransaction",
-            proto::v1::GetTransactionRequest {
-                tx_id: id.0.to_vec(),
-            },
-        );
-        let p = c
-            .inner
-            .get_transaction(r)
-            .await
-            .unwrap_or_else(|e| panic!("{node} misses {id}: {e:?}"))
-            .into_inner();
-        let stx = ledger::SignedTransaction::decode(&p.signed_tx, 1 << 20).unwrap();
-        assert_eq!(&stx.id().unwrap(), id);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_failover_catch_up_and_snapshot() {
     let mut net = Net::new(&STANDARD, 3, &[], FAST_RAFT);
@@ -66,11 +29,11 @@ async fn replication_failover_catch_up_and_snapshot() {
     }
     let (h, _) = net.converge(1, Duration::from_secs(20)).await;
     for p in net.parties.clone() {
-        check_acked(&net, &p, &acked).await;
+        net.check_acked(&p, &acked).await;
     }
 
     // Kill -9 the leader: writes resume on a new leader.
-    let old = leader(&net).await;
+    let old = net.leader(Duration::from_secs(20)).await;
     net.kill9(&old);
     let killed_at = Instant::now();
     let survivor = net
@@ -101,7 +64,7 @@ async fn replication_failover_catch_up_and_snapshot() {
     // Restart the killed node: it catches up.
     net.start(&old);
     let (h2, _) = net.converge(h + 41, Duration::from_secs(60)).await;
-    check_acked(&net, &old, &acked).await;
+    net.check_acked(&old, &acked).await;
     println!("restarted node caught up; {} ms", t.elapsed().as_millis());
 
     // Wipe the learner: it recovers (from a snapshot, the log is purged).
@@ -115,7 +78,7 @@ async fn replication_failover_catch_up_and_snapshot() {
     net.start("carrier");
     net.converge(h2 + 5, Duration::from_secs(60)).await;
     for p in net.parties.clone() {
-        check_acked(&net, &p, &acked).await;
+        net.check_acked(&p, &acked).await;
     }
     assert!(
         net.log("carrier").contains("snapshot") || net.log("carrier").contains("Snapshot"),
@@ -228,7 +191,7 @@ async fn membership_follows_governance() {
         Duration::from_secs(20),
     )
     .await;
-    let lead = leader(&net).await;
+    let lead = net.leader(Duration::from_secs(20)).await;
     let validators = ["de-customs", "fr-customs", "pl-customs"];
     let victim = validators.into_iter().find(|p| *p != lead).unwrap();
     let other = validators

@@ -45,20 +45,6 @@ macro_rules! wait_for {
     }};
 }
 
-async fn leader(net: &Net) -> String {
-    wait_for!("a leader", 30, {
-        let mut found = None;
-        for p in net.procs.keys() {
-            if let Ok(s) = net.client(p, p).await.status().await {
-                if s.raft_role == "leader" {
-                    found = Some(p.clone());
-                }
-            }
-        }
-        found
-    })
-}
-
 /// Commit one event through `node`; returns its block height.
 async fn commit(net: &Net, node: &str, shipment: &str) -> u64 {
     let mut c = net.client("carrier", node).await;
@@ -208,7 +194,7 @@ async fn forged_leader_checkpoint_is_refused_and_its_signer_named() {
         commit(&net, "carrier", &format!("EQ-A{i}")).await;
     }
     let (tip, _) = net.converge(3, Duration::from_secs(30)).await;
-    let lead = leader(&net).await;
+    let lead = net.leader(Duration::from_secs(30)).await;
 
     // The leader's own node holds its cosignature of the tip.
     let honest = wait_for!(

@@ -11,24 +11,9 @@ mod common;
 use common::{event, Net, STANDARD};
 use ledger::store::Store;
 use ledger::EventKind as K;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RAFT: &str = "[raft]\nheartbeat_ms = 100\nelection_min_ms = 400\nelection_max_ms = 800\nsnapshot_every = 20\nkeep_logs = 5\n";
-
-async fn leader(net: &Net) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for p in net.procs.keys() {
-            if let Ok(s) = net.client(p, p).await.status().await {
-                if s.raft_role == "leader" {
-                    return p.clone();
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader elected");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn write(net: &Net, tag: &str, n: usize, acked: &mut Vec<ledger::Hash32>) {
     let mut c = net.client("carrier", "de-customs").await;
@@ -36,21 +21,6 @@ async fn write(net: &Net, tag: &str, n: usize, acked: &mut Vec<ledger::Hash32>) 
         let tx = event(net, K::ShipmentBooked, &format!("{tag}-{i}"), "carrier");
         c.submit_retry(&tx, Duration::from_secs(30)).await;
         acked.push(tx.id().unwrap());
-    }
-}
-
-/// Every acknowledged transaction is served by `node`.
-async fn served(net: &Net, node: &str, acked: &[ledger::Hash32]) {
-    let mut c = net.client("carrier", node).await;
-    for id in acked {
-        let r = c.signed(
-            "/customs.v1.Ledger/GetTransaction",
-            proto::v1::GetTransactionRequest {
-                tx_id: id.0.to_vec(),
-            },
-        );
-        let got = c.inner.get_transaction(r).await;
-        assert!(got.is_ok(), "{node} does not serve {id}: {got:?}");
     }
 }
 
@@ -72,7 +42,7 @@ async fn damaged_stores_are_refused_and_repaired_from_peers() {
     let (h, _) = net.converge(1, Duration::from_secs(30)).await;
 
     // 1. A bit flip in a stored block of a follower voter.
-    let lead = leader(&net).await;
+    let lead = net.leader(Duration::from_secs(20)).await;
     let victim = ["de-customs", "fr-customs", "pl-customs"]
         .into_iter()
         .find(|p| *p != lead)
@@ -110,7 +80,7 @@ async fn damaged_stores_are_refused_and_repaired_from_peers() {
         "a repaired voter keeps its vote"
     );
     let (h2, _) = net.converge(h + 5, Duration::from_secs(60)).await;
-    served(&net, &victim, &acked).await;
+    net.check_acked(&victim, &acked).await;
 
     // 2. A bit flip in a stored Raft log entry of the learner.
     net.kill9("carrier");
@@ -131,7 +101,7 @@ async fn damaged_stores_are_refused_and_repaired_from_peers() {
     net.start_with("carrier", &["--repair"]);
     net.converge(h2 + 5, Duration::from_secs(60)).await;
     for p in net.parties.clone() {
-        served(&net, &p, &acked).await;
+        net.check_acked(&p, &acked).await;
     }
     // A clean restart after repair passes the startup check.
     net.kill9("carrier");

@@ -30,12 +30,6 @@ pub struct StoresCheck {
     pub ledger: Option<StoreCheck>,
 }
 
-fn snapshots_of(ledger_dir: &Path) -> PathBuf {
-    let mut s: OsString = ledger_dir.as_os_str().to_owned();
-    s.push(".snapshots");
-    PathBuf::from(s)
-}
-
 /// Check the Raft log at `log_dir` and the ledger at `ledger_dir` fully.
 /// `progress(height, tip)` follows the ledger walk. Missing stores (a node
 /// that never ran) pass; anything unreadable, altered or inconsistent is an
@@ -103,7 +97,7 @@ pub fn quarantine_for_repair(
     for src in [
         log_dir.to_path_buf(),
         ledger_dir.to_path_buf(),
-        snapshots_of(ledger_dir),
+        crate::state_machine::snapshot_dir_of(ledger_dir),
     ] {
         if src.exists() {
             let name = src

@@ -69,6 +69,11 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, String> {
         .map_err(|_| "state machine lock poisoned".to_string())
 }
 
+/// Where the snapshots of the ledger at `ledger_dir` live.
+pub(crate) fn snapshot_dir_of(ledger_dir: &Path) -> PathBuf {
+    sibling(ledger_dir, ".snapshots")
+}
+
 fn sibling(p: &Path, suffix: &str) -> PathBuf {
     let mut s: OsString = p.as_os_str().to_owned();
     s.push(suffix);
@@ -239,7 +244,7 @@ impl LedgerStateMachine {
         if incoming.exists() {
             fs::remove_dir_all(&incoming)?;
         }
-        let snapshot_dir = sibling(ledger_dir, ".snapshots");
+        let snapshot_dir = snapshot_dir_of(ledger_dir);
         fs::create_dir_all(&snapshot_dir)?;
         let ledger = open_ledger(ledger_dir, &genesis, genesis_time_ms)
             .map_err(crate::ConsensusError::Raft)?;

@@ -784,10 +784,11 @@ impl<S: Store> Ledger<S> {
                     ));
                 }
             }
-            let leaf = merkle::leaf_hash(&hash.0);
-            let written = merkle::append_nodes(&tree, height, leaf)
+            let written = tree
+                .push(merkle::leaf_hash(&hash.0))
                 .map_err(|e| corrupt("ledger tree".into(), format!("{e:?}")))?;
-            for (level, index, node) in written {
+            // The leaf itself was checked by `block` above.
+            for (level, index, node) in written.into_iter().filter(|(l, _, _)| *l > 0) {
                 if self.store.merkle_node(level, index)? != Some(node) {
                     return Err(corrupt(
                         format!("ledger tree node ({level}, {index})"),
@@ -795,8 +796,6 @@ impl<S: Store> Ledger<S> {
                     ));
                 }
             }
-            tree.append(leaf)
-                .map_err(|e| corrupt("ledger tree".into(), format!("{e:?}")))?;
             for (i, r) in block.results.iter().enumerate() {
                 let want = TxLocation {
                     height,

@@ -195,7 +195,7 @@ pub struct BatchItem<'a> {
 /// the key not of small order, and `R` torsion-free (a torsion component in
 /// `R` can cancel in a random linear combination, never in the strict check).
 fn screen(item: &BatchItem<'_>) -> Option<(VerifyingKey, Signature)> {
-    let vk = VerifyingKey::from_bytes(&item.key.0).ok()?;
+    let vk = verifying_key(item.key).ok()?;
     if vk.is_weak() || !vk.to_edwards().is_torsion_free() {
         return None;
     }

@@ -904,15 +904,22 @@ impl MemNodeStore {
 
     /// Append one leaf hash, returning the new root.
     pub fn append(&mut self, leaf: Hash) -> Result<Hash, MerkleError> {
+        self.push(leaf)?;
+        self.root()
+    }
+
+    /// Append one leaf hash, returning the nodes it wrote (as
+    /// [`append_nodes`] lists them).
+    pub fn push(&mut self, leaf: Hash) -> Result<Vec<NodeWrite>, MerkleError> {
         let nodes = append_nodes(&*self, self.size, leaf).map_err(|e| match e {
             MerkleStoreError::Merkle(m) => m,
             MerkleStoreError::Store(never) => match never {},
         })?;
-        for (level, index, hash) in nodes {
-            self.nodes.insert((level, index), hash);
+        for (level, index, hash) in &nodes {
+            self.nodes.insert((*level, *index), *hash);
         }
         self.size += 1;
-        self.root()
+        Ok(nodes)
     }
 
     /// Current root.

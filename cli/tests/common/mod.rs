@@ -396,6 +396,44 @@ impl Net {
         }
     }
 
+    /// The running node that reports itself leader, waiting up to `within`.
+    pub async fn leader(&self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            for p in self.procs.keys() {
+                if let Ok(s) = self.client(p, p).await.status().await {
+                    if s.raft_role == "leader" {
+                        return p.clone();
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader elected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every acknowledged transaction is on `node` exactly once (the index is
+    /// unique by id; the block at its location holds it).
+    pub async fn check_acked(&self, node: &str, acked: &[ledger::Hash32]) {
+        let mut c = self.client("carrier", node).await;
+        for id in acked {
+            let r = c.signed(
+                "/customs.v1.Ledger/GetTransaction",
+                v1::GetTransactionRequest {
+                    tx_id: id.0.to_vec(),
+                },
+            );
+            let p = c
+                .inner
+                .get_transaction(r)
+                .await
+                .unwrap_or_else(|e| panic!("{node} misses {id}: {e:?}"))
+                .into_inner();
+            let stx = ledger::SignedTransaction::decode(&p.signed_tx, 1 << 20).unwrap();
+            assert_eq!(&stx.id().unwrap(), id);
+        }
+    }
+
     /// Wait until every running node reports the same tip hash at or above `height`.
     pub async fn converge(&self, height: u64, timeout: Duration) -> (u64, Vec<u8>) {
         let deadline = Instant::now() + timeout;
