@@ -2,6 +2,7 @@
 # Throughput benchmark on this machine: 3 customs validators + 1 learner,
 # fsync on. Usage: testnet/bench.sh [SECONDS] [CONCURRENCY] [DIR]
 # (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle;
+# BENCH_BATCH=N transactions per SubmitBatch call, default 32, 1 = one Submit each;
 # BENCH_NODE_SET=key=value passes one more config override to every node)
 # Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
 # per committed transaction and the machine's fsync latency; writes
@@ -47,7 +48,7 @@ du0="$(du -sb "$dir/net" | cut -f1)"
 "$bin/customsctl" bench --net "$dir/net" --as broker \
     --nodes http://127.0.0.1:8201,http://127.0.0.1:8202,http://127.0.0.1:8203,http://127.0.0.1:8204 \
     --workload "${BENCH_WORKLOAD:-lifecycle}" \
-    --duration "$secs" --concurrency "$conc" --json "$dir/bench.json" --svg "$dir/bench.svg"
+    --batch "${BENCH_BATCH:-32}" --duration "$secs" --concurrency "$conc" --json "$dir/bench.json" --svg "$dir/bench.svg"
 du1="$(du -sb "$dir/net" | cut -f1)"
 committed="$(python3 -c "import json;print(json.load(open('$dir/bench.json'))['committed'])")"
 for i in "${!pids[@]}"; do

@@ -56,6 +56,9 @@ pub struct BenchArgs {
     pub duration: Duration,
     /// Concurrent in-flight submissions.
     pub concurrency: usize,
+    /// Transactions per call: 1 submits each with `Submit`, more group
+    /// ready events into `SubmitBatch` calls (closed loop only).
+    pub batch: usize,
     /// Offered rate (tx/s); 0 = closed loop at `concurrency`.
     pub rate: u64,
     /// Transactions to pre-build (default: enough for the run).
@@ -300,6 +303,26 @@ struct Schedule {
 impl Schedule {
     /// The next event to submit: a started shipment's next event first, else
     /// the first event of a new shipment; `None` when all are used up.
+    /// Up to `n` next events (see [`Schedule::take`]).
+    fn take_many(&self, n: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::with_capacity(n);
+        if let Ok(mut q) = self.ready.lock() {
+            while out.len() < n {
+                match q.pop_front() {
+                    Some(x) => out.push(x),
+                    None => break,
+                }
+            }
+        }
+        while out.len() < n {
+            match self.take() {
+                Some(x) => out.push(x),
+                None => break,
+            }
+        }
+        out
+    }
+
     fn take(&self) -> Option<(usize, usize)> {
         if let Some(x) = self.ready.lock().ok().and_then(|mut q| q.pop_front()) {
             return Some(x);
@@ -332,54 +355,125 @@ struct Tally {
     first_rejection: Mutex<Option<String>>,
 }
 
-/// Submit one pre-built event and record the outcome.
-async fn submit_one(
+/// How a submitted event ended.
+enum Fate {
+    Committed,
+    /// Refused for what it is; the shipment's later events would only be
+    /// refused too.
+    Rejected(String),
+    Failed,
+}
+
+fn fate_of_status(s: &tonic::Status) -> Fate {
+    match s.code() {
+        tonic::Code::InvalidArgument
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::AlreadyExists
+        | tonic::Code::PermissionDenied => {
+            Fate::Rejected(format!("{:?}: {}", s.code(), s.message()))
+        }
+        _ => Fate::Failed,
+    }
+}
+
+impl Tally {
+    fn record(
+        &self,
+        sched: &Schedule,
+        start: Instant,
+        t0: Instant,
+        ev: (usize, usize),
+        fate: Fate,
+    ) {
+        match fate {
+            Fate::Committed => {
+                let us = t0.elapsed().as_micros() as u64;
+                if let Ok(mut l) = self.latencies.lock() {
+                    l.push(us);
+                }
+                let sec = start.elapsed().as_secs() as usize;
+                if let Ok(mut p) = self.per_sec.lock() {
+                    if let Some(x) = p.get_mut(sec) {
+                        *x += 1;
+                    }
+                }
+                sched.committed(ev);
+            }
+            Fate::Rejected(why) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut f) = self.first_rejection.lock() {
+                    f.get_or_insert(why);
+                }
+            }
+            Fate::Failed => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Submit pre-built events (one `Submit`, or one `SubmitBatch` for
+/// several) and record each outcome.
+async fn submit_group(
     client: &mut Client,
     sched: &Schedule,
     tally: &Tally,
     start: Instant,
-    ev: (usize, usize),
+    evs: Vec<(usize, usize)>,
 ) {
-    let Some(bytes) = sched.bytes(ev) else { return };
+    let (evs, bytes): (Vec<_>, Vec<_>) = evs
+        .into_iter()
+        .filter_map(|ev| sched.bytes(ev).map(|b| (ev, b)))
+        .unzip();
     let t0 = Instant::now();
+    if let ([ev], [_]) = (&evs[..], &bytes[..]) {
+        let ev = *ev;
+        let req = client.signed(
+            "/customs.v1.Ledger/Submit",
+            proto::v1::SubmitRequest {
+                signed_tx: bytes.into_iter().next().unwrap_or_default(),
+                wait_for_commit: true,
+            },
+        );
+        let fate = match client.inner.submit(req).await {
+            Ok(_) => Fate::Committed,
+            Err(s) => fate_of_status(&s),
+        };
+        tally.record(sched, start, t0, ev, fate);
+        return;
+    }
+    if evs.is_empty() {
+        return;
+    }
     let req = client.signed(
-        "/customs.v1.Ledger/Submit",
-        proto::v1::SubmitRequest {
-            signed_tx: bytes,
+        "/customs.v1.Ledger/SubmitBatch",
+        proto::v1::SubmitBatchRequest {
+            signed_txs: bytes,
             wait_for_commit: true,
         },
     );
-    match client.inner.submit(req).await {
-        Ok(_) => {
-            let us = t0.elapsed().as_micros() as u64;
-            if let Ok(mut l) = tally.latencies.lock() {
-                l.push(us);
-            }
-            let sec = start.elapsed().as_secs() as usize;
-            if let Ok(mut p) = tally.per_sec.lock() {
-                if let Some(x) = p.get_mut(sec) {
-                    *x += 1;
-                }
-            }
-            sched.committed(ev);
-        }
-        Err(s)
-            if matches!(
-                s.code(),
-                tonic::Code::InvalidArgument
-                    | tonic::Code::FailedPrecondition
-                    | tonic::Code::AlreadyExists
-                    | tonic::Code::PermissionDenied
-            ) =>
-        {
-            // The shipment's later events would only be refused too.
-            tally.rejected.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut f) = tally.first_rejection.lock() {
-                f.get_or_insert_with(|| format!("{:?}: {}", s.code(), s.message()));
+    match client.inner.submit_batch(req).await {
+        Ok(r) => {
+            let outcomes = r.into_inner().outcomes;
+            for (i, ev) in evs.into_iter().enumerate() {
+                let fate = match outcomes.get(i) {
+                    Some(o) if o.status == 0 => Fate::Committed,
+                    Some(o) => fate_of_status(&tonic::Status::new(
+                        tonic::Code::from_i32(o.status),
+                        o.rejections
+                            .first()
+                            .map(|r| format!("{}: {}", r.code, r.message))
+                            .unwrap_or_default(),
+                    )),
+                    None => Fate::Failed,
+                };
+                tally.record(sched, start, t0, ev, fate);
             }
         }
-        Err(_) => {
-            tally.failed.fetch_add(1, Ordering::Relaxed);
+        Err(s) => {
+            for ev in evs {
+                tally.record(sched, start, t0, ev, fate_of_status(&s));
+            }
         }
     }
 }
@@ -464,19 +558,24 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 let mut client = Client::clone_identity(&pool[slot as usize % pool.len()]);
                 let (sched, tally) = (sched.clone(), tally.clone());
                 inflight.spawn(async move {
-                    submit_one(&mut client, &sched, &tally, start, ev).await;
+                    submit_group(&mut client, &sched, &tally, start, vec![ev]).await;
                 });
             }
             while inflight.join_next().await.is_some() {}
         }));
     } else {
-        for w in 0..args.concurrency {
+        // Closed loop: `concurrency` events in flight, `batch` per call.
+        let batch = args.batch.max(1);
+        for w in 0..args.concurrency.div_ceil(batch) {
             let mut client = Client::clone_identity(&clients[w % clients.len()]);
             let (sched, tally) = (sched.clone(), tally.clone());
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < end {
-                    let Some(ev) = sched.take() else { return };
-                    submit_one(&mut client, &sched, &tally, start, ev).await;
+                    let evs = sched.take_many(batch);
+                    if evs.is_empty() {
+                        return;
+                    }
+                    submit_group(&mut client, &sched, &tally, start, evs).await;
                 }
             }));
         }
@@ -527,7 +626,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "committed": committed, "seconds": elapsed, "tps": tps,
             "rejected": tally.rejected.load(Ordering::Relaxed), "failed": tally.failed.load(Ordering::Relaxed),
             "latency_ms": {"p50": p50 as f64 / 1000.0, "p90": p90 as f64 / 1000.0, "p99": p99 as f64 / 1000.0, "max": max as f64 / 1000.0},
-            "concurrency": args.concurrency, "rate": args.rate, "tx_bytes": size, "per_second": series,
+            "concurrency": args.concurrency, "batch": args.batch, "rate": args.rate, "tx_bytes": size, "per_second": series,
             "workload": format!("{:?}", args.workload).to_lowercase(), "recipients": recipients,
         });
         std::fs::write(p, serde_json::to_string_pretty(&v)?)?;

@@ -232,6 +232,10 @@ enum Cmd {
         /// Concurrent submissions in flight.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
+        /// Transactions per call: 1 submits each on its own (Submit); more
+        /// group ready events into SubmitBatch calls (closed loop only).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// Offered rate in tx/s (0 = closed loop).
         #[arg(long, default_value_t = 0)]
         rate: u64,
@@ -541,13 +545,17 @@ async fn run(cli: Cli) -> Result<()> {
             workload,
             duration,
             concurrency,
+            batch,
             rate,
             prebuild,
             json,
             svg,
         } => {
-            if concurrency == 0 || duration == 0 {
-                bail!("--concurrency and --duration must be positive");
+            if concurrency == 0 || duration == 0 || batch == 0 {
+                bail!("--concurrency, --batch and --duration must be positive");
+            }
+            if batch > 1 && rate > 0 {
+                bail!("--batch groups a closed loop's events; with --rate each event is its own call");
             }
             bench::run(bench::BenchArgs {
                 nodes,
@@ -556,6 +564,7 @@ async fn run(cli: Cli) -> Result<()> {
                 workload,
                 duration: std::time::Duration::from_secs(duration),
                 concurrency,
+                batch,
                 rate,
                 prebuild,
                 json,

@@ -349,3 +349,130 @@ async fn every_bad_request_is_refused_and_changes_nothing() {
     let ok = event(&net, K::ShipmentBooked, "BAD-OK", "carrier");
     c.submit_retry(&ok, Duration::from_secs(10)).await;
 }
+
+/// `SubmitBatch` answers each transaction on its own, in order, through a
+/// follower (forwarded to the leader in one request) and on the leader; the
+/// refused ones change nothing; an empty or oversized batch is refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_batch_answers_each_transaction() {
+    let mut net = Net::new(&STANDARD, 3, &[], "");
+    net.start_all();
+    let leader = net.leader(Duration::from_secs(30)).await;
+    let follower = ["de-customs", "fr-customs", "pl-customs"]
+        .into_iter()
+        .find(|p| *p != leader)
+        .unwrap();
+    let c = net.client("carrier", follower).await;
+    let batch = |c: &common::Api, txs: Vec<Vec<u8>>| {
+        let req = c.signed(
+            "/customs.v1.Ledger/SubmitBatch",
+            v1::SubmitBatchRequest {
+                signed_txs: txs,
+                wait_for_commit: true,
+            },
+        );
+        let mut inner = c.inner.clone();
+        async move {
+            inner
+                .submit_batch(req)
+                .await
+                .map(|r| r.into_inner().outcomes)
+        }
+    };
+    let booked = event(&net, K::ShipmentBooked, "BATCH-1", "carrier");
+    let booked2 = event(&net, K::ShipmentBooked, "BATCH-4", "carrier");
+    let mut bad_sig = event(&net, K::ShipmentBooked, "BATCH-2", "carrier");
+    bad_sig.signature.0[3] ^= 1;
+    let wrong_role = event(&net, K::Released, "BATCH-3", "carrier");
+    let txs = vec![
+        booked.encode().unwrap(),
+        vec![1, 2, 3],
+        bad_sig.encode().unwrap(),
+        booked.encode().unwrap(),
+        wrong_role.encode().unwrap(),
+        booked2.encode().unwrap(),
+    ];
+    // Retry while the follower has no leader yet (the whole call fails then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        match batch(&c, txs.clone()).await {
+            Ok(o) => break o,
+            Err(s) if s.code() == Code::Unavailable && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("batch refused whole: {s:?}"),
+        }
+    };
+    assert_eq!(out.len(), txs.len(), "one outcome per transaction");
+    let ok = |o: &v1::SubmitResponse, tx: &ledger::SignedTransaction| {
+        assert_eq!(o.status, 0, "{o:?}");
+        assert!(o.rejections.is_empty(), "{o:?}");
+        assert!(o.height > 0, "{o:?}");
+        assert_eq!(o.tx_id, tx.id().unwrap().0.to_vec());
+    };
+    let refused = |o: &v1::SubmitResponse, code: Code, why: &str| {
+        assert_eq!(o.status, code as i32, "{o:?}");
+        assert_eq!(o.rejections.len(), 1, "{o:?}");
+        assert_eq!(o.rejections[0].code, why, "{o:?}");
+        assert!(!o.rejections[0].message.is_empty(), "{o:?}");
+    };
+    ok(&out[0], &booked);
+    refused(&out[1], Code::InvalidArgument, "TX_MALFORMED");
+    assert!(out[1].tx_id.is_empty());
+    refused(&out[2], Code::InvalidArgument, "TX_BAD_SIGNATURE");
+    assert_eq!(out[2].tx_id, bad_sig.id().unwrap().0.to_vec());
+    // The same transaction twice in one batch commits once; both copies
+    // are answered with its one place in the chain.
+    ok(&out[3], &booked);
+    assert_eq!((out[3].height, out[3].index), (out[0].height, out[0].index));
+    refused(&out[4], Code::PermissionDenied, "TX_ROLE_NOT_ALLOWED");
+    ok(&out[5], &booked2);
+
+    // On the leader itself: one new shipment, and an event the committed
+    // shipment is not ready for (its state is read from the chain).
+    let mut cl = net.client("carrier", &leader).await;
+    let early = event(&net, K::Loaded, "BATCH-1", "carrier");
+    let out = batch(&cl, vec![early.encode().unwrap()]).await.unwrap();
+    refused(&out[0], Code::FailedPrecondition, "LIFECYCLE_NOT_DECLARED");
+    let loaded = event(&net, K::ShipmentBooked, "BATCH-5", "carrier");
+    let out = batch(&cl, vec![loaded.encode().unwrap()]).await.unwrap();
+    ok(&out[0], &loaded);
+
+    // Refused whole: empty, too many.
+    let s = batch(&c, vec![]).await.unwrap_err();
+    assert_eq!(
+        (s.code(), reason(&s).as_str()),
+        (Code::InvalidArgument, "BATCH_EMPTY")
+    );
+    let s = batch(&c, vec![vec![1]; 1025]).await.unwrap_err();
+    assert_eq!(
+        (s.code(), reason(&s).as_str()),
+        (Code::InvalidArgument, "BATCH_TOO_LARGE")
+    );
+
+    // Only the three accepted transactions committed, on every node.
+    net.converge(1, Duration::from_secs(30)).await;
+    for p in ["de-customs", "fr-customs", "pl-customs"] {
+        net.check_acked(
+            p,
+            &[
+                booked.id().unwrap(),
+                booked2.id().unwrap(),
+                loaded.id().unwrap(),
+            ],
+        )
+        .await;
+        let mut q = net.client("carrier", p).await;
+        for bad in [&bad_sig, &wrong_role] {
+            let r = q.signed(
+                "/customs.v1.Ledger/GetTransaction",
+                v1::GetTransactionRequest {
+                    tx_id: bad.id().unwrap().0.to_vec(),
+                },
+            );
+            let s = q.inner.get_transaction(r).await.unwrap_err();
+            assert_eq!(s.code(), Code::NotFound, "{p}: {s:?}");
+        }
+    }
+    cl.status().await.unwrap();
+}

@@ -90,6 +90,20 @@ impl LedgerApi for Api {
         ))
     }
 
+    async fn submit_batch(
+        &self,
+        req: Request<v1::SubmitBatchRequest>,
+    ) -> Result<Response<v1::SubmitBatchResponse>, Status> {
+        self.core
+            .authenticate(&req, "/customs.v1.Ledger/SubmitBatch")?;
+        let r = req.into_inner();
+        let outcomes = self
+            .core
+            .submit_batch(r.signed_txs, r.wait_for_commit, true)
+            .await?;
+        Ok(Response::new(v1::SubmitBatchResponse { outcomes }))
+    }
+
     async fn get_transaction(
         &self,
         req: Request<v1::GetTransactionRequest>,

@@ -137,15 +137,41 @@ fn rejection_string(r: &Rejection) -> String {
     format!("{}: {}", r.code, r.message)
 }
 
-/// Map a forwarded error string `CODE: message` back to a status.
+/// Map a forwarded error string `CODE: message` back to a status. The
+/// reasons a whole forwarded call can fail with are all transient
+/// (leadership moved, no quorum) or the batch's own shape.
 fn status_from_remote(s: &str) -> Status {
     match s.split_once(": ") {
+        Some((code, msg)) if code.starts_with("BATCH_") || code == "TX_MALFORMED" => {
+            status::invalid(code, msg)
+        }
         Some((code, msg)) if code.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
-            status::rejection(&ledger::chain::reject(code, msg))
+            status::unavailable(code, msg)
         }
         _ => status::unavailable("FORWARD_FAILED", s),
     }
 }
+
+/// A status's message without its `CODE: ` prefix.
+fn strip_reason(s: &Status) -> &str {
+    s.message()
+        .split_once(": ")
+        .map_or(s.message(), |(_, rest)| rest)
+}
+
+/// Most transactions one `SubmitBatch` call may carry.
+pub const MAX_SUBMIT_BATCH: usize = 1024;
+
+/// A refused submission: its id when it decoded, and the status `Submit`
+/// answers with.
+#[derive(Debug)]
+struct Refusal {
+    id: Option<Hash32>,
+    status: Status,
+}
+
+/// What happened to one submitted transaction.
+type Outcome = Result<v1::SubmitResponse, Refusal>;
 
 impl NodeCore {
     /// Build the core.
@@ -248,28 +274,94 @@ impl NodeCore {
     }
 
     /// Submit canonical transaction bytes; forwards to the leader if needed.
-    ///
-    /// On the leader, admission runs on the blocking pool: the signature and
-    /// the content judgement (decrypt, classify, score) outside the ledger
-    /// lock, only the reads of committed state under it.
+    /// A refusal is the call's status.
     pub async fn submit(
         &self,
         bytes: Vec<u8>,
         wait: bool,
         allow_forward: bool,
     ) -> Result<v1::SubmitResponse, Status> {
+        let mut out = self.submit_many(vec![bytes], wait, allow_forward).await?;
+        match out.pop() {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(refusal)) => Err(refusal.status),
+            None => Err(status::internal("a submission without an outcome")),
+        }
+    }
+
+    /// Submit several transactions (`Ledger.SubmitBatch`): one outcome per
+    /// item, in order; a refused item carries its status (see
+    /// [`status::to_outcome`]). The call fails as a whole only for an empty
+    /// or oversized batch, or when no leader can take it.
+    pub async fn submit_batch(
+        &self,
+        items: Vec<Vec<u8>>,
+        wait: bool,
+        allow_forward: bool,
+    ) -> Result<Vec<v1::SubmitResponse>, Status> {
+        if items.is_empty() {
+            return Err(status::invalid(
+                "BATCH_EMPTY",
+                "no transactions in the batch",
+            ));
+        }
+        if items.len() > MAX_SUBMIT_BATCH {
+            return Err(status::invalid(
+                "BATCH_TOO_LARGE",
+                format!(
+                    "{} transactions in one call, limit {MAX_SUBMIT_BATCH}",
+                    items.len()
+                ),
+            ));
+        }
+        let out = self.submit_many(items, wait, allow_forward).await?;
+        Ok(out
+            .into_iter()
+            .map(|o| match o {
+                Ok(r) => r,
+                Err(Refusal { id, status: s }) => {
+                    status::to_outcome(id.as_ref().map(|h| &h.0[..]), &s)
+                }
+            })
+            .collect())
+    }
+
+    /// The one submission path. Each item is decoded here (garbage is
+    /// refused without bothering the leader); on a follower the decodable
+    /// ones travel to the leader in one forwarded request. On the leader,
+    /// admission of the whole batch runs in one blocking-pool task: each
+    /// signature and content judgement outside the ledger lock, only the
+    /// reads of committed state under it.
+    async fn submit_many(
+        &self,
+        items: Vec<Vec<u8>>,
+        wait: bool,
+        allow_forward: bool,
+    ) -> Result<Vec<Outcome>, Status> {
         let start = Instant::now();
         let (config, verified) = self
             .consensus
             .ledger()
             .with_ledger(|l| (l.shared_config(), l.verified_signatures()))
             .map_err(ledger_err)?;
-        let (stx, id) =
-            SignedTransaction::decode_with_id(&bytes, config.limits.max_tx_bytes as usize)
-                .map_err(|e| {
+        let max = config.limits.max_tx_bytes as usize;
+        let mut out: Vec<Option<Outcome>> = (0..items.len()).map(|_| None).collect();
+        let mut good = Vec::with_capacity(items.len());
+        for (pos, bytes) in items.into_iter().enumerate() {
+            match SignedTransaction::decode_with_id(&bytes, max) {
+                Ok((stx, id)) => good.push((pos, bytes, stx, id)),
+                Err(e) => {
                     self.metrics.reject("TX_MALFORMED");
-                    status::invalid("TX_MALFORMED", e)
-                })?;
+                    out[pos] = Some(Err(Refusal {
+                        id: None,
+                        status: status::invalid("TX_MALFORMED", e),
+                    }));
+                }
+            }
+        }
+        if good.is_empty() {
+            return Ok(out.into_iter().flatten().collect());
+        }
         if self.leader() != Some(self.node_id) {
             if !allow_forward {
                 return Err(status::unavailable(
@@ -277,78 +369,146 @@ impl NodeCore {
                     "this node is not the leader",
                 ));
             }
-            return self.forward(bytes, wait).await;
+            let (meta, bytes): (Vec<_>, Vec<_>) = good
+                .into_iter()
+                .map(|(pos, b, _, id)| ((pos, id), b))
+                .unzip();
+            let answers = self.forward(bytes, wait).await?;
+            if answers.len() != meta.len() {
+                return Err(status::internal(format!(
+                    "the leader answered {} of {} forwarded transactions",
+                    answers.len(),
+                    meta.len()
+                )));
+            }
+            for ((pos, id), a) in meta.into_iter().zip(answers) {
+                out[pos] = Some(match status::from_outcome(&a) {
+                    None => Ok(a),
+                    Some(s) => Err(Refusal {
+                        id: Some(id),
+                        status: s,
+                    }),
+                });
+            }
+            return Ok(out.into_iter().flatten().collect());
         }
         let ledger = self.consensus.ledger().clone();
         let content = self.content.clone();
-        let len = bytes.len();
         let admitted = tokio::task::spawn_blocking(move || {
-            admit(
-                &ledger,
-                content.as_deref(),
-                &config,
-                &verified,
-                &stx,
-                &id,
-                len,
-            )
-            .map(|o| (stx, o))
+            good.into_iter()
+                .map(|(pos, bytes, stx, id)| {
+                    let r = admit(
+                        &ledger,
+                        content.as_deref(),
+                        &config,
+                        &verified,
+                        &stx,
+                        &id,
+                        bytes.len(),
+                    );
+                    (pos, id, r.map(|o| (stx, o)))
+                })
+                .collect::<Vec<_>>()
         })
         .await
         .map_err(status::internal)?;
-        let (stx, outcome) = match admitted {
-            Ok(a) => a,
-            Err(Admission::Rejected(r)) => {
-                self.metrics.reject(&r.code);
-                return Err(status::rejection(&r));
+        let mut proposals = Vec::with_capacity(admitted.len());
+        for (pos, id, r) in admitted {
+            match r {
+                Ok((stx, outcome)) => {
+                    let batcher = self.batcher.clone();
+                    proposals.push((pos, id, async move {
+                        batcher.submit_with(stx, id, outcome).await
+                    }));
+                }
+                Err(Admission::Rejected(r)) => {
+                    self.metrics.reject(&r.code);
+                    out[pos] = Some(Err(Refusal {
+                        id: Some(id),
+                        status: status::rejection(&r),
+                    }));
+                }
+                Err(Admission::Failed(s)) => {
+                    out[pos] = Some(Err(Refusal {
+                        id: Some(id),
+                        status: s,
+                    }))
+                }
             }
-            Err(Admission::Failed(s)) => return Err(s),
-        };
-        let batcher = self.batcher.clone();
-        let fut = async move { batcher.submit_with(stx, id, outcome).await };
-        if !wait {
-            tokio::spawn(fut);
-            return Ok(v1::SubmitResponse {
-                tx_id: id.0.to_vec(),
-                ..Default::default()
-            });
         }
-        let receipt = fut.await.map_err(|e| match e {
-            ProposeError::NotLeader { .. } => {
-                status::unavailable("NOT_LEADER", "leadership changed; retry")
+        if !wait {
+            for (pos, id, fut) in proposals {
+                tokio::spawn(fut);
+                out[pos] = Some(Ok(v1::SubmitResponse {
+                    tx_id: id.0.to_vec(),
+                    ..Default::default()
+                }));
             }
-            other => status::unavailable("RAFT", other),
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let (places, futs): (Vec<_>, Vec<_>) = proposals
+            .into_iter()
+            .map(|(pos, id, fut)| ((pos, id), fut))
+            .unzip();
+        let receipts = futures::future::join_all(futs).await;
+        let elapsed_ms = start.elapsed().as_millis() as u64;
+        for ((pos, id), receipt) in places.into_iter().zip(receipts) {
+            out[pos] = Some(self.receipt_outcome(id, receipt, elapsed_ms));
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// What a submitter hears about a proposed transaction.
+    fn receipt_outcome(
+        &self,
+        id: Hash32,
+        receipt: Result<consensus::TxReceipt, ProposeError>,
+        elapsed_ms: u64,
+    ) -> Outcome {
+        let refuse = |s: Status| Refusal {
+            id: Some(id),
+            status: s,
+        };
+        let receipt = receipt.map_err(|e| {
+            refuse(match e {
+                ProposeError::NotLeader { .. } => {
+                    status::unavailable("NOT_LEADER", "leadership changed; retry")
+                }
+                other => status::unavailable("RAFT", other),
+            })
         })?;
         match receipt.outcome {
             Ok((index, result)) => {
                 self.metrics.committed.fetch_add(1, Ordering::Relaxed);
-                self.metrics
-                    .commit_latency_ms
-                    .observe(start.elapsed().as_millis() as u64);
+                self.metrics.commit_latency_ms.observe(elapsed_ms);
                 Ok(v1::SubmitResponse {
                     tx_id: id.0.to_vec(),
                     height: receipt.height,
                     index,
-                    result: Some(result_proto(&result)?),
-                    rejections: vec![],
+                    result: Some(result_proto(&result).map_err(refuse)?),
+                    ..Default::default()
                 })
             }
             Err(r) => {
                 self.metrics.reject(&r.code);
-                Err(status::rejection(&r))
+                Err(refuse(status::rejection(&r)))
             }
         }
     }
 
-    async fn forward(&self, bytes: Vec<u8>, wait: bool) -> Result<v1::SubmitResponse, Status> {
+    async fn forward(
+        &self,
+        items: Vec<Vec<u8>>,
+        wait: bool,
+    ) -> Result<Vec<v1::SubmitResponse>, Status> {
         let leader = self
             .leader()
             .ok_or_else(|| status::unavailable("NO_LEADER", "no leader elected yet; retry"))?;
         let (_, peer) = self.peers.get(&leader).ok_or_else(|| {
             status::unavailable("NO_LEADER", format!("leader {leader} is not a known peer"))
         })?;
-        let req = v1::SubmitRequest {
-            signed_tx: bytes,
+        let req = v1::SubmitBatchRequest {
+            signed_txs: items,
             wait_for_commit: wait,
         };
         let reply = self
@@ -364,17 +524,22 @@ impl NodeCore {
                 crate::p2p::P2pError::Remote(s) => status_from_remote(&s),
                 other => status::unavailable("FORWARD_FAILED", other),
             })?;
-        v1::SubmitResponse::decode(reply.as_slice())
+        v1::SubmitBatchResponse::decode(reply.as_slice())
+            .map(|r| r.outcomes)
             .map_err(|e| status::internal(format!("leader reply: {e}")))
     }
 
-    /// Handle a submission forwarded by a peer.
+    /// Handle submissions forwarded by a peer (a `SubmitBatchRequest`):
+    /// never forwarded again, so a stale leader view cannot bounce them.
     pub async fn forwarded(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
-        let req = v1::SubmitRequest::decode(payload.as_slice())
+        let req = v1::SubmitBatchRequest::decode(payload.as_slice())
             .map_err(|e| format!("TX_MALFORMED: {e}"))?;
-        match self.submit(req.signed_tx, req.wait_for_commit, false).await {
-            Ok(r) => Ok(r.encode_to_vec()),
-            Err(s) => Err(s.message().to_string()),
+        match self
+            .submit_batch(req.signed_txs, req.wait_for_commit, false)
+            .await
+        {
+            Ok(outcomes) => Ok(v1::SubmitBatchResponse { outcomes }.encode_to_vec()),
+            Err(s) => Err(format!("{}: {}", status::reason_of(&s), strip_reason(&s))),
         }
     }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 pub mod kind {
     /// A Raft RPC (bincode `RaftRpc`).
     pub const RAFT: u8 = 1;
-    /// A submission forwarded to the leader (protobuf `SubmitRequest`).
+    /// Submissions forwarded to the leader (protobuf `SubmitBatchRequest`
+    /// in, `SubmitBatchResponse` out).
     pub const FORWARD: u8 = 2;
 }
 

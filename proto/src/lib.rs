@@ -84,6 +84,7 @@ mod tests {
                 code: "NONE".into(),
                 message: String::new(),
             }],
+            status: 6,
         };
         let bytes = msg.encode_to_vec();
         let back = v1::SubmitResponse::decode(bytes.as_slice()).expect("decodes");
