@@ -194,8 +194,8 @@ impl ConsensusNode {
                 raft_index: 0,
                 proposer: self.party.clone(),
             },
-            txs,
-            outcomes,
+            txs: txs.into(),
+            outcomes: outcomes.into(),
         }
     }
 

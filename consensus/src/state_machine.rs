@@ -311,7 +311,7 @@ fn apply_batch(
         .txs
         .iter()
         .zip(&ids_lens)
-        .zip(&batch.outcomes)
+        .zip(batch.outcomes.iter())
         .zip(0..)
     {
         if !content.agrees(ledger.config(), stx, id, o) {

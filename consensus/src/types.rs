@@ -5,6 +5,7 @@ use ledger::chain::{BlockContext, ContentOutcome, Rejection};
 use ledger::{Hash32, SignedTransaction};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Raft node id.
 pub type NodeId = u64;
@@ -17,13 +18,15 @@ pub type NodeId = u64;
 pub struct Batch {
     /// Block context chosen by the leader.
     pub ctx: BlockContext,
-    /// Transactions in proposal order.
-    pub txs: Vec<SignedTransaction>,
+    /// Transactions in proposal order. Shared: openraft clones an entry
+    /// for every follower it replicates to and for apply, and a batch is
+    /// megabytes of transactions (encoded exactly like a `Vec`).
+    pub txs: Arc<[SignedTransaction]>,
     /// The leader's content-validation outcome of each transaction
     /// (classification, risk), in `txs` order; empty means none. Every node
     /// builds the block with these, so learners that cannot decrypt build
     /// the same block as customs nodes (ADR 0001).
-    pub outcomes: Vec<ContentOutcome>,
+    pub outcomes: Arc<[ContentOutcome]>,
 }
 
 /// What applying one Raft entry produced.

@@ -81,10 +81,32 @@ pub fn decode_limited<T: Serialize + DeserializeOwned>(
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - read));
     }
-    if encode(&value)? != bytes {
+    if !encodes_to(&value, bytes) {
         return Err(CodecError::NonCanonical);
     }
     Ok(value)
+}
+
+/// Whether `value` encodes to exactly `bytes`, compared as the encoder
+/// writes (no buffer allocated; stops at the first difference).
+fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
+    /// Compares written bytes against the expected ones.
+    struct Compare<'a> {
+        rest: &'a [u8],
+    }
+    impl bincode::enc::write::Writer for Compare<'_> {
+        fn write(&mut self, b: &[u8]) -> Result<(), bincode::error::EncodeError> {
+            match self.rest.strip_prefix(b) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(())
+                }
+                None => Err(bincode::error::EncodeError::Other("differs")),
+            }
+        }
+    }
+    let mut w = Compare { rest: bytes };
+    bincode::serde::encode_into_writer(value, &mut w, CONFIG).is_ok() && w.rest.is_empty()
 }
 
 /// `#[serde(with = "crate::codec::bytes")]` for `Vec<u8>` fields: encoded
@@ -163,6 +185,24 @@ mod tests {
             "07000000010200000000000000686902000000000000000100020000"
         );
         assert_eq!(decode::<Rec>(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn decodable_but_non_canonical_rejected() {
+        // A map travels as a length and its pairs; bincode accepts pairs out
+        // of order or repeated, but the map re-encodes sorted and unique.
+        use std::collections::BTreeMap;
+        let unsorted = encode(&vec![(2u8, 0u8), (1u8, 0u8)]).unwrap();
+        let repeated = encode(&vec![(1u8, 0u8), (1u8, 0u8)]).unwrap();
+        for bytes in [unsorted, repeated] {
+            assert_eq!(
+                decode::<BTreeMap<u8, u8>>(&bytes),
+                Err(CodecError::NonCanonical)
+            );
+        }
+        let sorted = encode(&vec![(1u8, 0u8), (2u8, 0u8)]).unwrap();
+        let m: BTreeMap<u8, u8> = decode(&sorted).unwrap();
+        assert_eq!(m.len(), 2);
     }
 
     #[test]

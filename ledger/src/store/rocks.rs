@@ -31,6 +31,9 @@ pub const COLUMN_FAMILIES: [&str; 7] = [
 const META_TIP: &[u8] = b"\0tip";
 const META_CONFIG: &[u8] = b"\0config";
 
+/// Block cache shared by a ledger database's column families.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
 /// A [`Store`] in a RocksDB database.
 pub struct RocksStore {
     db: DB,
@@ -54,9 +57,23 @@ impl RocksStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
-        let cfs = COLUMN_FAMILIES
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        // One block cache for all column families; Bloom filters where
+        // lookups are by exact key and mostly miss (admission asks the
+        // transaction index whether each new id exists, and the shipment
+        // state of every new shipment).
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cfs = COLUMN_FAMILIES.iter().map(|n| {
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            if [CF_TX, CF_SHIP_STATE, CF_META].contains(n) {
+                table.set_bloom_filter(10.0, false);
+                table.set_cache_index_and_filter_blocks(true);
+                table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            }
+            let mut cf = Options::default();
+            cf.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*n, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
         Ok(RocksStore { db, sync: true })
     }
