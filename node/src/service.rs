@@ -152,13 +152,6 @@ fn status_from_remote(s: &str) -> Status {
     }
 }
 
-/// A status's message without its `CODE: ` prefix.
-fn strip_reason(s: &Status) -> &str {
-    s.message()
-        .split_once(": ")
-        .map_or(s.message(), |(_, rest)| rest)
-}
-
 /// Most transactions one `SubmitBatch` call may carry.
 pub const MAX_SUBMIT_BATCH: usize = 1024;
 
@@ -539,7 +532,8 @@ impl NodeCore {
             .await
         {
             Ok(outcomes) => Ok(v1::SubmitBatchResponse { outcomes }.encode_to_vec()),
-            Err(s) => Err(format!("{}: {}", status::reason_of(&s), strip_reason(&s))),
+            // Statuses are built `CODE: message` (`status::with_reason`).
+            Err(s) => Err(s.message().to_string()),
         }
     }
 
