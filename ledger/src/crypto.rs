@@ -82,32 +82,55 @@ pub fn check_registrable_key(key: &PublicKey) -> Result<(), SigError> {
     Ok(())
 }
 
-/// Decompressed keys, by encoding: a handful of parties sign everything, and
-/// decompressing a key costs about a fifth of a verification. Decompression
-/// is a pure function of the bytes, so a cached key verifies exactly as a
-/// fresh one; invalid encodings are never cached. Bounded (emptied when full).
-static KEYS: std::sync::Mutex<std::collections::BTreeMap<[u8; 32], VerifyingKey>> =
+/// Decompressed keys, by encoding, with whether each is weak (of small
+/// order): a handful of parties sign everything, and decompressing a key
+/// costs about a fifth of a verification. Decompression is a pure function of
+/// the bytes, so a cached key verifies exactly as a fresh one; invalid
+/// encodings are never cached. Bounded (emptied when full).
+static KEYS: std::sync::Mutex<std::collections::BTreeMap<[u8; 32], (VerifyingKey, bool)>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 const KEYS_CAPACITY: usize = 4096;
 
-fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, SigError> {
+fn cached_key(key: &PublicKey) -> Result<(VerifyingKey, bool), SigError> {
     let mut cache = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(vk) = cache.get(&key.0) {
-        return Ok(*vk);
+    if let Some(k) = cache.get(&key.0) {
+        return Ok(*k);
     }
     let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| SigError::BadKey)?;
     if cache.len() >= KEYS_CAPACITY {
         cache.clear();
     }
-    cache.insert(key.0, vk);
-    Ok(vk)
+    let entry = (vk, vk.is_weak());
+    cache.insert(key.0, entry);
+    Ok(entry)
 }
 
-/// The one verification rule.
+fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, SigError> {
+    cached_key(key).map(|(vk, _)| vk)
+}
+
+/// The canonical encodings of the eight points of small order.
+static SMALL_ORDER_ENCODINGS: std::sync::LazyLock<[[u8; 32]; 8]> =
+    std::sync::LazyLock::new(|| curve25519_dalek::constants::EIGHT_TORSION.map(|p| p.compress().0));
+
+/// The one verification rule: exactly `ed25519-dalek`'s `verify_strict`,
+/// computed without decompressing `R`.
+///
+/// `verify_strict` decompresses `R` only to reject small-order points, then
+/// accepts iff `S` is canonical and `compress([S]B - [k]A)` equals the `R`
+/// bytes, which is also the whole of the plain `verify`. When the bytes are
+/// equal they are the canonical encoding of a point, so that point is of
+/// small order exactly when the bytes are one of the eight canonical
+/// small-order encodings: the byte comparison replaces the decompression (a
+/// field exponentiation). The key's small-order check is cached with the key.
+/// `tests::fast_rule_matches_dalek_verify_strict` compares the two verdicts.
 pub fn verify_strict(key: &PublicKey, msg: &[u8], sig: &Sig64) -> Result<(), SigError> {
-    let vk = verifying_key(key)?;
-    let sig = Signature::from_bytes(&sig.0);
-    vk.verify_strict(msg, &sig)
+    use ed25519_dalek::Verifier;
+    let (vk, weak) = cached_key(key)?;
+    if weak || SMALL_ORDER_ENCODINGS.iter().any(|e| sig.0[..32] == e[..]) {
+        return Err(SigError::BadSignature);
+    }
+    vk.verify(msg, &Signature::from_bytes(&sig.0))
         .map_err(|_| SigError::BadSignature)
 }
 
@@ -406,5 +429,120 @@ mod tests {
         }
         // All-valid batch passes through the fast path.
         assert!(verify_batch(&items[..6]).iter().all(|r| r.is_ok()));
+    }
+
+    /// `ed25519-dalek`'s own `verify_strict`, the oracle for the rule above.
+    fn dalek_strict(key: &PublicKey, msg: &[u8], sig: &Sig64) -> Result<(), SigError> {
+        let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| SigError::BadKey)?;
+        vk.verify_strict(msg, &Signature::from_bytes(&sig.0))
+            .map_err(|_| SigError::BadSignature)
+    }
+
+    /// `R || S` with `R` = `r_bytes` and `S` = k * a, k = H(R || A || M): the
+    /// equation then gives the identity, so with `R` = the identity's
+    /// encoding the plain (non-strict) check accepts it for any message.
+    fn identity_forgery(k: &Keypair, msg: &[u8]) -> Sig64 {
+        use sha2::Digest;
+        let r = curve25519_dalek::edwards::EdwardsPoint::default()
+            .compress()
+            .0;
+        let mut h = sha2::Sha512::new();
+        h.update(r);
+        h.update(k.public().0);
+        h.update(msg);
+        let wide: [u8; 64] = h.finalize().into();
+        let kh = curve25519_dalek::Scalar::from_bytes_mod_order_wide(&wide);
+        let s = kh * k.0.to_scalar();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        Bytes(sig)
+    }
+
+    #[test]
+    fn fast_rule_matches_dalek_verify_strict() {
+        use ed25519_dalek::Verifier;
+        let keys: Vec<Keypair> = (1..=4).map(kp).collect();
+        let msg = b"customs event".to_vec();
+        let mut cases: Vec<(PublicKey, Vec<u8>, Sig64)> = Vec::new();
+        for k in &keys {
+            let good = k.sign(&msg);
+            cases.push((k.public(), msg.clone(), good));
+            cases.push((k.public(), b"other".to_vec(), good));
+            // Every single-bit flip of R and of S.
+            for bit in 0..512 {
+                let mut bad = good;
+                bad.0[bit / 8] ^= 1 << (bit % 8);
+                cases.push((k.public(), msg.clone(), bad));
+            }
+            // Each small-order point as R, canonical and with the sign bit
+            // flipped, against a sound key, with S = 0 and S from the
+            // genuine signature.
+            for t in EIGHT_TORSION.iter() {
+                for flip in [0u8, 0x80] {
+                    for s_half in [[0u8; 32], good.0[32..].try_into().unwrap()] {
+                        let mut sig = [0u8; 64];
+                        sig[..32].copy_from_slice(&t.compress().0);
+                        sig[31] ^= flip;
+                        sig[32..].copy_from_slice(&s_half);
+                        cases.push((k.public(), msg.clone(), Bytes(sig)));
+                    }
+                }
+            }
+            // The plain equation holds (it yields the identity), R is the
+            // identity: only the small-order check on R rejects it.
+            let forged = identity_forgery(k, &msg);
+            let vk = VerifyingKey::from_bytes(&k.public().0).unwrap();
+            assert!(
+                vk.verify(&msg, &Signature::from_bytes(&forged.0)).is_ok(),
+                "the forgery must pass the plain check to test anything"
+            );
+            cases.push((k.public(), msg.clone(), forged));
+        }
+        // Non-canonical encodings of y = 0 and y = 1 (y + p) as R.
+        for y_plus_p in [
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ] {
+            let mut sig = keys[0].sign(&msg);
+            sig.0[..32].copy_from_slice(&hex::decode(y_plus_p).unwrap());
+            cases.push((keys[0].public(), msg.clone(), sig));
+        }
+        // Small-order keys: the identity "signature" and R = the key itself,
+        // which the plain equation accepts for some messages.
+        for t in EIGHT_TORSION.iter() {
+            let key = Bytes(t.compress().0);
+            for r in [curve25519_dalek::edwards::EdwardsPoint::default(), *t, -t] {
+                let mut sig = [0u8; 64];
+                sig[..32].copy_from_slice(&r.compress().0);
+                for m in [&b"anything"[..], &b"else"[..], &msg[..]] {
+                    cases.push((key, m.to_vec(), Bytes(sig)));
+                }
+            }
+        }
+        let mut plain_accepts = 0;
+        for (key, m, sig) in &cases {
+            assert_eq!(
+                verify_strict(key, m, sig),
+                dalek_strict(key, m, sig),
+                "key {key} sig {sig}"
+            );
+            if let Ok(vk) = VerifyingKey::from_bytes(&key.0) {
+                if vk.verify(m, &Signature::from_bytes(&sig.0)).is_ok() {
+                    plain_accepts += 1;
+                }
+            }
+        }
+        let strict_accepts = cases
+            .iter()
+            .filter(|(k, m, s)| verify_strict(k, m, s).is_ok())
+            .count();
+        // 4 genuine signatures pass; the plain check also passes the
+        // forgeries the strict rule must refuse.
+        assert_eq!(strict_accepts, keys.len());
+        assert!(
+            plain_accepts > strict_accepts,
+            "{plain_accepts} plain vs {strict_accepts} strict"
+        );
     }
 }
