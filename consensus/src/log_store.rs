@@ -201,9 +201,15 @@ impl RocksLogStore {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_paranoid_checks(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_LOGS, CF_META]
-            .into_iter()
-            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        // Entries are mostly sealed (encrypted) fields and live until the
+        // next snapshot: compressing them costs CPU and saves almost nothing.
+        let cfs = [CF_LOGS, CF_META].into_iter().map(|n| {
+            let mut cf = Options::default();
+            if n == CF_LOGS {
+                cf.set_compression_type(rocksdb::DBCompressionType::None);
+            }
+            ColumnFamilyDescriptor::new(n, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| crate::ConsensusError::LogStore(e.to_string()))?;
         Ok(RocksLogStore {

@@ -157,6 +157,14 @@ impl Block {
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         codec::decode(bytes)
     }
+
+    /// The header of an encoded block, without decoding its body (the
+    /// header is encoded first). For callers that need only the hash or the
+    /// header fields of a stored block: a block of a few hundred
+    /// transactions takes thousands of allocations to decode whole.
+    pub fn decode_header(bytes: &[u8]) -> Result<BlockHeader, CodecError> {
+        codec::decode_prefix(bytes).map(|(h, _)| h)
+    }
 }
 
 impl Block {
@@ -280,6 +288,26 @@ mod tests {
             c.digest().unwrap().to_hex(),
             include_str!("../tests/golden/checkpoint_digest.hex").trim()
         );
+    }
+
+    #[test]
+    fn header_decodes_from_the_front_of_a_block() {
+        let block = Block {
+            header: sample_header(),
+            txs: Vec::new(),
+            results: Vec::new(),
+        };
+        let mut bytes = block.encode().unwrap();
+        assert_eq!(Block::decode_header(&bytes).unwrap(), block.header);
+        // Whatever follows the header is not read...
+        bytes.extend_from_slice(b"body bytes not looked at");
+        assert_eq!(Block::decode_header(&bytes).unwrap(), block.header);
+        // ...but the header itself is decoded strictly.
+        let header_len = codec::encode(&block.header).unwrap().len();
+        assert!(Block::decode_header(&bytes[..header_len - 1]).is_err());
+        let mut bad_utf8 = bytes.clone();
+        bad_utf8[8] = 0xff; // first byte of chain_id, after its u64 length
+        assert!(Block::decode_header(&bad_utf8).is_err());
     }
 
     #[test]

@@ -697,18 +697,19 @@ impl<S: Store> Ledger<S> {
         self.checkpoint_at(self.tip.height)
     }
 
-    /// The checkpoint for an earlier height.
+    /// The checkpoint for an earlier height (reads the block's header only:
+    /// every node asks this for each cosignature gossiped to it).
     pub fn checkpoint_at(&self, height: u64) -> Result<Checkpoint, LedgerError> {
-        let block = self
+        let header = self
             .store
-            .block(height)?
+            .block_header(height)?
             .ok_or_else(|| LedgerError::Mismatch(format!("no block {height}")))?;
         let size = height + 1;
         let root = merkle::root_at(&Nodes(&self.store), size).map_err(merkle_err)?;
         Ok(Checkpoint {
             chain_id: self.config.chain_id.clone(),
             height,
-            block_hash: block.hash()?,
+            block_hash: header.hash()?,
             tree_size: size,
             tree_root: Bytes(root),
         })

@@ -87,6 +87,27 @@ pub fn decode_limited<T: Serialize + DeserializeOwned>(
     Ok(value)
 }
 
+/// Strictly decode the record at the start of `bytes` (a record that
+/// begins a larger one, such as a block's header), returning it and its
+/// length. The prefix it was decoded from must be its canonical encoding;
+/// what follows is not looked at.
+pub fn decode_prefix<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), CodecError> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit: MAX_RECORD_BYTES,
+        });
+    }
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, CONFIG)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    match bytes.get(..read) {
+        Some(prefix) if encodes_to(&value, prefix) => Ok((value, read)),
+        _ => Err(CodecError::NonCanonical),
+    }
+}
+
 /// Whether `value` encodes to exactly `bytes`, compared as the encoder
 /// writes (no buffer allocated; stops at the first difference).
 fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {

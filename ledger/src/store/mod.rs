@@ -19,7 +19,7 @@ pub use mem::MemStore;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
-use crate::block::{Block, CosignedCheckpoint};
+use crate::block::{Block, BlockHeader, CosignedCheckpoint};
 use crate::codec::CodecError;
 use crate::config::ChainConfig;
 use crate::event::ShipmentState;
@@ -132,6 +132,16 @@ pub trait Store: Send + Sync {
     /// Atomically write one block and everything it changes. Refuses a
     /// height that is not exactly the tip's successor (or 0 on an empty store).
     fn commit(&self, write: BlockWrite) -> Result<(), StoreError>;
+
+    /// The header of the block at `height`, its body left undecoded.
+    fn block_header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        match self.block_bytes(height)? {
+            None => Ok(None),
+            Some(b) => Block::decode_header(&b)
+                .map(Some)
+                .map_err(|e| corrupt(format!("block {height} header"), e)),
+        }
+    }
 
     /// Decoded block at `height`.
     fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {

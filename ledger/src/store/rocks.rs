@@ -154,6 +154,19 @@ impl Store for RocksStore {
     fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(CF_BLOCKS, &height.to_be_bytes())
     }
+    fn block_header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        // Pinned: the header is decoded in place, the body never copied out.
+        let pinned = self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())
+            .map_err(backend)?;
+        match pinned {
+            None => Ok(None),
+            Some(b) => Block::decode_header(&b)
+                .map(Some)
+                .map_err(|e| corrupt(format!("block {height} header"), e)),
+        }
+    }
     fn tx_location(&self, id: &Hash32) -> Result<Option<TxLocation>, StoreError> {
         self.get_decoded(CF_TX, &id.0, || format!("tx index {id}"))
     }
