@@ -438,9 +438,9 @@ mod tests {
             .map_err(|_| SigError::BadSignature)
     }
 
-    /// `R || S` with `R` = `r_bytes` and `S` = k * a, k = H(R || A || M): the
-    /// equation then gives the identity, so with `R` = the identity's
-    /// encoding the plain (non-strict) check accepts it for any message.
+    /// `R || S` with `R` = the identity and `S` = k * a, where k = H(R || A
+    /// || M) and a is the signer's secret scalar: [S]B - [k]A is then the
+    /// identity, so the plain (non-strict) check accepts it for any message.
     fn identity_forgery(k: &Keypair, msg: &[u8]) -> Sig64 {
         use sha2::Digest;
         let r = curve25519_dalek::edwards::EdwardsPoint::default()
