@@ -135,12 +135,9 @@ pub trait Store: Send + Sync {
 
     /// The header of the block at `height`, its body left undecoded.
     fn block_header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
-        match self.block_bytes(height)? {
-            None => Ok(None),
-            Some(b) => Block::decode_header(&b)
-                .map(Some)
-                .map_err(|e| corrupt(format!("block {height} header"), e)),
-        }
+        self.block_bytes(height)?
+            .map(|b| header_of(height, &b))
+            .transpose()
     }
 
     /// Decoded block at `height`.
@@ -152,6 +149,12 @@ pub trait Store: Send + Sync {
                 .map_err(|e| corrupt(format!("block {height}"), e)),
         }
     }
+}
+
+/// The header of stored block `height` from its bytes (what every
+/// [`Store::block_header`] decodes, whether it owns the bytes or not).
+pub(crate) fn header_of(height: u64, bytes: &[u8]) -> Result<BlockHeader, StoreError> {
+    Block::decode_header(bytes).map_err(|e| corrupt(format!("block {height} header"), e))
 }
 
 pub(crate) fn check_next_height(tip: Option<&Tip>, height: u64) -> Result<(), StoreError> {

@@ -160,12 +160,7 @@ impl Store for RocksStore {
             .db
             .get_pinned_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())
             .map_err(backend)?;
-        match pinned {
-            None => Ok(None),
-            Some(b) => Block::decode_header(&b)
-                .map(Some)
-                .map_err(|e| corrupt(format!("block {height} header"), e)),
-        }
+        pinned.map(|b| header_of(height, &b)).transpose()
     }
     fn tx_location(&self, id: &Hash32) -> Result<Option<TxLocation>, StoreError> {
         self.get_decoded(CF_TX, &id.0, || format!("tx index {id}"))
