@@ -298,10 +298,10 @@ fn apply_batch(
     let mut refused = Vec::new();
     // Build with the leader's recorded content outcomes (ADR 0001); a
     // validator that can judge them says whether it agrees.
-    // One encoding per transaction for ids and lengths. A transaction that
-    // cannot be encoded cannot be in a decoded entry; if it ever were, the
-    // whole batch is refused the same way on every node.
-    let ids_lens = match ledger::chain::batch_ids(&batch.txs) {
+    // One encoding per transaction, for its id and for the block's bytes. A
+    // transaction that cannot be encoded cannot be in a decoded entry; if it
+    // ever were, the whole batch is refused the same way on every node.
+    let encodings = match ledger::chain::batch_encodings(&batch.txs) {
         Ok(v) => v,
         Err(e) => {
             return Err(format!("batch does not encode: {e}"));
@@ -310,7 +310,7 @@ fn apply_batch(
     for (((stx, (id, _)), o), i) in batch
         .txs
         .iter()
-        .zip(&ids_lens)
+        .zip(&encodings)
         .zip(batch.outcomes.iter())
         .zip(0..)
     {
@@ -320,16 +320,16 @@ fn apply_batch(
         }
     }
     let mut recorded = ledger::chain::RecordedContent::from_outcomes(
-        ids_lens
+        encodings
             .iter()
             .map(|(id, _)| *id)
             .zip(batch.outcomes.iter().cloned()),
     );
-    let built = match ledger.build_block_from(&batch.txs, &ids_lens, &ctx, &mut recorded) {
+    let built = match ledger.build_block_from(&batch.txs, &encodings, &ctx, &mut recorded) {
         Ok(b) => b,
         Err(LedgerError::BatchTooLarge(msg)) => {
             // Deterministic on every node: an empty block, all refused.
-            for (id, _) in &ids_lens {
+            for (id, _) in &encodings {
                 refused.push((
                     *id,
                     Rejection {

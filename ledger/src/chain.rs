@@ -456,11 +456,12 @@ fn submitter_of<'a>(
     Ok(party)
 }
 
-/// Ids and canonical lengths of a batch, one encoding per transaction.
-pub fn batch_ids(batch: &[SignedTransaction]) -> Result<Vec<(Hash32, usize)>, LedgerError> {
+/// Ids and canonical bytes of a batch, one encoding per transaction (the
+/// block built from the batch is assembled from the same bytes).
+pub fn batch_encodings(batch: &[SignedTransaction]) -> Result<Vec<(Hash32, Vec<u8>)>, LedgerError> {
     batch
         .iter()
-        .map(|t| t.id_and_len().map_err(LedgerError::from))
+        .map(|t| t.id_and_encoding().map_err(LedgerError::from))
         .collect()
 }
 
@@ -892,16 +893,17 @@ impl<S: Store> Ledger<S> {
         ctx: &BlockContext,
         content: &mut dyn ContentValidator,
     ) -> Result<BuiltBlock, LedgerError> {
-        let ids = batch_ids(batch)?;
-        self.build_block_from(batch, &ids, ctx, content)
+        let encodings = batch_encodings(batch)?;
+        self.build_block_from(batch, &encodings, ctx, content)
     }
 
-    /// [`Ledger::build_block`] with the batch's ids and canonical lengths
-    /// already computed by [`batch_ids`] (the apply path needs them first).
+    /// [`Ledger::build_block`] with the batch's ids and canonical bytes
+    /// already computed by [`batch_encodings`] (the apply path needs the ids
+    /// first); the block's bytes are assembled from `encodings`.
     pub fn build_block_from(
         &self,
         batch: &[SignedTransaction],
-        ids_lens: &[(Hash32, usize)],
+        encodings: &[(Hash32, Vec<u8>)],
         ctx: &BlockContext,
         content: &mut dyn ContentValidator,
     ) -> Result<BuiltBlock, LedgerError> {
@@ -913,17 +915,17 @@ impl<S: Store> Ledger<S> {
                 limits.max_block_txs
             )));
         }
-        if ids_lens.len() != batch.len() {
+        if encodings.len() != batch.len() {
             return Err(LedgerError::Mismatch(format!(
-                "{} ids for {} transactions",
-                ids_lens.len(),
+                "{} encodings for {} transactions",
+                encodings.len(),
                 batch.len()
             )));
         }
         let height = self.tip.height + 1;
         let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
-        let ids: Vec<Hash32> = ids_lens.iter().map(|(id, _)| *id).collect();
-        let lens: Vec<usize> = ids_lens.iter().map(|(_, n)| *n).collect();
+        let ids: Vec<Hash32> = encodings.iter().map(|(id, _)| *id).collect();
+        let lens: Vec<usize> = encodings.iter().map(|(_, b)| b.len()).collect();
         // Strict signatures, one by one (ADR 0002: with the screening strict
         // equivalence needs, a batch equation is slower than this); those
         // this node verified at admission are answered from its cache.
@@ -948,6 +950,7 @@ impl<S: Store> Ledger<S> {
         let mut pending: BTreeMap<String, ShipmentState> = BTreeMap::new();
         let mut seen: BTreeSet<Hash32> = BTreeSet::new();
         let mut accepted = Vec::new();
+        let mut accepted_at = Vec::new();
         let mut results = Vec::new();
         let mut rejected = Vec::new();
         let mut events = Vec::new();
@@ -1011,6 +1014,7 @@ impl<S: Store> Ledger<S> {
                         warnings: outcome.warnings,
                     });
                     accepted.push(stx.clone());
+                    accepted_at.push(i);
                 }
                 Err(r) => rejected.push((id, r)),
             }
@@ -1043,7 +1047,11 @@ impl<S: Store> Ledger<S> {
         let new_config = (config != *self.config).then_some(config);
         let write = BlockWrite {
             height,
-            block: block.encode()?,
+            block: Block::encode_from_parts(
+                &block.header,
+                accepted_at.iter().map(|&i| encodings[i].1.as_slice()),
+                &block.results,
+            )?,
             tip: Some(Tip {
                 height,
                 hash,

@@ -189,8 +189,15 @@ impl SignedTransaction {
     /// canonical bytes are a prefix of the signed transaction's (fields are
     /// encoded in order, without framing), so the id hashes that prefix.
     pub fn id_and_len(&self) -> Result<(Hash32, usize), CodecError> {
+        let (id, full) = self.id_and_encoding()?;
+        Ok((id, full.len()))
+    }
+
+    /// Transaction id and the canonical bytes it was computed from (a block
+    /// built from this transaction reuses them instead of encoding it again).
+    pub fn id_and_encoding(&self) -> Result<(Hash32, Vec<u8>), CodecError> {
         let full = self.encode()?;
-        Ok((self.id_of_encoding(&full)?, full.len()))
+        Ok((self.id_of_encoding(&full)?, full))
     }
 
     /// Strict decode that also returns the id, hashing the body's prefix of

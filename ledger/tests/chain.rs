@@ -6,7 +6,7 @@ use ledger::chain::{verify_chain, BlockContext, NoContent};
 use ledger::event::EventKind as K;
 use ledger::store::testing::run_store_suite;
 use ledger::testkit::{self, event, lifecycle, T0};
-use ledger::{Ledger, MemStore, RocksStore, SignedTransaction, Store};
+use ledger::{Block, Ledger, MemStore, RocksStore, SignedTransaction, Store};
 use proptest::prelude::*;
 
 fn ctx(i: u64) -> BlockContext {
@@ -91,6 +91,37 @@ fn whole_lifecycle_in_one_block_uses_pending_state() {
     assert_eq!(block.txs.len(), 9);
     let statuses: Vec<_> = block.results.iter().map(|r| r.status.unwrap()).collect();
     assert_eq!(statuses.last(), Some(&ledger::Status::Delivered));
+}
+
+#[test]
+fn stored_blocks_are_the_canonical_encoding_of_what_was_built() {
+    // The block's bytes are assembled from the batch's transaction
+    // encodings; with a refused transaction in the middle they must still be
+    // exactly what encoding the block gives.
+    let mut l = mem_ledger();
+    let mut txs = lifecycle("SHP-E", 1, T0 + 1000);
+    let repeated = txs[2].clone();
+    txs.insert(3, repeated);
+    let (block, rejected) = l.apply(&txs, &ctx(1), &mut NoContent).unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(block.txs.len(), txs.len() - 1);
+    let stored = l.store().block_bytes(1).unwrap().unwrap();
+    assert_eq!(stored, block.encode().unwrap());
+    let encs: Vec<Vec<u8>> = block.txs.iter().map(|t| t.encode().unwrap()).collect();
+    let parts = Block::encode_from_parts(
+        &block.header,
+        encs.iter().map(Vec::as_slice),
+        &block.results,
+    )
+    .unwrap();
+    assert_eq!(parts, stored);
+    // An empty block too.
+    let (empty, _) = l.apply(&[], &ctx(2), &mut NoContent).unwrap();
+    assert!(empty.txs.is_empty());
+    assert_eq!(
+        l.store().block_bytes(2).unwrap().unwrap(),
+        empty.encode().unwrap()
+    );
 }
 
 /// `check(tx, code)`: the transaction is refused with `code` and nothing changes.

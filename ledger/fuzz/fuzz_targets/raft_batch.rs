@@ -9,8 +9,8 @@
 //! that is asserted never to happen.
 #![no_main]
 
-use ledger_fuzz::ledger::chain::{batch_ids, LedgerError, NoContent, RecordedContent};
-use ledger_fuzz::ledger::Block;
+use ledger_fuzz::ledger::chain::{batch_encodings, LedgerError, NoContent, RecordedContent};
+use ledger_fuzz::ledger::{Block, Store};
 use ledger_fuzz::raft::{Batch, MAX_RPC_BYTES};
 use ledger_fuzz::strict;
 use libfuzzer_sys::fuzz_target;
@@ -19,16 +19,16 @@ fuzz_target!(|data: &[u8]| {
     let Some(Batch { ctx, txs, outcomes }) = strict::<Batch>(data, MAX_RPC_BYTES) else {
         return;
     };
-    let ids_lens = batch_ids(&txs).expect("decoded transactions encode");
+    let encodings = batch_encodings(&txs).expect("decoded transactions encode");
     let mut recorded = RecordedContent::from_outcomes(
-        ids_lens
+        encodings
             .iter()
             .map(|(id, _)| *id)
             .zip(outcomes.iter().cloned()),
     );
     let mut ledger = ledger_fuzz::fresh_ledger();
     let tip = ledger.tip().clone();
-    let built = match ledger.build_block_from(&txs, &ids_lens, &ctx, &mut recorded) {
+    let built = match ledger.build_block_from(&txs, &encodings, &ctx, &mut recorded) {
         Ok(b) => b,
         Err(LedgerError::BatchTooLarge(_)) => return,
         Err(e) => panic!("a decoded batch stops the state machine: {e}"),
@@ -44,4 +44,10 @@ fuzz_target!(|data: &[u8]| {
         .expect("a built block commits");
     let bytes = block.encode().expect("a built block encodes");
     assert_eq!(Block::decode(&bytes).as_ref(), Ok(&block));
+    let stored = ledger
+        .store()
+        .block_bytes(block.header.height)
+        .expect("the store answers")
+        .expect("the block is stored");
+    assert_eq!(stored, bytes, "stored bytes are the block's canonical encoding");
 });
