@@ -121,7 +121,11 @@ pub trait Store: Send + Sync {
     fn config(&self) -> Result<Option<ChainConfig>, StoreError>;
     /// Stored checkpoint at `height`.
     fn checkpoint(&self, height: u64) -> Result<Option<CosignedCheckpoint>, StoreError>;
-    /// Store (replace) a checkpoint.
+    /// Store (replace) a checkpoint with its cosignatures. Need not be
+    /// synced: peers' cosignatures lost in a crash are gossiped again, and
+    /// what a node must not forget about its own signing (the last
+    /// checkpoint it cosigned) goes through the synced [`Store::put_meta`],
+    /// which also makes every earlier write durable.
     fn put_checkpoint(&self, cp: &CosignedCheckpoint) -> Result<(), StoreError>;
     /// Highest stored checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<CosignedCheckpoint>, StoreError>;

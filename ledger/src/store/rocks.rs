@@ -71,6 +71,11 @@ impl RocksStore {
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_block_cache(&cache);
             let mut cf = Options::default();
+            if *n == CF_BLOCKS {
+                // Mostly sealed fields, signatures and hashes: compressing
+                // them at every flush and compaction cost CPU for little.
+                cf.set_compression_type(rocksdb::DBCompressionType::None);
+            }
             if [CF_TX, CF_SHIP_STATE, CF_META].contains(n) {
                 table.set_bloom_filter(10.0, false);
                 table.set_cache_index_and_filter_blocks(true);
@@ -231,13 +236,14 @@ impl Store for RocksStore {
         })
     }
     fn put_checkpoint(&self, cp: &CosignedCheckpoint) -> Result<(), StoreError> {
+        // Not synced (see the trait): the next synced write, or the WAL's
+        // own flush, makes it durable.
         let bytes = codec::encode(cp)?;
         self.db
-            .put_cf_opt(
+            .put_cf(
                 self.cf(CF_CHECKPOINTS)?,
                 cp.checkpoint.height.to_be_bytes(),
                 bytes,
-                &self.write_opts(),
             )
             .map_err(backend)
     }
