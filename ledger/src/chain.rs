@@ -925,7 +925,6 @@ impl<S: Store> Ledger<S> {
         let height = self.tip.height + 1;
         let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
         let ids: Vec<Hash32> = encodings.iter().map(|(id, _)| *id).collect();
-        let lens: Vec<usize> = encodings.iter().map(|(_, b)| b.len()).collect();
         // Strict signatures, one by one (ADR 0002: with the screening strict
         // equivalence needs, a batch equation is slower than this); those
         // this node verified at admission are answered from its cache.
@@ -957,9 +956,10 @@ impl<S: Store> Ledger<S> {
         let mut bytes_total: usize = 0;
         for (i, stx) in batch.iter().enumerate() {
             let id = ids[i];
+            let len = encodings[i].1.len();
             let verdict = (|| -> Result<(Option<ShipmentState>, ContentOutcome), Rejection> {
                 // Governance earlier in this block may have changed `config`.
-                check_structure(&config, stx, lens[i])?;
+                check_structure(&config, stx, len)?;
                 submitter_of(&config, stx)?;
                 // Governance earlier in the block may have rotated the key.
                 let sig_ok = verdicts[i]
@@ -984,7 +984,7 @@ impl<S: Store> Ledger<S> {
             })();
             match verdict {
                 Ok((state, outcome)) => {
-                    if bytes_total + lens[i] > limits.max_block_bytes as usize {
+                    if bytes_total + len > limits.max_block_bytes as usize {
                         rejected.push((
                             id,
                             reject("TX_BLOCK_FULL", "block byte limit reached; resubmit"),
@@ -1000,7 +1000,7 @@ impl<S: Store> Ledger<S> {
                             }
                         }
                     }
-                    bytes_total += lens[i];
+                    bytes_total += len;
                     let index = accepted.len() as u32;
                     if let Some(st) = &state {
                         pending.insert(stx.tx.shipment_id.clone(), st.clone());

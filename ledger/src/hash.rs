@@ -112,6 +112,11 @@ impl<const N: usize> From<[u8; N]> for Bytes<N> {
 // profiles. The golden vectors of `tx`, `block` and `checkpoint` pin the bytes.
 const WORD: usize = 8;
 
+/// Elements of the binary tuple of a `Bytes<N>`: whole words, then bytes.
+const fn tuple_len(n: usize) -> usize {
+    n / WORD + n % WORD
+}
+
 impl<const N: usize> Serialize for Bytes<N> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
@@ -120,7 +125,7 @@ impl<const N: usize> Serialize for Bytes<N> {
             use serde::ser::SerializeTuple;
             let words = self.0.chunks_exact(WORD);
             let tail = words.remainder();
-            let mut t = s.serialize_tuple(N / WORD + tail.len())?;
+            let mut t = s.serialize_tuple(tuple_len(N))?;
             for w in words {
                 let mut word = [0u8; WORD];
                 word.copy_from_slice(w);
@@ -168,7 +173,7 @@ impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
                     Ok(Bytes(out))
                 }
             }
-            d.deserialize_tuple(N / WORD + N % WORD, V::<N>)
+            d.deserialize_tuple(tuple_len(N), V::<N>)
         }
     }
 }
