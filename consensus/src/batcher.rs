@@ -12,7 +12,7 @@ use crate::error::ProposeError;
 use crate::node::ConsensusNode;
 use crate::types::TxReceipt;
 use ledger::chain::ContentOutcome;
-use ledger::{Hash32, SignedTransaction};
+use ledger::{Hash32, SignedTransaction, TxBatch};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -42,10 +42,11 @@ impl Default for BatcherConfig {
 
 type Reply = oneshot::Sender<Result<TxReceipt, ProposeError>>;
 
-/// One queued submission.
+/// One queued submission: the transaction, its id and canonical bytes.
 struct Item {
     stx: SignedTransaction,
     id: Hash32,
+    bytes: Vec<u8>,
     outcome: ContentOutcome,
     reply: Reply,
 }
@@ -60,18 +61,21 @@ pub struct BatcherHandle {
 impl BatcherHandle {
     /// Submit one transaction and wait for its receipt.
     pub async fn submit(&self, stx: SignedTransaction) -> Result<TxReceipt, ProposeError> {
-        let id = stx
-            .id()
+        let (id, bytes) = stx
+            .id_and_encoding()
             .map_err(|e| ProposeError::Raft(format!("unencodable transaction: {e}")))?;
-        self.submit_with(stx, id, ContentOutcome::default()).await
+        self.submit_with(stx, id, bytes, ContentOutcome::default())
+            .await
     }
 
-    /// Submit one transaction (whose id the caller computed) with the
-    /// leader's content outcome for it, and wait for its receipt.
+    /// Submit one strictly decoded transaction with the id and the bytes
+    /// [`SignedTransaction::decode_with_id`] gave for it, and the leader's
+    /// content outcome for it; wait for its receipt.
     pub async fn submit_with(
         &self,
         stx: SignedTransaction,
         id: Hash32,
+        bytes: Vec<u8>,
         outcome: ContentOutcome,
     ) -> Result<TxReceipt, ProposeError> {
         let (reply, rx) = oneshot::channel();
@@ -79,6 +83,7 @@ impl BatcherHandle {
             .send(Item {
                 stx,
                 id,
+                bytes,
                 outcome,
                 reply,
             })
@@ -123,12 +128,15 @@ async fn run(node: ConsensusNode, config: BatcherConfig, mut rx: mpsc::Receiver<
         let mut ids = Vec::with_capacity(pending.len());
         let mut replies = Vec::with_capacity(pending.len());
         for it in pending {
-            txs.push(it.stx);
+            txs.push((it.stx, it.id, it.bytes));
             outcomes.push(it.outcome);
             ids.push(it.id);
             replies.push(it.reply);
         }
-        match node.propose_queued(txs, outcomes).await {
+        match node
+            .propose_queued(TxBatch::from_decoded(txs), outcomes)
+            .await
+        {
             Ok(fut) => {
                 tokio::spawn(async move {
                     match fut.await {

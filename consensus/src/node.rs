@@ -8,7 +8,7 @@ use crate::state_machine::{LedgerHandle, LedgerStateMachine};
 use crate::types::{ApplyReport, Batch, NodeId, PeerNode, TypeConfig};
 use ledger::chain::{BlockContext, ContentValidator};
 use ledger::config::ChainConfig;
-use ledger::SignedTransaction;
+use ledger::{SignedTransaction, TxBatch};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{ChangeMembers, Raft, RaftMetrics};
@@ -177,14 +177,16 @@ impl ConsensusNode {
     }
 
     /// A batch with this node's time and party in its context.
-    pub fn make_batch(&self, txs: Vec<SignedTransaction>) -> Batch {
-        self.make_batch_with(txs, Vec::new())
+    pub fn make_batch(&self, txs: Vec<SignedTransaction>) -> Result<Batch, ProposeError> {
+        let txs = TxBatch::from_txs(txs)
+            .map_err(|e| ProposeError::Raft(format!("unencodable transaction: {e}")))?;
+        Ok(self.make_batch_with(txs, Vec::new()))
     }
 
     /// A batch carrying the leader's content outcomes.
     pub fn make_batch_with(
         &self,
-        txs: Vec<SignedTransaction>,
+        txs: TxBatch,
         outcomes: Vec<ledger::chain::ContentOutcome>,
     ) -> Batch {
         Batch {
@@ -194,14 +196,14 @@ impl ConsensusNode {
                 raft_index: 0,
                 proposer: self.party.clone(),
             },
-            txs: txs.into(),
+            txs,
             outcomes: outcomes.into(),
         }
     }
 
     /// Propose a batch (leader only) and wait until it is applied here.
     pub async fn propose(&self, txs: Vec<SignedTransaction>) -> Result<ApplyReport, ProposeError> {
-        let batch = self.make_batch(txs);
+        let batch = self.make_batch(txs)?;
         self.raft
             .client_write(batch)
             .await
@@ -213,7 +215,7 @@ impl ConsensusNode {
     /// order; the returned future resolves once it is applied.
     pub async fn propose_queued(
         &self,
-        txs: Vec<SignedTransaction>,
+        txs: TxBatch,
         outcomes: Vec<ledger::chain::ContentOutcome>,
     ) -> Result<
         impl Future<Output = Result<ApplyReport, ProposeError>> + Send + 'static,

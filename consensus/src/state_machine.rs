@@ -298,19 +298,11 @@ fn apply_batch(
     let mut refused = Vec::new();
     // Build with the leader's recorded content outcomes (ADR 0001); a
     // validator that can judge them says whether it agrees.
-    // One encoding per transaction, for its id and for the block's bytes. A
-    // transaction that cannot be encoded cannot be in a decoded entry; if it
-    // ever were, the whole batch is refused the same way on every node.
-    let encodings = match ledger::chain::batch_encodings(&batch.txs) {
-        Ok(v) => v,
-        Err(e) => {
-            return Err(format!("batch does not encode: {e}"));
-        }
-    };
-    for (((stx, (id, _)), o), i) in batch
+    for (((stx, id), o), i) in batch
         .txs
+        .txs()
         .iter()
-        .zip(&encodings)
+        .zip(batch.txs.ids())
         .zip(batch.outcomes.iter())
         .zip(0..)
     {
@@ -320,16 +312,18 @@ fn apply_batch(
         }
     }
     let mut recorded = ledger::chain::RecordedContent::from_outcomes(
-        encodings
+        batch
+            .txs
+            .ids()
             .iter()
-            .map(|(id, _)| *id)
+            .copied()
             .zip(batch.outcomes.iter().cloned()),
     );
-    let built = match ledger.build_block_from(&batch.txs, &encodings, &ctx, &mut recorded) {
+    let built = match ledger.build_block_from(&batch.txs, &ctx, &mut recorded) {
         Ok(b) => b,
         Err(LedgerError::BatchTooLarge(msg)) => {
             // Deterministic on every node: an empty block, all refused.
-            for (id, _) in &encodings {
+            for id in batch.txs.ids() {
                 refused.push((
                     *id,
                     Rejection {

@@ -2,7 +2,7 @@
 
 use ledger::block::TxResult;
 use ledger::chain::{BlockContext, ContentOutcome, Rejection};
-use ledger::{Hash32, SignedTransaction};
+use ledger::{Hash32, TxBatch};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -18,10 +18,11 @@ pub type NodeId = u64;
 pub struct Batch {
     /// Block context chosen by the leader.
     pub ctx: BlockContext,
-    /// Transactions in proposal order. Shared: openraft clones an entry
-    /// for every follower it replicates to and for apply, and a batch is
-    /// megabytes of transactions (encoded exactly like a `Vec`).
-    pub txs: Arc<[SignedTransaction]>,
+    /// Transactions in proposal order, with their ids and canonical bytes
+    /// (one byte string on the wire and in the log; see [`TxBatch`]).
+    /// Shared: openraft clones an entry for every follower it replicates to
+    /// and for apply, and a batch is megabytes of transactions.
+    pub txs: TxBatch,
     /// The leader's content-validation outcome of each transaction
     /// (classification, risk), in `txs` order; empty means none. Every node
     /// builds the block with these, so learners that cannot decrypt build

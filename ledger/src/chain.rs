@@ -22,7 +22,7 @@ use crate::event::{self, ShipmentState};
 use crate::hash::{Bytes, Hash32};
 use crate::merkle;
 use crate::store::{BlockWrite, MemStore, Store, StoreError, Tip, TxLocation};
-use crate::tx::{signing_message, Governance, SignedTransaction};
+use crate::tx::{signing_message, Governance, SignedTransaction, TxBatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -456,15 +456,6 @@ fn submitter_of<'a>(
     Ok(party)
 }
 
-/// Ids and canonical bytes of a batch, one encoding per transaction (the
-/// block built from the batch is assembled from the same bytes).
-pub fn batch_encodings(batch: &[SignedTransaction]) -> Result<Vec<(Hash32, Vec<u8>)>, LedgerError> {
-    batch
-        .iter()
-        .map(|t| t.id_and_encoding().map_err(LedgerError::from))
-        .collect()
-}
-
 /// The stateless part of admission: size and structure limits, a registered
 /// submitter, and its strict signature over `id`. Needs only a config.
 /// A signature that verifies is remembered in `verified`.
@@ -893,17 +884,16 @@ impl<S: Store> Ledger<S> {
         ctx: &BlockContext,
         content: &mut dyn ContentValidator,
     ) -> Result<BuiltBlock, LedgerError> {
-        let encodings = batch_encodings(batch)?;
-        self.build_block_from(batch, &encodings, ctx, content)
+        let batch = TxBatch::from_txs(batch.to_vec())?;
+        self.build_block_from(&batch, ctx, content)
     }
 
-    /// [`Ledger::build_block`] with the batch's ids and canonical bytes
-    /// already computed by [`batch_encodings`] (the apply path needs the ids
-    /// first); the block's bytes are assembled from `encodings`.
+    /// [`Ledger::build_block`] from a batch that already holds each
+    /// transaction's id and canonical bytes (a Raft entry's): the block's
+    /// bytes are assembled from those bytes, nothing is encoded again.
     pub fn build_block_from(
         &self,
-        batch: &[SignedTransaction],
-        encodings: &[(Hash32, Vec<u8>)],
+        batch: &TxBatch,
         ctx: &BlockContext,
         content: &mut dyn ContentValidator,
     ) -> Result<BuiltBlock, LedgerError> {
@@ -915,16 +905,15 @@ impl<S: Store> Ledger<S> {
                 limits.max_block_txs
             )));
         }
-        if encodings.len() != batch.len() {
-            return Err(LedgerError::Mismatch(format!(
-                "{} encodings for {} transactions",
-                encodings.len(),
-                batch.len()
-            )));
-        }
+        let ids = batch.ids();
+        let encoding = |i: usize| {
+            batch.encoding(i).ok_or_else(|| {
+                LedgerError::Mismatch(format!("transaction {i} of the batch has no encoding"))
+            })
+        };
+        let batch = batch.txs();
         let height = self.tip.height + 1;
         let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
-        let ids: Vec<Hash32> = encodings.iter().map(|(id, _)| *id).collect();
         // Strict signatures, one by one (ADR 0002: with the screening strict
         // equivalence needs, a batch equation is slower than this); those
         // this node verified at admission are answered from its cache.
@@ -934,7 +923,7 @@ impl<S: Store> Ledger<S> {
             .collect();
         let verdicts: Vec<bool> = batch
             .iter()
-            .zip(&ids)
+            .zip(ids)
             .zip(&keys)
             .map(|((stx, id), k)| {
                 k.as_ref().is_some_and(|k| {
@@ -956,7 +945,7 @@ impl<S: Store> Ledger<S> {
         let mut bytes_total: usize = 0;
         for (i, stx) in batch.iter().enumerate() {
             let id = ids[i];
-            let len = encodings[i].1.len();
+            let len = encoding(i)?.len();
             let verdict = (|| -> Result<(Option<ShipmentState>, ContentOutcome), Rejection> {
                 // Governance earlier in this block may have changed `config`.
                 check_structure(&config, stx, len)?;
@@ -1049,7 +1038,11 @@ impl<S: Store> Ledger<S> {
             height,
             block: Block::encode_from_parts(
                 &block.header,
-                accepted_at.iter().map(|&i| encodings[i].1.as_slice()),
+                accepted_at
+                    .iter()
+                    .map(|&i| encoding(i))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter(),
                 &block.results,
             )?,
             tip: Some(Tip {

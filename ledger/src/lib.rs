@@ -38,4 +38,4 @@ pub use hash::{Bytes, Hash32, Sig64};
 #[cfg(feature = "rocksdb")]
 pub use store::RocksStore;
 pub use store::{MemStore, Store};
-pub use tx::{SignedTransaction, Transaction};
+pub use tx::{SignedTransaction, Transaction, TxBatch};

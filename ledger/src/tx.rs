@@ -232,6 +232,143 @@ impl SignedTransaction {
     }
 }
 
+/// Signed transactions held with their ids and canonical encodings, as a
+/// Raft entry carries them. On the wire and on disk a batch is one byte
+/// string: the transactions' canonical encodings, concatenated. The node
+/// that receives it decodes each transaction strictly once, here, and keeps
+/// the bytes it came in; storing, forwarding and committing the batch then
+/// reuse those bytes, so no node encodes a transaction it was given.
+/// Cloning shares the batch.
+#[derive(Clone, Default)]
+pub struct TxBatch(std::sync::Arc<TxBatchInner>);
+
+#[derive(Default)]
+struct TxBatchInner {
+    /// Concatenated canonical encodings.
+    bytes: Vec<u8>,
+    txs: Vec<SignedTransaction>,
+    ids: Vec<Hash32>,
+    /// End offset of each transaction's encoding in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl TxBatch {
+    /// A batch of transactions, encoding each.
+    pub fn from_txs(txs: Vec<SignedTransaction>) -> Result<Self, CodecError> {
+        let mut parts = Vec::with_capacity(txs.len());
+        for stx in txs {
+            let (id, bytes) = stx.id_and_encoding()?;
+            parts.push((stx, id, bytes));
+        }
+        Ok(Self::from_decoded(parts))
+    }
+
+    /// A batch of transactions this process decoded strictly, each with the
+    /// id and the exact bytes [`SignedTransaction::decode_with_id`] returned
+    /// for it (so the bytes are its canonical encoding; checked in debug
+    /// builds).
+    pub fn from_decoded(parts: Vec<(SignedTransaction, Hash32, Vec<u8>)>) -> Self {
+        let total = parts.iter().map(|(_, _, b)| b.len()).sum();
+        let mut inner = TxBatchInner {
+            bytes: Vec::with_capacity(total),
+            txs: Vec::with_capacity(parts.len()),
+            ids: Vec::with_capacity(parts.len()),
+            ends: Vec::with_capacity(parts.len()),
+        };
+        for (stx, id, bytes) in parts {
+            debug_assert!(codec::encode(&stx).is_ok_and(|b| b == bytes));
+            inner.bytes.extend_from_slice(&bytes);
+            inner.ends.push(inner.bytes.len());
+            inner.txs.push(stx);
+            inner.ids.push(id);
+        }
+        TxBatch(std::sync::Arc::new(inner))
+    }
+
+    /// Strictly split untrusted `bytes` into transactions: each must be a
+    /// canonical encoding, and nothing may be left over.
+    pub fn decode(bytes: Vec<u8>) -> Result<Self, CodecError> {
+        let mut inner = TxBatchInner::default();
+        let mut at = 0;
+        while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+            let (stx, n) = codec::decode_prefix::<SignedTransaction>(rest)?;
+            let encoding = rest.get(..n).filter(|e| !e.is_empty()).ok_or_else(|| {
+                CodecError::Malformed("empty transaction encoding in a batch".into())
+            })?;
+            inner.ids.push(stx.id_of_encoding(encoding)?);
+            inner.txs.push(stx);
+            at += n;
+            inner.ends.push(at);
+        }
+        inner.bytes = bytes;
+        Ok(TxBatch(std::sync::Arc::new(inner)))
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.0.txs.len()
+    }
+
+    /// Whether the batch holds no transaction.
+    pub fn is_empty(&self) -> bool {
+        self.0.txs.is_empty()
+    }
+
+    /// The transactions, in order.
+    pub fn txs(&self) -> &[SignedTransaction] {
+        &self.0.txs
+    }
+
+    /// Their ids, in order.
+    pub fn ids(&self) -> &[Hash32] {
+        &self.0.ids
+    }
+
+    /// The canonical encoding of transaction `i`.
+    pub fn encoding(&self, i: usize) -> Option<&[u8]> {
+        let start = match i {
+            0 => 0,
+            _ => *self.0.ends.get(i - 1)?,
+        };
+        self.0.bytes.get(start..*self.0.ends.get(i)?)
+    }
+
+    /// Every transaction's canonical encoding, concatenated.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+}
+
+impl PartialEq for TxBatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.bytes == other.0.bytes
+    }
+}
+
+impl Eq for TxBatch {}
+
+impl std::fmt::Debug for TxBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxBatch")
+            .field("txs", &self.0.txs.len())
+            .field("bytes", &self.0.bytes.len())
+            .finish()
+    }
+}
+
+impl Serialize for TxBatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        codec::bytes::serialize(&self.0.bytes, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TxBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = codec::bytes::deserialize(d)?;
+        TxBatch::decode(bytes).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +452,53 @@ mod tests {
             let (back, id) = SignedTransaction::decode_with_id(&bytes, 65536).unwrap();
             assert_eq!((back, id), (stx.clone(), stx.id().unwrap()));
         }
+    }
+    #[test]
+    fn a_batch_is_its_transactions_encodings_concatenated() {
+        let k = Keypair::from_seed(&[7; 32]);
+        let a = sample_tx().sign(&k).unwrap();
+        let mut b = sample_tx();
+        b.nonce = 43;
+        let mut b = b.sign(&k).unwrap();
+        b.approve("de-customs", &k).unwrap();
+        let batch = TxBatch::from_txs(vec![a.clone(), b.clone()]).unwrap();
+        let (ea, eb) = (a.encode().unwrap(), b.encode().unwrap());
+        assert_eq!(batch.bytes(), [ea.clone(), eb.clone()].concat());
+        assert_eq!(batch.encoding(0), Some(&ea[..]));
+        assert_eq!(batch.encoding(1), Some(&eb[..]));
+        assert_eq!(batch.encoding(2), None);
+        assert_eq!(batch.ids(), [a.id().unwrap(), b.id().unwrap()]);
+        assert_eq!(batch.txs(), [a, b]);
+        // On the wire: one byte string (u64 length, then the bytes).
+        let wire = codec::encode(&batch).unwrap();
+        assert_eq!(wire[..8], (batch.bytes().len() as u64).to_le_bytes());
+        assert_eq!(&wire[8..], batch.bytes());
+        let back: TxBatch = codec::decode(&wire).unwrap();
+        assert_eq!(back, batch);
+        assert_eq!((back.txs(), back.ids()), (batch.txs(), batch.ids()));
+        let empty: TxBatch = codec::decode(&codec::encode(&TxBatch::default()).unwrap()).unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn a_batch_refuses_truncated_padded_or_non_canonical_bytes() {
+        let k = Keypair::from_seed(&[7; 32]);
+        let stx = sample_tx().sign(&k).unwrap();
+        let one = stx.encode().unwrap();
+        let good = [one.clone(), one.clone()].concat();
+        assert_eq!(TxBatch::decode(good.clone()).unwrap().len(), 2);
+        for cut in [1, 7, one.len() / 2] {
+            assert!(TxBatch::decode(good[..good.len() - cut].to_vec()).is_err());
+        }
+        let mut padded = good.clone();
+        padded.push(0);
+        assert!(TxBatch::decode(padded).is_err());
+        // `governance: None` is the byte 0 at the body's end; 2 is no
+        // Option tag at all.
+        let tail = codec::encode(&(&stx.signature, &stx.approvals)).unwrap();
+        let body_end = one.len() - tail.len();
+        let mut bad = one.clone();
+        bad[body_end - 1] = 2;
+        assert!(TxBatch::decode(bad).is_err());
     }
 }

@@ -399,7 +399,7 @@ impl NodeCore {
                         &id,
                         bytes.len(),
                     );
-                    (pos, id, r.map(|o| (stx, o)))
+                    (pos, id, r.map(|o| (stx, bytes, o)))
                 })
                 .collect::<Vec<_>>()
         })
@@ -408,10 +408,10 @@ impl NodeCore {
         let mut proposals = Vec::with_capacity(admitted.len());
         for (pos, id, r) in admitted {
             match r {
-                Ok((stx, outcome)) => {
+                Ok((stx, bytes, outcome)) => {
                     let batcher = self.batcher.clone();
                     proposals.push((pos, id, async move {
-                        batcher.submit_with(stx, id, outcome).await
+                        batcher.submit_with(stx, id, bytes, outcome).await
                     }));
                 }
                 Err(Admission::Rejected(r)) => {

@@ -11,7 +11,7 @@ use ledger::chain::{BlockContext, ContentOutcome, NoContent};
 use ledger::disclosure::{self, Draft};
 use ledger::event::EventKind;
 use ledger::testkit::{self, T0};
-use ledger::{codec, declaration, CosignedCheckpoint, SignedTransaction};
+use ledger::{codec, declaration, CosignedCheckpoint, SignedTransaction, TxBatch};
 use ledger_fuzz::raft::{Batch, RaftRpc, RaftRpcReply};
 use ledger_fuzz::{context, fresh_ledger};
 use openraft::raft::{AppendEntriesRequest, VoteRequest, VoteResponse};
@@ -55,7 +55,7 @@ fn main() {
     let ctx: BlockContext = context(1);
     let batch = Batch {
         ctx: ctx.clone(),
-        txs: vec![booked.clone()],
+        txs: TxBatch::from_txs(vec![booked.clone()]).unwrap(),
         outcomes: vec![ContentOutcome::default()],
     };
     write("raft_batch", "booked", &codec::encode(&batch).unwrap());

@@ -9,7 +9,7 @@
 //! that is asserted never to happen.
 #![no_main]
 
-use ledger_fuzz::ledger::chain::{batch_encodings, LedgerError, NoContent, RecordedContent};
+use ledger_fuzz::ledger::chain::{LedgerError, NoContent, RecordedContent};
 use ledger_fuzz::ledger::{Block, Store};
 use ledger_fuzz::raft::{Batch, MAX_RPC_BYTES};
 use ledger_fuzz::strict;
@@ -19,16 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(Batch { ctx, txs, outcomes }) = strict::<Batch>(data, MAX_RPC_BYTES) else {
         return;
     };
-    let encodings = batch_encodings(&txs).expect("decoded transactions encode");
-    let mut recorded = RecordedContent::from_outcomes(
-        encodings
-            .iter()
-            .map(|(id, _)| *id)
-            .zip(outcomes.iter().cloned()),
-    );
+    let mut recorded =
+        RecordedContent::from_outcomes(txs.ids().iter().copied().zip(outcomes.iter().cloned()));
     let mut ledger = ledger_fuzz::fresh_ledger();
     let tip = ledger.tip().clone();
-    let built = match ledger.build_block_from(&txs, &encodings, &ctx, &mut recorded) {
+    let built = match ledger.build_block_from(&txs, &ctx, &mut recorded) {
         Ok(b) => b,
         Err(LedgerError::BatchTooLarge(_)) => return,
         Err(e) => panic!("a decoded batch stops the state machine: {e}"),

@@ -4,7 +4,7 @@
 //! the same structs with the same field order, hence the same wire bytes.
 
 use ledger::chain::{BlockContext, ContentOutcome};
-use ledger::SignedTransaction;
+use ledger::TxBatch;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -22,7 +22,7 @@ pub type NodeId = u64;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub ctx: BlockContext,
-    pub txs: Vec<SignedTransaction>,
+    pub txs: TxBatch,
     pub outcomes: Vec<ContentOutcome>,
 }
 
