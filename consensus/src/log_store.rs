@@ -205,6 +205,8 @@ impl RocksLogStore {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_paranoid_checks(true);
         opts.create_missing_column_families(true);
+        // SST files bypass the page cache where the filesystem allows it.
+        opts.set_use_direct_io_for_flush_and_compaction(ledger::store::direct_io_supported(path));
         // Entries are mostly sealed (encrypted) fields and live until the
         // next snapshot: compressing them costs CPU and saves almost nothing.
         let cfs = [CF_LOGS, CF_META].into_iter().map(|n| {
