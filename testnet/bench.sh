@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Throughput benchmark on this machine: 3 customs validators + 1 learner,
-# fsync on. Usage: testnet/bench.sh [SECONDS] [CONCURRENCY] [DIR]
+# fsync on. Usage: testnet/bench.sh [SECONDS=60] [CONCURRENCY=384] [DIR]
+# (384 in flight: with 256 the client itself capped the rate near
+# 256 / median latency, about 3,200 tx/s, with CPU to spare; session 8)
 # (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle;
 # BENCH_BATCH=N transactions per SubmitBatch call, default 32, 1 = one Submit each;
-# BENCH_NODE_SET=key=value passes one more config override to every node)
+# BENCH_NODE_SET=key=value passes one more config override to every node;
+# BENCH_KEEP=1 keeps the nodes' data in DIR/net)
 # Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
 # per committed transaction and the machine's fsync latency; writes
 # DIR/bench.json and DIR/bench.svg.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/customs-ledger/target}"
-secs="${1:-60}"; conc="${2:-256}"
+secs="${1:-60}"; conc="${2:-384}"
 dir="${3:-$(mktemp -d -t customs-bench.XXXXXX)}"
 profile="${CUSTOMS_PROFILE:-release}"
 export CUSTOMS_PROFILE="$profile"
@@ -22,7 +25,10 @@ spec="$root/testnet/bench-network.toml"
 mkdir -p "$dir"
 [ -f "$dir/net/genesis.json" ] || "$bin/customsctl" genesis --spec "$spec" --out "$dir/net"
 pids=()
-trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+# A 60 s run leaves 5-6 GB of node data: it is deleted when the nodes have
+# stopped, unless BENCH_KEEP=1 (the report, chart and logs stay).
+trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+      [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$dir/net"' EXIT
 for p in de-customs fr-customs pl-customs broker; do
     (cd "$dir/net/$p" && exec "$bin/customs-node" --config node.toml --set 'batch.max_txs=2048' ${BENCH_NODE_SET:+--set "$BENCH_NODE_SET"} >"$dir/$p.out" 2>"$dir/$p.log") &
     pids+=($!)
