@@ -938,14 +938,15 @@ impl<S: Store> Ledger<S> {
         let mut pending: BTreeMap<String, ShipmentState> = BTreeMap::new();
         let mut seen: BTreeSet<Hash32> = BTreeSet::new();
         let mut accepted = Vec::new();
-        let mut accepted_at = Vec::new();
+        let mut accepted_bytes = Vec::new();
         let mut results = Vec::new();
         let mut rejected = Vec::new();
         let mut events = Vec::new();
         let mut bytes_total: usize = 0;
         for (i, stx) in batch.iter().enumerate() {
             let id = ids[i];
-            let len = encoding(i)?.len();
+            let bytes = encoding(i)?;
+            let len = bytes.len();
             let verdict = (|| -> Result<(Option<ShipmentState>, ContentOutcome), Rejection> {
                 // Governance earlier in this block may have changed `config`.
                 check_structure(&config, stx, len)?;
@@ -1003,7 +1004,7 @@ impl<S: Store> Ledger<S> {
                         warnings: outcome.warnings,
                     });
                     accepted.push(stx.clone());
-                    accepted_at.push(i);
+                    accepted_bytes.push(bytes);
                 }
                 Err(r) => rejected.push((id, r)),
             }
@@ -1038,11 +1039,7 @@ impl<S: Store> Ledger<S> {
             height,
             block: Block::encode_from_parts(
                 &block.header,
-                accepted_at
-                    .iter()
-                    .map(|&i| encoding(i))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter(),
+                accepted_bytes.into_iter(),
                 &block.results,
             )?,
             tip: Some(Tip {
@@ -1239,7 +1236,7 @@ where
     for (h, item) in iter.enumerate() {
         let height = h as u64 + 1;
         let bytes = item.map_err(|e| fault(height, e))?;
-        let block =
+        let mut block =
             Block::decode(&bytes).map_err(|e| fault(height, format!("undecodable: {e}")))?;
         let hd = &block.header;
         if hd.height != height {
@@ -1264,8 +1261,12 @@ where
             proposer: hd.proposer.clone(),
         };
         let mut recorded = RecordedContent::of(&block);
+        // The block's transactions move into the batch (the comparison below
+        // looks at the header and results only).
+        let batch = TxBatch::from_txs(std::mem::take(&mut block.txs))
+            .map_err(|e| fault(height, e.to_string()))?;
         let built = ledger
-            .build_block(&block.txs, &ctx, &mut recorded)
+            .build_block_from(&batch, &ctx, &mut recorded)
             .map_err(|e| fault(height, e.to_string()))?;
         if let Some((id, r)) = built.rejected.first() {
             return Err(fault(height, format!("transaction {id} is invalid: {r}")));
@@ -1273,7 +1274,7 @@ where
         if built.block.header != block.header || built.block.results != block.results {
             return Err(fault(height, describe_mismatch(&block, &built.block)));
         }
-        txs += block.txs.len() as u64;
+        txs += batch.len() as u64;
         ledger
             .commit(built, Vec::new(), &mut NoContent)
             .map_err(|e| fault(height, e.to_string()))?;
