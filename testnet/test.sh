@@ -9,6 +9,19 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 "$root/testnet/setup.sh"
 
+echo "== test data lives in the clone (testdata/): no file may refer to a data folder beside it"
+pattern='\.\./shared|shared/data'
+if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    hits="$(git -C "$root" grep -nE "$pattern" -- . ':!testnet/test.sh' || true)"
+else
+    hits="$(grep -rnE "$pattern" --exclude-dir=.git --exclude-dir=target --exclude=test.sh "$root" || true)"
+fi
+if [ -n "$hits" ]; then
+    echo "$hits"
+    echo "error: the files above read data from outside the repository; copy it under testdata/" >&2
+    exit 1
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

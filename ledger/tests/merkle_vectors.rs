@@ -1,4 +1,4 @@
-//! Runs every JSON vector under `shared/data/merkle-vectors` against the
+//! Runs every JSON vector under `testdata/merkle-vectors` against the
 //! `merkle` module. Each file carries `wantErr`; `false` must verify, `true`
 //! must be rejected. Folders:
 //! - `inclusion/`: RFC 9162 §2.1.3.2 inclusion proofs.
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 const VECTORS_DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/merkle-vectors"
+    "/../testdata/merkle-vectors"
 );
 
 const FOLDERS: [&str; 4] = [

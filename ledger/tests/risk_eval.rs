@@ -1,5 +1,5 @@
 //! Offline evaluation of the risk model on the customs declarations data set
-//! (`shared/data/declarations/{train,valid}.csv`, synthetic import
+//! (`testdata/declarations/{train,valid}.csv`, synthetic import
 //! declarations, MIT licence, Institute for Basic Science & Korea Customs).
 //!
 //! What it does: learns `observe` + `observe_outcome(Fraud)` from every train
@@ -22,7 +22,7 @@ use std::time::Instant;
 
 const DATA_DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/declarations/"
+    "/../testdata/declarations/"
 );
 
 struct Row {

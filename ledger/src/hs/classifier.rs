@@ -1369,7 +1369,7 @@ mod tests {
 
     const EVAL_CSV: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/hs-eval/dev-cases.csv"
+        "/../testdata/hs-eval/dev-cases.csv"
     );
 
     #[derive(Default, Clone, Copy)]
@@ -1388,7 +1388,7 @@ mod tests {
     #[test]
     fn eval_dev_cases_accuracy() {
         let text = std::fs::read_to_string(EVAL_CSV).unwrap_or_else(|e| {
-            panic!("evaluation file {EVAL_CSV} not readable ({e}); it lives in shared/data/hs-eval")
+            panic!("evaluation file {EVAL_CSV} not readable ({e}); it lives in testdata/hs-eval")
         });
         let rows = parse_csv(&text);
         assert_eq!(
