@@ -25,10 +25,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const VECTORS_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/merkle-vectors"
-);
+const VECTORS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/merkle-vectors");
 
 const FOLDERS: [&str; 4] = [
     "inclusion",

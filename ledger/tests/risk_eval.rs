@@ -20,10 +20,7 @@ use ledger::validate::risk; // later: `use ledger::validate::risk as risk;`
 use risk::{score, Presence, RiskConfig, RiskHistory, RiskInput, RiskLevel};
 use std::time::Instant;
 
-const DATA_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/declarations/"
-);
+const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/declarations/");
 
 struct Row {
     input: RiskInput,
