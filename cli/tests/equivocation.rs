@@ -83,26 +83,6 @@ fn signers(net: &Net, cp: &CosignedCheckpoint) -> Vec<String> {
         .collect()
 }
 
-/// One Prometheus sample of `party`'s node.
-fn metric(net: &Net, party: &str, name: &str) -> Option<u64> {
-    use std::io::{Read, Write};
-    let toml = std::fs::read_to_string(net.net().join(party).join("node.toml")).ok()?;
-    let addr = toml
-        .lines()
-        .find_map(|l| l.strip_prefix("metrics_listen = "))?
-        .trim_matches('"')
-        .to_string();
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 fn ok(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
@@ -235,8 +215,8 @@ async fn forged_leader_checkpoint_is_refused_and_its_signer_named() {
         wait_for!(
             format!("{p} to count the equivocation"),
             60,
-            (metric(&net, p, "customs_equivocations_total").unwrap_or(0) >= 1
-                && metric(&net, p, "customs_equivocation_evidence").unwrap_or(0) >= 1)
+            (net.metric(p, "customs_equivocations_total").unwrap_or(0) >= 1
+                && net.metric(p, "customs_equivocation_evidence").unwrap_or(0) >= 1)
                 .then_some(())
         );
     }

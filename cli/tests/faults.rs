@@ -3,7 +3,9 @@
 //! proxy (`common::proxy`). Under a steady write load, each seeded
 //! schedule applies faults one after another (SIGKILL of the leader or a
 //! follower, SIGSTOP/SIGCONT pauses, restarts, isolating the leader, a 2/2
-//! split with the learner, a whole-cluster crash), heals, and then checks:
+//! split with the learner, a whole-cluster crash, a hostile registered
+//! peer sending forged Raft messages and a request flood to every node),
+//! heals, and then checks:
 //! - every acknowledged transaction is on every node exactly once,
 //! - no transaction is committed twice at all,
 //! - every node holds the same block hashes, each block linked to its
@@ -75,9 +77,17 @@ enum Fault {
     /// Two voters on one side; the third voter with the learner on the other.
     SplitTwoTwo,
     CrashAll,
+    /// A registered non-validator party (`HOSTILE`) sends every node forged
+    /// `AppendEntries` and `Vote` messages claiming the leader's node id at
+    /// far higher terms, and a request flood (`node/examples/hostile_peer.rs`):
+    /// each must be refused while the load goes on.
+    HostilePeer,
 }
 
-const FAULTS: [Fault; 7] = [
+/// The identity of the hostile peer: a registered broker without a node.
+const HOSTILE: (&str, &str) = ("broker", "broker");
+
+const FAULTS: [Fault; 8] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -85,6 +95,7 @@ const FAULTS: [Fault; 7] = [
     Fault::IsolateLeader,
     Fault::SplitTwoTwo,
     Fault::CrashAll,
+    Fault::HostilePeer,
 ];
 
 impl Fault {
@@ -389,7 +400,7 @@ fn keep_logs(net: &Net, seed: u64) -> std::path::PathBuf {
 async fn run_schedule(seed: u64, steps: usize) -> Vec<(Fault, Option<Duration>)> {
     let _guard = SeedGuard(seed);
     let mut rng = Rng(seed);
-    let mut net = Net::new(&STANDARD, 3, &[], RAFT).with_links();
+    let mut net = Net::new(&STANDARD, 3, &[HOSTILE], RAFT).with_links();
     net.start_all();
     let t = Target::of(&net);
     let all: BTreeSet<String> = net.parties.iter().cloned().collect();
@@ -438,6 +449,7 @@ async fn run_schedule(seed: u64, steps: usize) -> Vec<(Fault, Option<Duration>)>
             Fault::IsolateLeader => {}
             Fault::SplitTwoTwo => majority = vec![leader.clone(), other.clone()],
             Fault::CrashAll => killed.extend(all.iter().cloned()),
+            Fault::HostilePeer => {}
         }
         {
             let mut up = load.up.lock().unwrap();
@@ -459,6 +471,31 @@ async fn run_schedule(seed: u64, steps: usize) -> Vec<(Fault, Option<Duration>)>
                 vec![follower.clone(), LEARNER.to_string()],
             ]),
             _ => {}
+        }
+        if let Fault::HostilePeer = fault {
+            let lead_id = (STANDARD.iter().position(|d| d.id == leader).unwrap() + 1).to_string();
+            for (attack, args) in [
+                (
+                    "append-entries",
+                    vec!["--claim-node", lead_id.as_str(), "--term", "100000"],
+                ),
+                (
+                    "vote",
+                    vec!["--claim-node", lead_id.as_str(), "--term", "max"],
+                ),
+                ("flood", vec!["--count", "200", "--bytes", "65536"]),
+            ] {
+                let outcomes =
+                    tokio::task::block_in_place(|| net.hostile(HOSTILE.0, attack, &args));
+                for o in outcomes {
+                    assert_eq!(
+                        o.outcome, "refused",
+                        "seed {seed}: hostile {attack} to {} was not refused: {o:?}",
+                        o.target
+                    );
+                }
+            }
+            println!("seed {seed}:   every hostile message refused");
         }
         let mut resumed = None;
         if fault.measures_failover() {
@@ -523,6 +560,13 @@ async fn run_schedule(seed: u64, steps: usize) -> Vec<(Fault, Option<Duration>)>
     let acked = load.acked.lock().unwrap().clone();
     assert!(!acked.is_empty(), "seed {seed}: no write was acknowledged");
     let height = check_invariants(&net, &acked, seed).await;
+    for node in net.procs.keys() {
+        let term = status_of(&t, node).await.map_or(0, |s| s.term);
+        assert!(
+            term < 100_000,
+            "seed {seed}: {node} took a forged term ({term})"
+        );
+    }
     println!(
         "seed {seed}: OK: {} acknowledged, {} failed attempts, height {height}, identical hashes on {} nodes",
         acked.len(),

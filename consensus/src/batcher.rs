@@ -24,6 +24,12 @@ pub struct BatcherConfig {
     /// Propose as soon as this many transactions are pending (keep it at
     /// or below the chain's `max_block_txs`).
     pub max_batch: usize,
+    /// Propose before the batch's transactions would exceed this many
+    /// encoded bytes (a batch always holds at least one transaction). Keep
+    /// it well under [`crate::MAX_RPC_BYTES`] divided by openraft's
+    /// `max_payload_entries`, so any append a leader sends can be read; see
+    /// [`BatcherConfig::entry_bytes_for`].
+    pub max_bytes: usize,
     /// Propose at most this long after the first pending transaction.
     pub max_delay: Duration,
     /// Submissions that may wait in the channel.
@@ -34,11 +40,27 @@ impl Default for BatcherConfig {
     fn default() -> Self {
         BatcherConfig {
             max_batch: 256,
+            max_bytes: 2 * 1024 * 1024,
             max_delay: Duration::from_millis(20),
             queue: 4096,
         }
     }
 }
+
+impl BatcherConfig {
+    /// The largest entry (in transaction bytes) that keeps an
+    /// `AppendEntries` of `max_payload_entries` entries, with each
+    /// transaction's outcome and framing, at or under half of
+    /// [`crate::MAX_RPC_BYTES`], and a block under `max_block_bytes`.
+    pub fn entry_bytes_for(max_payload_entries: u64, max_block_bytes: u32) -> usize {
+        let per_entry = crate::MAX_RPC_BYTES / 2 / (max_payload_entries.max(1) as usize);
+        per_entry.min(max_block_bytes as usize).max(1)
+    }
+}
+
+/// Encoded bytes a transaction adds to an entry beyond its own encoding
+/// (its outcome and framing), counted against `max_bytes`.
+const PER_TX_OVERHEAD: usize = 256;
 
 type Reply = oneshot::Sender<Result<TxReceipt, ProposeError>>;
 
@@ -103,19 +125,39 @@ pub fn spawn_batcher(
     (BatcherHandle { tx }, task)
 }
 
+fn item_bytes(it: &Item) -> usize {
+    it.bytes.len() + PER_TX_OVERHEAD
+}
+
 async fn run(node: ConsensusNode, config: BatcherConfig, mut rx: mpsc::Receiver<Item>) {
     let max_batch = config.max_batch.max(1);
+    // A transaction that would have pushed the last batch over `max_bytes`
+    // opens the next one.
+    let mut carried: Option<Item> = None;
     loop {
         // Wait for the first transaction of the next batch.
-        let Some(first) = rx.recv().await else {
-            return;
+        let first = match carried.take() {
+            Some(it) => it,
+            None => match rx.recv().await {
+                Some(it) => it,
+                None => return,
+            },
         };
         let deadline = Instant::now() + config.max_delay;
+        let mut bytes = item_bytes(&first);
         let mut pending = vec![first];
         let mut closed = false;
-        while pending.len() < max_batch {
+        while pending.len() < max_batch && bytes < config.max_bytes {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(item)) => pending.push(item),
+                Ok(Some(item)) => {
+                    let b = item_bytes(&item);
+                    if bytes + b > config.max_bytes {
+                        carried = Some(item);
+                        break;
+                    }
+                    bytes += b;
+                    pending.push(item);
+                }
                 Ok(None) => {
                     closed = true;
                     break;

@@ -22,6 +22,7 @@
 // type; boxing it here would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+pub mod authz;
 mod batcher;
 mod error;
 pub mod integrity;
@@ -37,8 +38,8 @@ pub use batcher::{spawn_batcher, BatcherConfig, BatcherHandle};
 pub use error::{ConsensusError, ProposeError};
 pub use log_store::{LogCheck, RocksLogStore};
 pub use network::{
-    handle_rpc, Network, NetworkConnection, RaftRpc, RaftRpcReply, Transport, TransportError,
-    MAX_RPC_BYTES,
+    handle_rpc, MembershipView, Network, NetworkConnection, RaftRpc, RaftRpcReply, Transport,
+    TransportError, MAX_RPC_BYTES,
 };
 pub use node::{system_clock, Clock, ConsensusNode, Genesis, NodeConfig};
 pub use state_machine::{

@@ -7,19 +7,22 @@
 //! them from the snapshot file), so no message holds a whole ledger.
 //! Messages encode with the ledger codec (strict bincode, size-limited).
 
+use crate::authz;
 use crate::types::{NodeId, PeerNode, TypeConfig};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::Raft;
+use openraft::{Raft, RaftMetrics};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
 
 /// Largest encoded RPC or reply accepted (a 3 MiB snapshot chunk or an
 /// append of several blocks fits).
@@ -79,6 +82,39 @@ pub enum TransportError {
     /// A message did not encode or decode.
     #[error("codec: {0}")]
     Codec(String),
+    /// The encoded message is larger than [`MAX_RPC_BYTES`]; openraft sends
+    /// fewer entries next time.
+    #[error("message of {0} bytes is over the {MAX_RPC_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The peer's reply was refused by [`authz::check_reply`].
+    #[error("{0}")]
+    BadReply(String),
+}
+
+impl RaftRpc {
+    /// Encode for the wire, refusing anything a peer could not read.
+    pub fn encode_bounded(&self) -> Result<Vec<u8>, TransportError> {
+        let bytes = self.encode()?;
+        if bytes.len() > MAX_RPC_BYTES {
+            return Err(TransportError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+}
+
+/// The current Raft membership as the network client sees it (set once the
+/// Raft instance exists; before that no target counts as a voter).
+pub type MembershipView = Arc<OnceLock<watch::Receiver<RaftMetrics<NodeId, PeerNode>>>>;
+
+fn is_voter(view: &MembershipView, target: NodeId) -> bool {
+    view.get().is_some_and(|m| {
+        m.borrow()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .iter()
+            .any(|c| c.contains(&target))
+    })
 }
 
 /// The port the node crate implements to carry Raft messages.
@@ -108,12 +144,16 @@ pub async fn handle_rpc(raft: &Raft<TypeConfig>, rpc: RaftRpc) -> RaftRpcReply {
 #[derive(Debug)]
 pub struct Network<T> {
     transport: Arc<T>,
+    membership: MembershipView,
 }
 
 impl<T> Network<T> {
-    /// Wrap a transport.
-    pub fn new(transport: Arc<T>) -> Self {
-        Network { transport }
+    /// Wrap a transport; replies are judged against `membership`.
+    pub fn new(transport: Arc<T>, membership: MembershipView) -> Self {
+        Network {
+            transport,
+            membership,
+        }
     }
 }
 
@@ -123,6 +163,7 @@ pub struct NetworkConnection<T> {
     transport: Arc<T>,
     target: NodeId,
     node: PeerNode,
+    membership: MembershipView,
 }
 
 impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
@@ -133,14 +174,23 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
             transport: self.transport.clone(),
             target,
             node: node.clone(),
+            membership: self.membership.clone(),
         }
     }
 }
 
-fn transport_err<E: std::error::Error>(e: TransportError) -> RPCError<NodeId, PeerNode, E> {
+fn transport_err<E: std::error::Error>(
+    e: TransportError,
+    entries: usize,
+) -> RPCError<NodeId, PeerNode, E> {
     match e {
-        TransportError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
-        TransportError::Network(_) | TransportError::Codec(_) => {
+        TransportError::Unreachable(_) | TransportError::BadReply(_) => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+        TransportError::TooLarge(_) if entries > 1 => RPCError::PayloadTooLarge(
+            PayloadTooLarge::new_entries_hint((entries / 2) as u64).with_source_error(&e),
+        ),
+        TransportError::Network(_) | TransportError::Codec(_) | TransportError::TooLarge(_) => {
             RPCError::Network(NetworkError::new(&e))
         }
     }
@@ -153,8 +203,39 @@ fn unexpected<E: std::error::Error>() -> RPCError<NodeId, PeerNode, E> {
 }
 
 impl<T: Transport> NetworkConnection<T> {
+    /// Send `rpc` and check the reply (a learner's claim of a higher vote,
+    /// an absurd term or an out-of-range match is an error, never a reason
+    /// to step down; see [`authz::check_reply`]).
     async fn call(&self, rpc: RaftRpc) -> Result<RaftRpcReply, TransportError> {
-        self.transport.send(self.target, &self.node, rpc).await
+        let request = match &rpc {
+            // Cheap to keep: the reply check needs only the vote and the
+            // sent range, so entries are cut before the copy.
+            RaftRpc::AppendEntries(r) => {
+                RaftRpc::AppendEntries(openraft::raft::AppendEntriesRequest {
+                    vote: r.vote,
+                    prev_log_id: r.prev_log_id,
+                    entries: r.entries.last().cloned().into_iter().collect(),
+                    leader_commit: r.leader_commit,
+                })
+            }
+            RaftRpc::Vote(r) => RaftRpc::Vote(r.clone()),
+            RaftRpc::InstallSnapshot(r) => {
+                RaftRpc::InstallSnapshot(openraft::raft::InstallSnapshotRequest {
+                    vote: r.vote,
+                    meta: r.meta.clone(),
+                    offset: r.offset,
+                    data: Vec::new(),
+                    done: r.done,
+                })
+            }
+        };
+        let reply = self.transport.send(self.target, &self.node, rpc).await?;
+        let voter = is_voter(&self.membership, self.target);
+        if let Err(e) = authz::check_reply(&request, &reply, self.target, voter) {
+            tracing::warn!(target = self.target, "refused a peer's reply: {e}");
+            return Err(TransportError::BadReply(e.to_string()));
+        }
+        Ok(reply)
     }
 
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, PeerNode, E> {
@@ -172,10 +253,11 @@ impl<T: Transport> RaftNetwork<TypeConfig> for NetworkConnection<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, PeerNode, RaftError<NodeId>>> {
+        let entries = rpc.entries.len();
         match self.call(RaftRpc::AppendEntries(rpc)).await {
             Ok(RaftRpcReply::AppendEntries(r)) => r.map_err(|e| self.remote(e)),
             Ok(_) => Err(unexpected()),
-            Err(e) => Err(transport_err(e)),
+            Err(e) => Err(transport_err(e, entries)),
         }
     }
 
@@ -190,7 +272,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for NetworkConnection<T> {
         match self.call(RaftRpc::InstallSnapshot(rpc)).await {
             Ok(RaftRpcReply::InstallSnapshot(r)) => r.map_err(|e| self.remote(e)),
             Ok(_) => Err(unexpected()),
-            Err(e) => Err(transport_err(e)),
+            Err(e) => Err(transport_err(e, 0)),
         }
     }
 
@@ -202,7 +284,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for NetworkConnection<T> {
         match self.call(RaftRpc::Vote(rpc)).await {
             Ok(RaftRpcReply::Vote(r)) => r.map_err(|e| self.remote(e)),
             Ok(_) => Err(unexpected()),
-            Err(e) => Err(transport_err(e)),
+            Err(e) => Err(transport_err(e, 0)),
         }
     }
 }

@@ -32,6 +32,22 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// The block time a leader proposes: its own clock, but never later than
+/// the median time its transactions claim. A leader whose clock runs ahead
+/// therefore still proposes times its followers accept (they refuse entries
+/// beyond their own clock plus a tolerance; [`crate::authz`]) and that keep
+/// honestly timed submissions inside `TX_TIME_WINDOW`; a minority of
+/// submitters claiming far-future times cannot move the median.
+pub fn clamped_block_time(own_clock_ms: u64, txs: &TxBatch) -> u64 {
+    let mut claimed: Vec<u64> = txs.txs().iter().map(|t| t.tx.claimed_time_ms).collect();
+    if claimed.is_empty() {
+        return own_clock_ms;
+    }
+    let mid = claimed.len() / 2;
+    let (_, median, _) = claimed.select_nth_unstable(mid);
+    own_clock_ms.min(*median)
+}
+
 /// Where and how one node runs.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -79,6 +95,13 @@ pub struct ConsensusNode {
     party: String,
     clock: Clock,
     ledger: LedgerHandle,
+    /// The snapshot being received (chunk bounds; see [`crate::authz`]).
+    incoming: Arc<std::sync::Mutex<crate::authz::SnapshotProgress>>,
+    /// The vote of a leader whose entries this node refused for their
+    /// block time: its further appends (heartbeats included) are refused
+    /// too, so this node's election timer runs out and another leader is
+    /// elected instead of the chain stalling behind it.
+    clock_refused: Arc<std::sync::Mutex<Option<openraft::Vote<NodeId>>>>,
 }
 
 impl std::fmt::Debug for ConsensusNode {
@@ -125,21 +148,25 @@ impl ConsensusNode {
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))??;
         let ledger = sm.handle();
+        let membership: crate::network::MembershipView = Arc::default();
         let raft = Raft::new(
             config.node_id,
             raft_config,
-            Network::new(transport),
+            Network::new(transport, membership.clone()),
             log_store,
             sm,
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let _ = membership.set(raft.metrics());
         Ok(ConsensusNode {
             raft,
             node_id: config.node_id,
             party: config.party,
             clock: config.clock,
             ledger,
+            incoming: Arc::default(),
+            clock_refused: Arc::default(),
         })
     }
 
@@ -191,7 +218,7 @@ impl ConsensusNode {
     ) -> Batch {
         Batch {
             ctx: BlockContext {
-                timestamp_ms: (self.clock)(),
+                timestamp_ms: clamped_block_time((self.clock)(), &txs),
                 raft_term: 0,
                 raft_index: 0,
                 proposer: self.party.clone(),
@@ -274,9 +301,71 @@ impl ConsensusNode {
             .map_err(propose_err)
     }
 
-    /// Answer an incoming Raft message.
+    /// Answer an incoming Raft message (the caller has authorised it; see
+    /// [`ConsensusNode::authorize`]).
     pub async fn handle_rpc(&self, rpc: RaftRpc) -> RaftRpcReply {
         handle_rpc(&self.raft, rpc).await
+    }
+
+    /// Whether `rpc` from `sender` may reach Raft, judged against this
+    /// node's current membership, term and clock ([`crate::authz`]).
+    pub fn authorize(
+        &self,
+        rpc: &RaftRpc,
+        sender: &crate::authz::Sender,
+        clock_tolerance_ms: u64,
+    ) -> Result<(), crate::authz::Refusal> {
+        let local = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            crate::authz::Local {
+                voters: m
+                    .membership_config
+                    .membership()
+                    .get_joint_config()
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect(),
+                term: m.current_term,
+                now_ms: (self.clock)(),
+                clock_tolerance_ms,
+            }
+        };
+        if let RaftRpc::AppendEntries(req) = rpc {
+            let refused = self.clock_refused.lock().ok().and_then(|g| *g);
+            if refused == Some(req.vote) {
+                return Err(crate::authz::Refusal::LeaderClockAhead(
+                    req.vote.leader_id().get_term(),
+                ));
+            }
+        }
+        if let Err(r) = crate::authz::authorize(rpc, sender, &local) {
+            if let (crate::authz::Refusal::BlockTimeAhead { .. }, RaftRpc::AppendEntries(req)) =
+                (&r, rpc)
+            {
+                if let Ok(mut g) = self.clock_refused.lock() {
+                    *g = Some(req.vote);
+                }
+            }
+            return Err(r);
+        }
+        if let RaftRpc::InstallSnapshot(req) = rpc {
+            match self.incoming.lock() {
+                Ok(mut p) => p.admit(req)?,
+                Err(_) => {
+                    return Err(crate::authz::Refusal::SnapshotChunk(
+                        "snapshot progress lock poisoned".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's clock (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
     }
 
     /// Stop Raft (the ledger and log databases close when the last handle

@@ -518,6 +518,7 @@ fn install(
         {
             return Err("snapshot ledger does not match its header".into());
         }
+        prove_snapshot(shared, &candidate)?;
     }
     // 3. Swap directories.
     let old = sibling(&shared.ledger_dir, ".old");
@@ -538,6 +539,58 @@ fn install(
         tip = header.tip_height,
         "installed ledger snapshot"
     );
+    Ok(())
+}
+
+/// A received snapshot must prove itself before it replaces this node's
+/// ledger (ADR 0011): its stored chain passes the full integrity walk of
+/// the startup check; it agrees with this node's own ledger tree on every
+/// height both hold (this node's ledger is committed history, so a snapshot
+/// that forks it is refused whoever sent it); and its newest cosigned
+/// checkpoint, when that carries a quorum of valid cosignatures under the
+/// snapshot's committed config, is the snapshot's own checkpoint at that
+/// height.
+fn prove_snapshot(shared: &Shared, candidate: &Ledger<RocksStore>) -> Result<(), String> {
+    candidate
+        .verify_store(|_, _| {})
+        .map_err(|x| format!("snapshot ledger fails the integrity walk: {x}"))?;
+    let own = {
+        let guard = lock(&shared.ledger)?;
+        match guard.as_ref() {
+            Some(l) => {
+                let h = l.tip().height.min(candidate.tip().height);
+                Some((h, l.checkpoint_at(h).map_err(|x| x.to_string())?))
+            }
+            None => None,
+        }
+    };
+    if let Some((h, mine)) = own {
+        let theirs = candidate.checkpoint_at(h).map_err(|x| x.to_string())?;
+        if theirs != mine {
+            return Err(format!(
+                "snapshot forks this node's ledger at height {h}: block {} root {}, ours block {} root {}",
+                theirs.block_hash, theirs.tree_root, mine.block_hash, mine.tree_root
+            ));
+        }
+    }
+    if let Some(cp) = candidate
+        .store()
+        .latest_checkpoint()
+        .map_err(|x| x.to_string())?
+    {
+        let (valid, _) = ledger::block::equivocation::check_cosignatures(&cp, candidate.config());
+        if valid.len() >= candidate.config().checkpoint_quorum as usize {
+            let theirs = candidate
+                .checkpoint_at(cp.checkpoint.height)
+                .map_err(|x| x.to_string())?;
+            if theirs != cp.checkpoint {
+                return Err(format!(
+                    "snapshot's quorum checkpoint at height {} does not match its own blocks",
+                    cp.checkpoint.height
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -43,6 +43,7 @@ async fn three_voters_and_a_learner_build_the_same_chain() {
         leader.clone(),
         BatcherConfig {
             max_batch: 64,
+            max_bytes: 1 << 20,
             max_delay: Duration::from_millis(10),
             queue: 128,
         },
@@ -255,4 +256,55 @@ async fn wait_restart(
             Err(e) => panic!("restart of {id} failed: {e}"),
         }
     }
+}
+
+/// The batcher closes an entry before its transactions' bytes exceed
+/// `max_bytes`, however many are waiting: 20 concurrent submissions with
+/// room for three per entry make blocks of at most three, all accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batcher_caps_entries_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new();
+    let (nodes, leader_id) = start_cluster(&router, dir.path(), &[1], None).await;
+    let leader = nodes[&leader_id].clone();
+    let txs: Vec<_> = (0..20u64)
+        .map(|i| {
+            testkit::event(
+                EventKind::ShipmentBooked,
+                &format!("SHIP-B{i}"),
+                "exporter",
+                5000 + i,
+                NOW,
+            )
+        })
+        .collect();
+    let largest = txs
+        .iter()
+        .map(|t| t.id_and_encoding().unwrap().1.len())
+        .max()
+        .unwrap();
+    // Room for three of the largest (each counted with its overhead).
+    let (batcher, _task) = spawn_batcher(
+        leader.clone(),
+        BatcherConfig {
+            max_batch: 64,
+            max_bytes: 3 * (largest + 256),
+            max_delay: Duration::from_millis(50),
+            queue: 128,
+        },
+    );
+    let mut set = tokio::task::JoinSet::new();
+    for stx in txs {
+        let b = batcher.clone();
+        set.spawn(async move { b.submit(stx).await.unwrap() });
+    }
+    let mut per_block: std::collections::BTreeMap<u64, usize> = Default::default();
+    while let Some(res) = set.join_next().await {
+        let r = res.unwrap();
+        let (index, _) = r.outcome.clone().unwrap();
+        assert!(index < 3, "an entry held more than three: {r:?}");
+        *per_block.entry(r.height).or_default() += 1;
+    }
+    assert!(per_block.values().all(|n| *n <= 3), "{per_block:?}");
+    assert!(per_block.len() >= 7, "{per_block:?}");
 }

@@ -513,6 +513,22 @@ impl Admin for Api {
                 "node_id must be positive and party valid",
             ));
         }
+        // The node's party comes from this node's address book, never from
+        // the request (ADR 0011).
+        match self.core.directory.party_of_node(r.node_id) {
+            Some(p) if p == r.party => {}
+            Some(p) => {
+                let why = format!("node {} runs for {p}, not {}", r.node_id, r.party);
+                return Err(status::denied("NODE_PARTY_MISMATCH", why));
+            }
+            None => {
+                let why = format!(
+                    "node {} is not in this node's address book ([[peers]])",
+                    r.node_id
+                );
+                return Err(status::denied("UNKNOWN_NODE", why));
+            }
+        }
         self.core
             .consensus
             .add_learner(r.node_id, PeerNode::new(r.party, r.address), false)
@@ -532,22 +548,19 @@ impl Admin for Api {
         let id = req.get_ref().node_id;
         let m = self.core.consensus.metrics().borrow().clone();
         let mem = m.membership_config.membership();
-        let member = mem
-            .get_node(&id)
-            .ok_or_else(|| {
-                status::not_found("NOT_A_MEMBER", format!("node {id} is not a learner"))
-            })?
-            .clone();
-        let is_validator = self
-            .core
-            .consensus
-            .ledger()
-            .with_ledger(|l| l.config().party(&member.party).is_some_and(|p| p.validator))
-            .map_err(status::internal)?;
-        if !is_validator {
+        if mem.get_node(&id).is_none() {
+            return Err(status::not_found(
+                "NOT_A_MEMBER",
+                format!("node {id} is not a learner"),
+            ));
+        }
+        // The party is the address book's binding of the node id, not the
+        // label stored in the membership.
+        if !self.core.directory.node_is_validator(id) {
+            let party = self.core.directory.party_of_node(id).unwrap_or("(unknown)");
             return Err(status::denied(
                 "NOT_A_VALIDATOR",
-                format!("party {} is not a customs validator in the chain config (needs governance first)", member.party),
+                format!("node {id} runs for {party}, which is not a customs validator in the chain config (needs governance first)"),
             ));
         }
         let mut voters: std::collections::BTreeSet<u64> = mem.voter_ids().collect();
@@ -572,26 +585,16 @@ impl Admin for Api {
         let m = self.core.consensus.metrics().borrow().clone();
         // Voters follow the chain config (see `membership`): a node whose
         // party is still a validator would be taken back at once.
-        if let Some(member) = m.membership_config.membership().get_node(&id) {
-            let still = self
-                .core
-                .consensus
-                .ledger()
-                .with_ledger(|l| {
-                    l.config()
-                        .party(&member.party)
-                        .is_some_and(|p| p.validator && !p.revoked)
-                })
-                .map_err(status::internal)?;
-            if still {
-                return Err(status::denied(
-                    "STILL_A_VALIDATOR",
-                    format!(
-                        "party {} is a validator in the chain config: commit a SetValidator or RevokeParty governance transaction instead",
-                        member.party
-                    ),
-                ));
-            }
+        if m.membership_config.membership().get_node(&id).is_some()
+            && self.core.directory.node_is_validator(id)
+        {
+            let party = self.core.directory.party_of_node(id).unwrap_or_default();
+            return Err(status::denied(
+                "STILL_A_VALIDATOR",
+                format!(
+                    "party {party} is a validator in the chain config: commit a SetValidator or RevokeParty governance transaction instead"
+                ),
+            ));
         }
         let mut voters: std::collections::BTreeSet<u64> =
             m.membership_config.membership().voter_ids().collect();

@@ -42,6 +42,10 @@ const META_LAST_COSIGNED: &[u8] = b"cosign/last";
 /// Metadata key of the kept evidence (a codec-encoded `Vec<Evidence>`).
 pub const META_EVIDENCE: &[u8] = b"cosign/evidence";
 const MAX_PENDING: usize = 4096;
+/// Cosignatures more than this many heights above this node's tip are
+/// dropped, not kept pending (they are gossiped again while they lack a
+/// quorum).
+pub const MAX_PENDING_AHEAD: u64 = 256;
 /// Evidence records kept at most, and at most per signing party (so one
 /// party's flood cannot push out the evidence against another).
 pub const MAX_EVIDENCE: usize = 64;
@@ -56,7 +60,9 @@ pub struct Cosigner {
     metrics: std::sync::Arc<Metrics>,
     /// Highest height with a quorum of cosignatures.
     pub quorum_height: AtomicU64,
-    pending: Mutex<BTreeMap<u64, Vec<CosignMessage>>>,
+    /// Cosignatures of heights this node has not reached, one per
+    /// (height, signing party), at most [`MAX_PENDING_AHEAD`] heights ahead.
+    pending: Mutex<BTreeMap<(u64, String), CosignMessage>>,
     refused: Mutex<bool>,
 }
 
@@ -265,27 +271,42 @@ impl Cosigner {
     /// Take in a gossiped cosignature.
     pub fn receive(&self, msg: CosignMessage) -> Merge {
         let h = msg.checkpoint.height;
-        let r = self.ledger.with_ledger(|l| -> Merge {
-            let Some(p) = l
-                .config()
+        // The signature is checked against the committed config outside
+        // the ledger lock (a flood of gossip must not hold up apply).
+        let checked = (|| -> Result<(), Merge> {
+            let config = self
+                .ledger
+                .with_ledger(|l| l.shared_config())
+                .map_err(|e| Merge::Invalid(e.to_string()))?;
+            let p = config
                 .party(&msg.cosignature.party)
                 .filter(|p| !p.revoked)
-            else {
-                return Merge::Invalid(format!("unknown cosigner {}", msg.cosignature.party));
-            };
-            let Ok(bytes) = msg.checkpoint.signing_bytes() else {
-                return Merge::Invalid("unencodable".into());
-            };
-            if crypto::verify_strict(&p.signing_key, &bytes, &msg.cosignature.signature).is_err() {
-                return Merge::Invalid(format!("bad cosignature from {}", p.id));
-            }
-            if msg.checkpoint.chain_id != l.config().chain_id {
-                return Merge::Invalid(format!(
+                .ok_or_else(|| {
+                    Merge::Invalid(format!("unknown cosigner {}", msg.cosignature.party))
+                })?;
+            if msg.checkpoint.chain_id != config.chain_id {
+                return Err(Merge::Invalid(format!(
                     "{} cosigned a checkpoint of chain {:?}",
                     p.id, msg.checkpoint.chain_id
-                ));
+                )));
             }
-            if h > l.tip().height {
+            let bytes = msg
+                .checkpoint
+                .signing_bytes()
+                .map_err(|_| Merge::Invalid("unencodable".into()))?;
+            crypto::verify_strict(&p.signing_key, &bytes, &msg.cosignature.signature)
+                .map_err(|_| Merge::Invalid(format!("bad cosignature from {}", p.id)))
+        })();
+        let r = match checked {
+            Err(m) => Ok(m),
+            Ok(()) => self.ledger.with_ledger(|l| -> Merge {
+            let tip = l.tip().height;
+            if h > tip {
+                if h > tip.saturating_add(MAX_PENDING_AHEAD) {
+                    return Merge::Invalid(format!(
+                        "cosignature for height {h}, more than {MAX_PENDING_AHEAD} above this node's tip {tip}"
+                    ));
+                }
                 return Merge::Pending;
             }
             match l.checkpoint_at(h) {
@@ -314,13 +335,17 @@ impl Cosigner {
                 }
                 Err(e) => Merge::Invalid(e.to_string()),
             }
-        });
+        }),
+        };
         let outcome = r.unwrap_or_else(|e| Merge::Invalid(e.to_string()));
         match &outcome {
             Merge::Pending => {
                 if let Ok(mut p) = self.pending.lock() {
-                    if p.len() < MAX_PENDING {
-                        p.entry(h).or_default().push(msg);
+                    // One per (height, party): a replayed or repeated
+                    // cosignature replaces, never adds.
+                    let key = (h, msg.cosignature.party.clone());
+                    if p.len() < MAX_PENDING || p.contains_key(&key) {
+                        p.insert(key, msg);
                     }
                 }
             }
@@ -344,9 +369,9 @@ impl Cosigner {
     pub fn drain_pending(&self, tip: u64) {
         let ready: Vec<CosignMessage> = match self.pending.lock() {
             Ok(mut p) => {
-                let later = p.split_off(&(tip + 1));
+                let later = p.split_off(&(tip.saturating_add(1), String::new()));
                 let ready = std::mem::replace(&mut *p, later);
-                ready.into_values().flatten().collect()
+                ready.into_values().collect()
             }
             Err(_) => return,
         };

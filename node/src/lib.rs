@@ -12,6 +12,7 @@ pub mod keys;
 pub mod membership;
 pub mod metrics;
 pub mod p2p;
+pub mod peers;
 pub mod service;
 pub mod status;
 pub mod transport;
@@ -95,6 +96,12 @@ impl Running {
     }
 }
 
+/// Entries per `AppendEntries`: a batch entry can be megabytes, and
+/// openraft times an AppendEntries out after one heartbeat interval (then
+/// resends all of it). The batcher sizes entries so that this many fit in
+/// half a peer frame.
+const MAX_PAYLOAD_ENTRIES: u64 = 4;
+
 fn load_genesis(path: &std::path::Path) -> Result<ChainConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read genesis {}", path.display()))?;
@@ -113,10 +120,47 @@ struct Peers(Arc<NodeCore>);
 impl transport::PeerService for Peers {
     fn raft(
         &self,
-        rpc: consensus::RaftRpc,
-    ) -> futures::future::BoxFuture<'static, consensus::RaftRpcReply> {
-        let c = self.0.consensus.clone();
-        Box::pin(async move { c.handle_rpc(rpc).await })
+        from: p2p::PeerId,
+        payload: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> {
+        let core = self.0.clone();
+        let sender = core.directory.sender(&from);
+        let refuse = |refusal: consensus::authz::Refusal| {
+            // Counted always; logged at the 1st, 2nd, 4th, 8th ... of a
+            // reason, so a flood cannot flood the log.
+            if core.metrics.peer_refused(refusal.code()).is_power_of_two() {
+                tracing::warn!(%from, party = ?sender.party, "refused a Raft message: {refusal}");
+            }
+            let text = refusal.to_string();
+            Box::pin(async move { Err(text) }) as futures::future::BoxFuture<'static, _>
+        };
+        // Non-validators may send no Raft message at all: refused unread.
+        if !sender.validator {
+            return refuse(match &sender.party {
+                None => consensus::authz::Refusal::UnknownPeer,
+                Some(p) => consensus::authz::Refusal::NotValidator(p.clone()),
+            });
+        }
+        let rpc = match consensus::RaftRpc::decode(&payload) {
+            Ok(rpc) => rpc,
+            Err(e) => {
+                core.metrics.peer_refused("RAFT_MALFORMED");
+                return Box::pin(async move { Err(format!("RAFT_MALFORMED: {e}")) });
+            }
+        };
+        if let Err(refusal) =
+            core.consensus
+                .authorize(&rpc, &sender, core.directory.clock_tolerance_ms())
+        {
+            return refuse(refusal);
+        }
+        Box::pin(async move {
+            core.consensus
+                .handle_rpc(rpc)
+                .await
+                .encode()
+                .map_err(|e| e.to_string())
+        })
     }
     fn forward(
         &self,
@@ -126,7 +170,7 @@ impl transport::PeerService for Peers {
         let core = self.0.clone();
         Box::pin(async move { core.forwarded(payload).await })
     }
-    fn gossip(&self, _from: p2p::PeerId, topic: &str, data: Vec<u8>) {
+    fn gossip(&self, from: p2p::PeerId, topic: &str, data: Vec<u8>) {
         if topic != transport::COSIGN_TOPIC {
             return;
         }
@@ -134,11 +178,20 @@ impl transport::PeerService for Peers {
         tokio::spawn(async move {
             let Ok(msg) = ledger::codec::decode_limited::<cosign::CosignMessage>(&data, 4096)
             else {
-                tracing::warn!("malformed cosignature gossip");
+                core.metrics.peer_refused("GOSSIP_MALFORMED");
+                tracing::warn!(%from, "malformed cosignature gossip");
                 return;
             };
             let h = msg.checkpoint.height;
-            let wants = msg.wants_quorum;
+            // Only the signer may ask for answers: anyone else republishing a
+            // cosignature with `wants_quorum` would make every node answer
+            // (amplification). `from` is the gossip message's verified author.
+            let author = core.directory.party_of_peer(&from);
+            let wants =
+                msg.wants_quorum && author.as_deref() == Some(msg.cosignature.party.as_str());
+            if msg.wants_quorum && !wants {
+                core.metrics.peer_refused("GOSSIP_WANTS_NOT_SIGNER");
+            }
             let c = core.cosigner.clone();
             let merged = tokio::task::spawn_blocking(move || c.receive(msg)).await;
             if !matches!(merged, Ok(cosign::Merge::Merged)) {
@@ -351,15 +404,23 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             cfg.raft.snapshot_every,
         ),
         max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
-        // Few entries per AppendEntries: a batch entry can be megabytes, and
-        // openraft times an AppendEntries out after one heartbeat interval
-        // (then resends all of it).
-        max_payload_entries: 4,
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     };
+    // Node id -> party from this node's own configuration; party <-> peer
+    // id from the committed chain config (ADR 0011).
+    let mut book: BTreeMap<NodeId, String> = peers
+        .iter()
+        .map(|(id, (party, _))| (*id, party.clone()))
+        .collect();
+    book.insert(cfg.node_id, cfg.party.clone());
+    let directory = Arc::new(crate::peers::Directory::new(
+        book,
+        Arc::new(genesis.clone()),
+    ));
     let transport = Arc::new(transport::P2pTransport::new(
         p2p_handle.clone(),
-        peers.iter().map(|(id, (_, pid))| (*id, *pid)).collect(),
+        directory.clone(),
     ));
     let sm_content: Box<dyn ContentValidator + Send> = match &content {
         Some(c) => Box::new(SharedContent(c.clone())),
@@ -423,6 +484,10 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         node.clone(),
         BatcherConfig {
             max_batch: cfg.batch.max_txs.min(genesis.limits.max_block_txs as usize),
+            max_bytes: BatcherConfig::entry_bytes_for(
+                MAX_PAYLOAD_ENTRIES,
+                genesis.limits.max_block_bytes,
+            ),
             max_delay: Duration::from_millis(cfg.batch.max_delay_ms),
             queue: 16384,
         },
@@ -443,9 +508,12 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         metrics.clone(),
         content,
         cosigner.clone(),
-        peers.clone(),
+        directory.clone(),
         cfg.request_window_ms,
     ));
+    // The committed config may differ from genesis (revocations, parties
+    // added by governance): follow it before any peer message is handled.
+    refresh_directory(&core).await;
     let peer_service: Arc<dyn transport::PeerService> = Arc::new(Peers(core.clone()));
     dispatcher.set(Arc::downgrade(&peer_service));
 
@@ -479,6 +547,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                     _ = stop.changed() => return,
                     _ = tick.tick() => {}
                 }
+                refresh_directory(&core).await;
                 let tip = core.consensus.ledger().tip().map_or(0, |t| t.height);
                 // Cosign each new tip. Gossip is best effort (a message sent
                 // before the mesh forms, or while a peer is cut off, is
@@ -596,6 +665,24 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
     })
 }
 
+/// Follow the committed chain config: rebuild the peer directory when the
+/// config changed and hand the p2p layer the new allowlist (peers no longer
+/// on it are disconnected at once).
+async fn refresh_directory(core: &NodeCore) {
+    let Ok(config) = core.consensus.ledger().with_ledger(|l| l.shared_config()) else {
+        return;
+    };
+    if let Some(allow) = core.directory.refresh(config) {
+        tracing::info!(
+            peers = allow.len(),
+            "allowlist follows the committed chain config"
+        );
+        if let Err(e) = core.p2p.set_allowlist(allow).await {
+            tracing::warn!("allowlist update failed: {e}");
+        }
+    }
+}
+
 /// The leader's next membership step, if the committed config and the Raft
 /// membership disagree (none while a joint configuration is in progress),
 /// with the voter set it was planned against.
@@ -609,7 +696,15 @@ fn membership_step(
         return None;
     }
     let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
-    let nodes: BTreeMap<NodeId, PeerNode> = mem.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    // A member's party is what this node's address book binds its id to,
+    // never the label stored with it (an unknown id is removed).
+    let nodes: BTreeMap<NodeId, PeerNode> = mem
+        .nodes()
+        .map(|(id, n)| {
+            let party = core.directory.party_of_node(*id).unwrap_or_default();
+            (*id, PeerNode::new(party, n.addr.clone()))
+        })
+        .collect();
     let config = core
         .consensus
         .ledger()

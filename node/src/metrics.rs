@@ -79,6 +79,8 @@ pub struct Metrics {
     pub equivocations: AtomicU64,
     /// Conflicting signed statements kept as evidence (in the ledger store).
     pub equivocation_evidence: AtomicU64,
+    /// Peer messages refused by the trust rules (ADR 0011), by reason code.
+    pub peer_refused: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -92,6 +94,7 @@ impl Default for Metrics {
             auth_failures: AtomicU64::new(0),
             equivocations: AtomicU64::new(0),
             equivocation_evidence: AtomicU64::new(0),
+            peer_refused: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -109,6 +112,10 @@ pub struct Gauges {
     pub height: u64,
     /// Connected peers.
     pub peers: u64,
+    /// Inbound peer requests refused over the sender's in-flight budget.
+    pub peer_throttled: u64,
+    /// Connections denied because the peer is not on the allowlist.
+    pub peer_rejected: u64,
 }
 
 impl Metrics {
@@ -117,6 +124,26 @@ impl Metrics {
         if let Ok(mut m) = self.rejected.lock() {
             *m.entry(code.to_string()).or_insert(0) += 1;
         }
+    }
+
+    /// Count a refused peer message; returns how many of `code` so far.
+    pub fn peer_refused(&self, code: &str) -> u64 {
+        match self.peer_refused.lock() {
+            Ok(mut m) => {
+                let n = m.entry(code.to_string()).or_insert(0);
+                *n += 1;
+                *n
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Refused peer messages so far with reason `code`.
+    pub fn peer_refused_count(&self, code: &str) -> u64 {
+        self.peer_refused
+            .lock()
+            .map(|m| m.get(code).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Prometheus text.
@@ -168,6 +195,18 @@ impl Metrics {
         };
         counter(
             &mut out,
+            "customs_peer_throttled_total",
+            "Inbound peer requests refused because the peer was over its in-flight budget.",
+            g.peer_throttled,
+        );
+        counter(
+            &mut out,
+            "customs_peer_connections_refused_total",
+            "Peer connections denied or closed because the peer is not on the allowlist.",
+            g.peer_rejected,
+        );
+        counter(
+            &mut out,
             "customs_committed_transactions_total",
             "Committed transactions.",
             self.committed.load(Ordering::Relaxed),
@@ -207,6 +246,15 @@ impl Metrics {
                     out,
                     "customs_rejected_transactions_total{{reason=\"{code}\"}} {n}"
                 );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP customs_peer_refused_total Peer messages refused by the trust rules, by reason.\n# TYPE customs_peer_refused_total counter"
+        );
+        if let Ok(m) = self.peer_refused.lock() {
+            for (code, n) in m.iter() {
+                let _ = writeln!(out, "customs_peer_refused_total{{reason=\"{code}\"}} {n}");
             }
         }
         out

@@ -142,6 +142,8 @@ pub struct P2pStats {
     /// Failed outbound requests, failed inbound streams and dropped unauthorised messages
     /// (cumulative).
     pub failures: u64,
+    /// Inbound requests refused because their peer was over its in-flight budget (cumulative).
+    pub throttled: u64,
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +153,7 @@ struct StatsInner {
     requests_in: AtomicU64,
     requests_out: AtomicU64,
     failures: AtomicU64,
+    throttled: AtomicU64,
 }
 
 impl StatsInner {
@@ -165,6 +168,7 @@ impl StatsInner {
             requests_in: self.requests_in.load(Ordering::Relaxed),
             requests_out: self.requests_out.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
         }
     }
 }
@@ -215,6 +219,11 @@ pub struct P2pConfig {
     pub redial_backoff_max: Duration,
     /// Concurrent request streams per connection (inbound + outbound).
     pub max_concurrent_streams: usize,
+    /// Inbound requests one peer may have in flight (being handled) at once; more are refused
+    /// with `PEER_BUSY` until some are answered.
+    pub max_inflight_per_peer: usize,
+    /// Payload bytes one peer may have in flight at once.
+    pub max_inflight_bytes_per_peer: usize,
 }
 
 impl P2pConfig {
@@ -234,6 +243,8 @@ impl P2pConfig {
             redial_backoff_min: Duration::from_millis(200),
             redial_backoff_max: Duration::from_secs(5),
             max_concurrent_streams: 512,
+            max_inflight_per_peer: 256,
+            max_inflight_bytes_per_peer: 64 * 1024 * 1024,
         }
     }
 }
@@ -740,6 +751,11 @@ impl P2p {
             known: HashMap::new(),
             redial: HashMap::new(),
             resp_tx,
+            inflight: HashMap::new(),
+            max_inflight: config.max_inflight_per_peer.max(1),
+            max_inflight_bytes: config
+                .max_inflight_bytes_per_peer
+                .max(config.max_message_size),
             max_message_size: config.max_message_size,
             backoff_min: config.redial_backoff_min,
             backoff_max: config.redial_backoff_max,
@@ -769,13 +785,24 @@ struct SwarmTask {
     pending: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     known: HashMap<PeerId, Vec<Multiaddr>>,
     redial: HashMap<PeerId, Redial>,
-    resp_tx: mpsc::Sender<(request_response::ResponseChannel<RpcResponse>, RpcResponse)>,
+    resp_tx: mpsc::Sender<Answered>,
+    /// Inbound requests (count, payload bytes) being handled, per peer.
+    inflight: HashMap<PeerId, (usize, usize)>,
+    max_inflight: usize,
+    max_inflight_bytes: usize,
     max_message_size: usize,
     backoff_min: Duration,
     backoff_max: Duration,
 }
 
-type ResponseRx = mpsc::Receiver<(request_response::ResponseChannel<RpcResponse>, RpcResponse)>;
+/// A handled inbound request: who sent it, how many payload bytes it held, and the answer.
+type Answered = (
+    PeerId,
+    usize,
+    request_response::ResponseChannel<RpcResponse>,
+    RpcResponse,
+);
+type ResponseRx = mpsc::Receiver<Answered>;
 
 impl SwarmTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut responses: ResponseRx) {
@@ -792,7 +819,10 @@ impl SwarmTask {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some((channel, response)) = responses.recv() => self.send_response(channel, response),
+                Some((peer, bytes, channel, response)) = responses.recv() => {
+                    self.release(peer, bytes);
+                    self.send_response(channel, response);
+                }
                 _ = tick.tick() => self.redial_due(),
             }
         }
@@ -994,6 +1024,18 @@ impl SwarmTask {
         self.refresh_connected();
     }
 
+    /// A request of `peer` holding `bytes` has been answered.
+    fn release(&mut self, peer: PeerId, bytes: usize) {
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.inflight.entry(peer) {
+            let (n, b) = e.get_mut();
+            *n = n.saturating_sub(1);
+            *b = b.saturating_sub(bytes);
+            if *n == 0 {
+                e.remove();
+            }
+        }
+    }
+
     fn send_response(
         &mut self,
         channel: request_response::ResponseChannel<RpcResponse>,
@@ -1133,13 +1175,29 @@ impl SwarmTask {
                     self.reject(peer, "request from unlisted peer");
                     return;
                 }
+                let bytes = request.payload.len();
+                let (n, b) = self.inflight.get(&peer).copied().unwrap_or((0, 0));
+                if n >= self.max_inflight || b + bytes > self.max_inflight_bytes {
+                    // One allowlisted peer may not hold more of this node's memory and
+                    // tasks than its budget, however fast it sends.
+                    StatsInner::bump(&self.stats.throttled);
+                    tracing::debug!(%peer, in_flight = n, bytes = b, "peer over its in-flight budget");
+                    self.send_response(
+                        channel,
+                        Err(format!(
+                            "PEER_BUSY: {n} requests ({b} bytes) of this peer are still being handled"
+                        )),
+                    );
+                    return;
+                }
+                self.inflight.insert(peer, (n + 1, b + bytes));
                 StatsInner::bump(&self.stats.requests_in);
                 let handler = self.handler.clone();
                 let resp_tx = self.resp_tx.clone();
                 tokio::spawn(async move {
                     let response = handler.handle(peer, request.kind, request.payload).await;
                     // Fails only if the swarm task has stopped.
-                    let _ = resp_tx.send((channel, response)).await;
+                    let _ = resp_tx.send((peer, bytes, channel, response)).await;
                 });
             }
             Event::Message {

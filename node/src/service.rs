@@ -4,7 +4,7 @@
 
 use crate::cosign::Cosigner;
 use crate::metrics::{Gauges, Metrics};
-use crate::p2p::{P2pHandle, PeerId};
+use crate::p2p::P2pHandle;
 use crate::status;
 use crate::transport::kind;
 use consensus::openraft::ServerState;
@@ -18,7 +18,7 @@ use ledger::Store;
 use ledger::{codec, Hash32, SignedTransaction};
 use prost::Message;
 use proto::v1;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -50,8 +50,8 @@ pub struct NodeCore {
     pub content: Option<Arc<RwLock<CustomsValidator>>>,
     /// Cosigner.
     pub cosigner: Arc<Cosigner>,
-    /// Node id -> (party, peer id).
-    pub peers: BTreeMap<NodeId, (String, PeerId)>,
+    /// Node id ↔ party ↔ peer id, following the committed chain config.
+    pub directory: Arc<crate::peers::Directory>,
     /// Accepted clock skew of signed requests.
     pub request_window_ms: u64,
     nonces: Mutex<BTreeSet<(u64, String, String)>>,
@@ -178,7 +178,7 @@ impl NodeCore {
         metrics: Arc<Metrics>,
         content: Option<Arc<RwLock<CustomsValidator>>>,
         cosigner: Arc<Cosigner>,
-        peers: BTreeMap<NodeId, (String, PeerId)>,
+        directory: Arc<crate::peers::Directory>,
         request_window_ms: u64,
     ) -> Self {
         NodeCore {
@@ -190,7 +190,7 @@ impl NodeCore {
             metrics,
             content,
             cosigner,
-            peers,
+            directory,
             request_window_ms,
             nonces: Mutex::new(BTreeSet::new()),
         }
@@ -263,6 +263,8 @@ impl NodeCore {
             applied_index: m.last_applied.map_or(0, |l| l.index),
             height: self.consensus.ledger().tip().map_or(0, |t| t.height),
             peers: self.p2p.stats().connected_peers,
+            peer_throttled: self.p2p.stats().throttled,
+            peer_rejected: self.p2p.stats().rejected_peers,
         }
     }
 
@@ -497,7 +499,7 @@ impl NodeCore {
         let leader = self
             .leader()
             .ok_or_else(|| status::unavailable("NO_LEADER", "no leader elected yet; retry"))?;
-        let (_, peer) = self.peers.get(&leader).ok_or_else(|| {
+        let peer = self.directory.peer_of_node(leader).ok_or_else(|| {
             status::unavailable("NO_LEADER", format!("leader {leader} is not a known peer"))
         })?;
         let req = v1::SubmitBatchRequest {
@@ -507,7 +509,7 @@ impl NodeCore {
         let reply = self
             .p2p
             .request(
-                *peer,
+                peer,
                 kind::FORWARD,
                 req.encode_to_vec(),
                 Duration::from_secs(10),

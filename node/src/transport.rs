@@ -3,9 +3,9 @@
 //! cosignatures as gossip. The libp2p swarm itself lives in `p2p`.
 
 use crate::p2p::{InboundHandler, P2pHandle, PeerId};
+use crate::peers::Directory;
 use consensus::{NodeId, PeerNode, RaftRpc, RaftRpcReply, Transport, TransportError};
 use futures::future::BoxFuture;
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -21,17 +21,18 @@ pub mod kind {
 /// Gossip topic of checkpoint cosignatures.
 pub const COSIGN_TOPIC: &str = "customs-ledger/cosign/1";
 
-/// Raft over libp2p: node ids map to peer ids through the chain config.
+/// Raft over libp2p: node ids map to peer ids through this node's address
+/// book and the committed chain config ([`Directory`]).
 #[derive(Debug)]
 pub struct P2pTransport {
     p2p: P2pHandle,
-    peers: BTreeMap<NodeId, PeerId>,
+    directory: Arc<Directory>,
 }
 
 impl P2pTransport {
-    /// A transport that reaches `peers`.
-    pub fn new(p2p: P2pHandle, peers: BTreeMap<NodeId, PeerId>) -> Self {
-        P2pTransport { p2p, peers }
+    /// A transport that reaches the nodes `directory` knows.
+    pub fn new(p2p: P2pHandle, directory: Arc<Directory>) -> Self {
+        P2pTransport { p2p, directory }
     }
 }
 
@@ -42,7 +43,7 @@ impl Transport for P2pTransport {
         _node: &PeerNode,
         rpc: RaftRpc,
     ) -> impl std::future::Future<Output = Result<RaftRpcReply, TransportError>> + Send {
-        let peer = self.peers.get(&target).copied();
+        let peer = self.directory.peer_of_node(target);
         let p2p = self.p2p.clone();
         async move {
             let peer = peer.ok_or_else(|| {
@@ -52,7 +53,7 @@ impl Transport for P2pTransport {
                 RaftRpc::InstallSnapshot(_) => Duration::from_secs(30),
                 _ => Duration::from_secs(3),
             };
-            let bytes = rpc.encode()?;
+            let bytes = rpc.encode_bounded()?;
             let reply = p2p
                 .request(peer, kind::RAFT, bytes, timeout)
                 .await
@@ -64,8 +65,11 @@ impl Transport for P2pTransport {
 
 /// What the node does with inbound peer messages.
 pub trait PeerService: Send + Sync + 'static {
-    /// A Raft RPC.
-    fn raft(&self, rpc: RaftRpc) -> BoxFuture<'static, RaftRpcReply>;
+    /// A Raft RPC (encoded [`RaftRpc`]) from peer `from`, answered with an
+    /// encoded [`RaftRpcReply`]; refused (with a reason code) unless the
+    /// committed chain config lets `from` send it. A sender that may send no
+    /// Raft message at all is refused before its bytes are decoded.
+    fn raft(&self, from: PeerId, payload: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>>;
     /// A forwarded submission (protobuf bytes in, protobuf bytes out).
     fn forward(
         &self,
@@ -111,15 +115,7 @@ impl InboundHandler for Dispatcher {
             return Box::pin(async { Err("node starting".to_string()) });
         };
         match kind {
-            kind::RAFT => match RaftRpc::decode(&payload) {
-                Ok(rpc) => {
-                    Box::pin(async move { svc.raft(rpc).await.encode().map_err(|e| e.to_string()) })
-                }
-                Err(e) => {
-                    tracing::warn!(%from, "malformed raft message: {e}");
-                    Box::pin(async move { Err(format!("malformed raft message: {e}")) })
-                }
-            },
+            kind::RAFT => svc.raft(from, payload),
             kind::FORWARD => svc.forward(from, payload),
             other => {
                 tracing::warn!(%from, kind = other, "unknown peer request kind");

@@ -515,3 +515,98 @@ async fn restarted_peer_is_redialled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Holds every request until the test releases it.
+struct Gate {
+    open: Arc<tokio::sync::Semaphore>,
+    seen: mpsc::UnboundedSender<Seen>,
+}
+
+impl InboundHandler for Gate {
+    fn handle(
+        &self,
+        from: PeerId,
+        kind: u8,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let _ = self.seen.send(Seen::Request {
+            from,
+            kind,
+            len: payload.len(),
+        });
+        let open = self.open.clone();
+        Box::pin(async move {
+            let permit = open.acquire().await.map_err(|e| e.to_string())?;
+            permit.forget();
+            Ok(payload)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_in_flight_budget_is_answered_busy() {
+    init_tracing();
+    let open = Arc::new(tokio::sync::Semaphore::new(0));
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let mut cfg = P2pConfig::new(
+        p2p::keypair_from_seed(seed(2)),
+        Arc::new(Gate {
+            open: open.clone(),
+            seen: seen_tx,
+        }),
+    );
+    cfg.listen_addrs = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
+    cfg.allowlist = allow(&[1, 2]);
+    cfg.max_inflight_per_peer = 2;
+    let (b, _bj) = P2p::spawn(cfg).await.expect("spawn");
+    let b_addr = b.listen_addrs()[0].clone();
+    let (acfg, _arx) = config(1, &[1, 2], &[], b"A:");
+    let mut acfg = acfg;
+    acfg.known_peers = vec![(p2p::peer_id_of(seed(2)), b_addr)];
+    let (a, _aj) = P2p::spawn(acfg).await.expect("spawn");
+    let pb = p2p::peer_id_of(seed(2));
+    // Connected (one request let through).
+    open.add_permits(1);
+    request_until_ok(&a, pb, 1, b"warm", T).await;
+    while seen.try_recv().is_ok() {}
+
+    // Two requests occupy the budget (held by the gate).
+    let mut held = Vec::new();
+    for i in 0..2u8 {
+        let h = a.clone();
+        held.push(tokio::spawn(async move {
+            h.request(pb, 1, vec![i], Duration::from_secs(20)).await
+        }));
+    }
+    for _ in 0..2 {
+        timeout(Duration::from_secs(20), seen.recv())
+            .await
+            .expect("held request reached the handler")
+            .expect("open");
+    }
+    // Every further request is refused at once, without reaching the handler.
+    for i in 0..5u8 {
+        let err = a
+            .request(pb, 1, vec![10 + i], T)
+            .await
+            .expect_err("over budget");
+        match err {
+            P2pError::Remote(text) => assert!(text.starts_with("PEER_BUSY"), "{text}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        seen.try_recv().is_err(),
+        "a refused request reached the handler"
+    );
+    assert_eq!(b.stats().throttled, 5);
+    // Released, the held requests complete and the budget is free again.
+    open.add_permits(3);
+    for h in held {
+        h.await.expect("task").expect("answered");
+    }
+    assert_eq!(
+        a.request(pb, 1, vec![42], T).await.expect("answered"),
+        vec![42]
+    );
+}

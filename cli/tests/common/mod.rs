@@ -17,6 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
+/// One `attack=... target=... outcome=... detail=...` line of the harness.
+#[derive(Debug)]
+pub struct Hostile {
+    pub target: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
 pub fn customsctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_customsctl"))
 }
@@ -394,6 +402,76 @@ impl Net {
             party: party.into(),
             key: self.key(party),
         }
+    }
+
+    /// Run one attack of `node/examples/hostile_peer.rs` as `identity` (a
+    /// `<party>.node` key of the network) against every running node: one
+    /// outcome per node.
+    pub fn hostile(&self, identity: &str, attack: &str, args: &[&str]) -> Vec<Hostile> {
+        let exe = customsctl().with_file_name("examples").join("hostile_peer");
+        assert!(
+            exe.exists(),
+            "{} not built (cargo builds examples with the tests)",
+            exe.display()
+        );
+        let g = self.genesis();
+        let mut cmd = Command::new(exe);
+        cmd.arg("--node-key")
+            .arg(self.net().join("keys").join(format!("{identity}.node")))
+            .args(["--attack", attack])
+            .args(args);
+        for p in self.procs.keys() {
+            let peer = &g.party(p).unwrap().peer_id;
+            cmd.arg("--peer")
+                .arg(format!("{peer}=/ip4/127.0.0.1/tcp/{}", self.p2p[p]));
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "hostile_peer {attack} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut found = Vec::new();
+        for line in stdout.lines() {
+            let field = |k: &str| {
+                line.split_once(&format!("{k}="))
+                    .map(|(_, rest)| rest.split(' ').next().unwrap_or_default().to_string())
+                    .unwrap_or_default()
+            };
+            let detail = line
+                .split_once("detail=")
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default();
+            found.push(Hostile {
+                target: field("target"),
+                outcome: field("outcome"),
+                detail,
+            });
+        }
+        assert_eq!(found.len(), self.procs.len(), "one line per node: {stdout}");
+        found
+    }
+
+    /// One Prometheus sample of `party`'s node (`name` with its labels,
+    /// e.g. `customs_peer_refused_total{reason="PEER_NOT_VALIDATOR"}`).
+    pub fn metric(&self, party: &str, name: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let toml = std::fs::read_to_string(self.net().join(party).join("node.toml")).ok()?;
+        let addr = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("metrics_listen = "))?
+            .trim_matches('"')
+            .to_string();
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// The running node that reports itself leader, waiting up to `within`.

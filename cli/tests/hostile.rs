@@ -1,0 +1,195 @@
+//! Hostile peers against a real network on 127.0.0.1 (3 customs validators
+//! and a carrier learner, each a `customs-node` process; ADR 0011).
+//!
+//! A registered non-validator party (a broker, which runs no node of its
+//! own) connects with its real libp2p identity through
+//! `node/examples/hostile_peer.rs` and sends every node a forged
+//! `AppendEntries` claiming the leader's node id at a far higher term, a
+//! forged `InstallSnapshot`, a `Vote` at term `u64::MAX`, and a flood of
+//! large requests. Each is refused with its reason code and counted in
+//! `customs_peer_refused_total`; no node's term moves; every acknowledged
+//! transaction stays, writes continue, and all nodes keep identical block
+//! hashes. Then a party revoked by governance tries again and cannot even
+//! connect: the allowlist follows the committed chain config.
+//!
+//! Every wait is on a condition with a deadline, never on a fixed sleep.
+
+mod common;
+
+use common::{event, Net, STANDARD};
+use ledger::EventKind as K;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The hostile identity (a registered broker without a node), the party
+/// revoked mid-test (an exporter without a node), and an auditor.
+const EXTRA: [(&str, &str); 2] = [("broker", "broker"), ("rogue", "exporter")];
+
+async fn terms(net: &Net) -> BTreeMap<String, u64> {
+    let mut t = BTreeMap::new();
+    for p in net.procs.keys() {
+        let s = net.client(p, p).await.status().await.unwrap();
+        t.insert(p.clone(), s.term);
+    }
+    t
+}
+
+/// Refusals of `reason` counted by every node, at least `n` each.
+fn counted(net: &Net, reason: &str, n: u64) {
+    for p in net.procs.keys() {
+        let name = format!("customs_peer_refused_total{{reason=\"{reason}\"}}");
+        let got = net.metric(p, &name).unwrap_or(0);
+        assert!(
+            got >= n,
+            "{p} counted {got} {reason} refusals, expected at least {n}"
+        );
+    }
+}
+
+fn governance_revoke(
+    net: &Net,
+    submitter: &str,
+    approver: &str,
+    party: &str,
+) -> ledger::SignedTransaction {
+    let cfg = net.genesis();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut stx = ledger::disclosure::seal(
+        &cfg,
+        &ledger::disclosure::Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind: K::PartyRevoked,
+            shipment_id: String::new(),
+            submitter: submitter.into(),
+            claimed_time_ms: now,
+            fields: vec![],
+            shipment_parties: vec![],
+            governance: Some(ledger::tx::Governance::RevokeParty {
+                party: party.into(),
+            }),
+        },
+    )
+    .unwrap()
+    .sign(&net.key(submitter))
+    .unwrap();
+    stx.approve(approver, &net.key(approver)).unwrap();
+    stx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_cannot_steer_consensus() {
+    let mut net = Net::new(&STANDARD, 3, &EXTRA, "");
+    net.start_all();
+    let mut acked = Vec::new();
+    let mut c = net.client("carrier", "carrier").await;
+    for i in 0..3 {
+        let tx = event(&net, K::ShipmentBooked, &format!("HOST-A{i}"), "carrier");
+        let r = c.submit_retry(&tx, Duration::from_secs(30)).await;
+        assert!(r.height > 0, "{r:?}");
+        acked.push(tx.id().unwrap());
+    }
+    let lead = net.leader(Duration::from_secs(30)).await;
+    // Node ids follow STANDARD's order (de 1, fr 2, pl 3, carrier 4).
+    let lead_id = STANDARD.iter().position(|d| d.id == lead).unwrap() + 1;
+    let before = terms(&net).await;
+
+    // Forged leadership, forged snapshot, absurd vote: refused before Raft.
+    let claim = lead_id.to_string();
+    for (name, args) in [
+        (
+            "append-entries",
+            vec!["--claim-node", claim.as_str(), "--term", "1000"],
+        ),
+        (
+            "install-snapshot",
+            vec!["--claim-node", claim.as_str(), "--term", "1000"],
+        ),
+        ("vote", vec!["--claim-node", "4", "--term", "max"]),
+        (
+            "vote",
+            vec!["--claim-node", claim.as_str(), "--term", "max"],
+        ),
+    ] {
+        for o in net.hostile("broker", name, &args) {
+            assert_eq!(o.outcome, "refused", "{name} to {}: {o:?}", o.target);
+            assert!(
+                o.detail.starts_with("PEER_NOT_VALIDATOR"),
+                "{name} to {}: {o:?}",
+                o.target
+            );
+        }
+    }
+    counted(&net, "PEER_NOT_VALIDATOR", 4);
+    let flood_before: BTreeMap<String, u64> = net
+        .procs
+        .keys()
+        .map(|p| {
+            let name = "customs_peer_refused_total{reason=\"PEER_NOT_VALIDATOR\"}";
+            (p.clone(), net.metric(p, name).unwrap_or(0))
+        })
+        .collect();
+
+    // A flood of large requests: nothing reaches Raft, the node answers
+    // each with a refusal (over budget or unauthorised), and stays up.
+    for o in net.hostile("broker", "flood", &["--count", "300", "--bytes", "262144"]) {
+        assert_eq!(o.outcome, "refused", "flood to {}: {o:?}", o.target);
+        assert!(o.detail.contains("answered:0"), "{o:?}");
+    }
+    // Every flood request was refused unread or over budget, and counted.
+    for p in net.procs.keys() {
+        let name = "customs_peer_refused_total{reason=\"PEER_NOT_VALIDATOR\"}";
+        let got = net.metric(p, name).unwrap_or(0) - flood_before[p];
+        assert!(got > 0, "{p} counted no flood refusal");
+    }
+
+    // No forged term was taken (honest elections may still happen on a
+    // loaded machine), writes continue, one history.
+    for (p, t) in terms(&net).await {
+        assert!(t < 1000, "{p} took a forged term: {t} (before: {before:?})");
+    }
+    for i in 0..3 {
+        let tx = event(&net, K::ShipmentBooked, &format!("HOST-B{i}"), "carrier");
+        let r = c.submit_retry(&tx, Duration::from_secs(30)).await;
+        acked.push(tx.id().unwrap());
+        net.converge(r.height, Duration::from_secs(30)).await;
+    }
+    for p in net.procs.keys() {
+        net.check_acked(p, &acked).await;
+    }
+
+    // Revoked by governance: its node is disconnected and cannot connect.
+    let other = ["de-customs", "fr-customs", "pl-customs"]
+        .into_iter()
+        .find(|p| *p != lead)
+        .unwrap();
+    let mut v = net.client(&lead, &lead).await;
+    let r = v
+        .submit_retry(
+            &governance_revoke(&net, &lead, other, "rogue"),
+            Duration::from_secs(30),
+        )
+        .await;
+    net.converge(r.height, Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let outcomes = net.hostile("rogue", "append-entries", &["--connect-s", "3"]);
+        if outcomes.iter().all(|o| o.outcome == "unreachable") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a revoked party still reaches a node: {outcomes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tx = event(&net, K::ShipmentBooked, "HOST-C0", "carrier");
+    let r = c.submit_retry(&tx, Duration::from_secs(30)).await;
+    acked.push(tx.id().unwrap());
+    net.converge(r.height, Duration::from_secs(30)).await;
+    for p in net.procs.keys() {
+        net.check_acked(p, &acked).await;
+    }
+}
