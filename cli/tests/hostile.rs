@@ -19,6 +19,7 @@ mod common;
 use common::{event, Net, STANDARD};
 use ledger::EventKind as K;
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The hostile identity (a registered broker without a node), the party
@@ -114,6 +115,10 @@ async fn hostile_peers_cannot_steer_consensus() {
         ),
     ] {
         for o in net.hostile("broker", name, &args) {
+            println!(
+                "{name} {args:?} -> {}: {} {}",
+                o.target, o.outcome, o.detail
+            );
             assert_eq!(o.outcome, "refused", "{name} to {}: {o:?}", o.target);
             assert!(
                 o.detail.starts_with("PEER_NOT_VALIDATOR"),
@@ -123,6 +128,10 @@ async fn hostile_peers_cannot_steer_consensus() {
         }
     }
     counted(&net, "PEER_NOT_VALIDATOR", 4);
+    for p in net.procs.keys() {
+        let name = "customs_peer_refused_total{reason=\"PEER_NOT_VALIDATOR\"}";
+        println!("{p}: {name} {}", net.metric(p, name).unwrap_or(0));
+    }
     let flood_before: BTreeMap<String, u64> = net
         .procs
         .keys()
@@ -135,6 +144,7 @@ async fn hostile_peers_cannot_steer_consensus() {
     // A flood of large requests: nothing reaches Raft, the node answers
     // each with a refusal (over budget or unauthorised), and stays up.
     for o in net.hostile("broker", "flood", &["--count", "300", "--bytes", "262144"]) {
+        println!("flood -> {}: {} {}", o.target, o.outcome, o.detail);
         assert_eq!(o.outcome, "refused", "flood to {}: {o:?}", o.target);
         assert!(o.detail.contains("answered:0"), "{o:?}");
     }
@@ -160,6 +170,63 @@ async fn hostile_peers_cannot_steer_consensus() {
         net.check_acked(p, &acked).await;
     }
 
+    // A lying learner: the carrier's node is down and its identity answers
+    // every append of the leader with a vote 1000 terms higher. The leader
+    // refuses the replies (a learner cannot depose it) and keeps its term.
+    let before = terms(&net).await;
+    net.kill9("carrier");
+    let g = net.genesis();
+    let exe = common::customsctl()
+        .with_file_name("examples")
+        .join("hostile_peer");
+    let mut liar = Command::new(exe);
+    liar.arg("--node-key")
+        .arg(net.net().join("keys").join("carrier.node"))
+        .args([
+            "--attack",
+            "lying-learner",
+            "--claim-node",
+            "4",
+            "--for-s",
+            "15",
+        ])
+        .arg("--listen")
+        .arg(format!("/ip4/127.0.0.1/tcp/{}", net.p2p["carrier"]));
+    for p in net.procs.keys() {
+        let peer = &g.party(p).unwrap().peer_id;
+        liar.arg("--peer")
+            .arg(format!("{peer}=/ip4/127.0.0.1/tcp/{}", net.p2p[p]));
+    }
+    let out = tokio::task::spawn_blocking(move || liar.output().unwrap())
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("lying learner: {said}");
+    let replies: u64 = said
+        .split("replies:")
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no reply count: {said}"));
+    assert!(replies > 0, "the leader never reached the lying learner");
+    let lead_now = net.leader(Duration::from_secs(30)).await;
+    let refused = net
+        .metric(&lead_now, "customs_peer_replies_refused_total")
+        .unwrap_or(0);
+    println!("{lead_now}: customs_peer_replies_refused_total {refused}");
+    assert!(refused > 0, "the leader did not refuse the lies");
+    for (p, t) in terms(&net).await {
+        assert!(
+            t < before[&p] + 1000,
+            "{p} took the lying learner's term: {t} (before {})",
+            before[&p]
+        );
+    }
+    net.start("carrier");
+    let tx = event(&net, K::ShipmentBooked, "HOST-L0", "carrier");
+    let r = c.submit_retry(&tx, Duration::from_secs(30)).await;
+    acked.push(tx.id().unwrap());
+    net.converge(r.height, Duration::from_secs(30)).await;
+
     // Revoked by governance: its node is disconnected and cannot connect.
     let other = ["de-customs", "fr-customs", "pl-customs"]
         .into_iter()
@@ -177,6 +244,12 @@ async fn hostile_peers_cannot_steer_consensus() {
     loop {
         let outcomes = net.hostile("rogue", "append-entries", &["--connect-s", "3"]);
         if outcomes.iter().all(|o| o.outcome == "unreachable") {
+            for o in &outcomes {
+                println!(
+                    "revoked append-entries -> {}: {} {}",
+                    o.target, o.outcome, o.detail
+                );
+            }
             break;
         }
         assert!(

@@ -33,6 +33,11 @@ use std::collections::BTreeSet;
 /// node that must be repaired), never a reason to move the term.
 pub const MAX_TERM_STEP: u64 = 1 << 20;
 
+/// Replies this process's Raft network clients refused with
+/// [`check_reply`] (a learner claiming a higher vote, an absurd term, a
+/// match outside what was sent), for the node's metrics.
+pub static REFUSED_REPLIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Largest snapshot a node accepts, in bytes: a chunk that would write
 /// beyond it is refused before anything reaches the disk.
 pub const MAX_SNAPSHOT_BYTES: u64 = 256 << 30;

@@ -232,7 +232,14 @@ impl<T: Transport> NetworkConnection<T> {
         let reply = self.transport.send(self.target, &self.node, rpc).await?;
         let voter = is_voter(&self.membership, self.target);
         if let Err(e) = authz::check_reply(&request, &reply, self.target, voter) {
-            tracing::warn!(target = self.target, "refused a peer's reply: {e}");
+            let n = authz::REFUSED_REPLIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    target = self.target,
+                    refused = n,
+                    "refused a peer's reply: {e}"
+                );
+            }
             return Err(TransportError::BadReply(e.to_string()));
         }
         Ok(reply)

@@ -20,7 +20,12 @@
 //! - `vote`: a `Vote` request for candidate `--claim-node` at `--term`
 //!   (`max` for `u64::MAX`, which openraft would increment unchecked);
 //! - `flood`: `--count` concurrent Raft-kind requests of `--bytes` bytes
-//!   each, to show the per-peer in-flight budget (`PEER_BUSY`).
+//!   each, to show the per-peer in-flight budget (`PEER_BUSY`);
+//! - `lying-learner`: listen on `--listen` as a learner's node (run it with
+//!   the identity of a learner whose real node is down) for `--for-s`
+//!   seconds and answer every Raft message the leader sends with a vote
+//!   1000 terms higher; prints one line with the number of replies sent. A
+//!   leader that believed one would step down and take that term.
 //!
 //! ```sh
 //! cargo run --example hostile_peer -- --node-key net/keys/broker.node \
@@ -67,6 +72,56 @@ struct Args {
     /// How long to wait for a connection to each target.
     #[arg(long, default_value_t = 10)]
     connect_s: u64,
+    /// lying-learner: listen address (the learner's p2p address).
+    #[arg(long)]
+    listen: Option<String>,
+    /// lying-learner: how long to keep answering.
+    #[arg(long, default_value_t = 5)]
+    for_s: u64,
+}
+
+/// Answers every Raft message with a vote far above the sender's.
+struct Liar {
+    me: u64,
+    replies: std::sync::atomic::AtomicU64,
+}
+
+impl InboundHandler for Liar {
+    fn handle(
+        &self,
+        _from: PeerId,
+        kind: u8,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        use consensus::openraft::raft::{
+            AppendEntriesResponse, InstallSnapshotResponse, VoteResponse,
+        };
+        use consensus::RaftRpcReply;
+        let rpc = match (kind, RaftRpc::decode(&payload)) {
+            (kind::RAFT, Ok(rpc)) => rpc,
+            _ => return Box::pin(async { Err("not serving".to_string()) }),
+        };
+        let higher = |v: &Vote<u64>| Vote::new(v.leader_id().get_term() + 1000, self.me);
+        let reply = match &rpc {
+            RaftRpc::AppendEntries(r) => {
+                RaftRpcReply::AppendEntries(Ok(AppendEntriesResponse::HigherVote(higher(&r.vote))))
+            }
+            RaftRpc::InstallSnapshot(r) => {
+                RaftRpcReply::InstallSnapshot(Ok(InstallSnapshotResponse {
+                    vote: higher(&r.vote),
+                }))
+            }
+            RaftRpc::Vote(r) => RaftRpcReply::Vote(Ok(VoteResponse {
+                vote: higher(&r.vote),
+                vote_granted: false,
+                last_log_id: None,
+            })),
+        };
+        self.replies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bytes = reply.encode().map_err(|e| e.to_string());
+        Box::pin(async move { bytes })
+    }
 }
 
 /// Serves nothing.
@@ -141,10 +196,39 @@ fn classify(r: &Result<Vec<u8>, P2pError>) -> (&'static str, String) {
     }
 }
 
+async fn lying_learner(args: &Args, seed: [u8; 32]) -> Result<()> {
+    let liar = Arc::new(Liar {
+        me: args.claim_node,
+        replies: std::sync::atomic::AtomicU64::new(0),
+    });
+    let mut cfg = P2pConfig::new(p2p::keypair_from_seed(seed), liar.clone());
+    let listen = args
+        .listen
+        .as_deref()
+        .ok_or_else(|| anyhow!("lying-learner needs --listen"))?;
+    cfg.listen_addrs = vec![listen.parse()?];
+    for p in &args.peers {
+        let (id, _) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--peer wants <peer id>=<multiaddr>, got {p}"))?;
+        cfg.allowlist
+            .insert(id.parse().map_err(|e| anyhow!("peer id {id}: {e}"))?);
+    }
+    let (handle, _task) = P2p::spawn(cfg).await.map_err(|e| anyhow!("p2p: {e}"))?;
+    tokio::time::sleep(Duration::from_secs(args.for_s)).await;
+    let n = liar.replies.load(std::sync::atomic::Ordering::Relaxed);
+    println!("attack=lying-learner target=- outcome=answered detail=replies:{n}");
+    let _ = handle.shutdown().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let seed = node::keys::read_secret(&args.node_key)?;
+    if args.attack == "lying-learner" {
+        return lying_learner(&args, seed).await;
+    }
     let mut cfg = P2pConfig::new(p2p::keypair_from_seed(seed), Arc::new(Mute));
     cfg.listen_addrs = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
     cfg.max_concurrent_streams = args.count.max(16) + 16;

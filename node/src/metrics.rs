@@ -195,6 +195,12 @@ impl Metrics {
         };
         counter(
             &mut out,
+            "customs_peer_replies_refused_total",
+            "Raft replies this node's client refused (a learner claiming a higher vote, an absurd term, a match outside what was sent).",
+            consensus::authz::REFUSED_REPLIES.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
             "customs_peer_throttled_total",
             "Inbound peer requests refused because the peer was over its in-flight budget.",
             g.peer_throttled,
