@@ -266,3 +266,67 @@ async fn hostile_peers_cannot_steer_consensus() {
         net.check_acked(p, &acked).await;
     }
 }
+
+/// A single validator's Admin calls cannot bind a node id to a party the
+/// address book does not, nor promote a non-validator's node: the party of
+/// a Raft member is never taken from a request label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cannot_relabel_or_promote_nodes() {
+    use proto::v1;
+    use proto::v1::admin_client::AdminClient;
+    let mut net = Net::new(&STANDARD, 3, &[], "");
+    net.start_all();
+    let lead = net.leader(Duration::from_secs(30)).await;
+    let ch = tonic::transport::Channel::from_shared(net.url(&lead))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = AdminClient::new(ch);
+    let key = net.key(&lead);
+
+    // An id the address book does not know, labelled as a validator.
+    let e = admin
+        .add_learner(common::signed_request(
+            &key,
+            &lead,
+            "/customs.v1.Admin/AddLearner",
+            v1::AddLearnerRequest {
+                node_id: 99,
+                party: "fr-customs".into(),
+                address: "/ip4/127.0.0.1/tcp/1".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.message().starts_with("UNKNOWN_NODE"), "{e:?}");
+    // The carrier's node (id 4) relabelled as a validator.
+    let e = admin
+        .add_learner(common::signed_request(
+            &key,
+            &lead,
+            "/customs.v1.Admin/AddLearner",
+            v1::AddLearnerRequest {
+                node_id: 4,
+                party: "de-customs".into(),
+                address: "/ip4/127.0.0.1/tcp/1".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.message().starts_with("NODE_PARTY_MISMATCH"), "{e:?}");
+    // Promoting the carrier's node.
+    let e = admin
+        .promote_voter(common::signed_request(
+            &key,
+            &lead,
+            "/customs.v1.Admin/PromoteVoter",
+            v1::PromoteVoterRequest { node_id: 4 },
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.message().starts_with("NOT_A_VALIDATOR"), "{e:?}");
+    let s = net.client("carrier", &lead).await.status().await.unwrap();
+    assert_eq!(s.members.iter().filter(|m| m.voter).count(), 3, "{s:?}");
+    assert!(!s.members.iter().any(|m| m.node_id == 99), "{s:?}");
+}

@@ -377,3 +377,51 @@ impl ConsensusNode {
             .map_err(|e| ConsensusError::Raft(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::event::EventKind;
+    use ledger::testkit;
+
+    fn batch(times: &[u64]) -> TxBatch {
+        let txs = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                testkit::event(
+                    EventKind::ShipmentBooked,
+                    &format!("S{i}"),
+                    "exporter",
+                    i as u64,
+                    *t,
+                )
+            })
+            .collect();
+        TxBatch::from_txs(txs).unwrap()
+    }
+
+    #[test]
+    fn block_time_is_the_clock_but_never_past_the_median_claim() {
+        let t = testkit::T0;
+        // Claims a little older than the clock: the median claim; claims
+        // ahead of the clock: the clock.
+        assert_eq!(
+            clamped_block_time(t + 50, &batch(&[t, t + 10, t + 20])),
+            t + 10
+        );
+        assert_eq!(clamped_block_time(t, &batch(&[t + 5, t + 10, t + 20])), t);
+        // A clock an hour ahead proposes the median claim, not its time.
+        let hour = 3_600_000;
+        assert_eq!(
+            clamped_block_time(t + hour, &batch(&[t, t + 1, t + 2])),
+            t + 1
+        );
+        // A minority claiming the far future cannot pull it forward.
+        assert_eq!(
+            clamped_block_time(t + hour, &batch(&[t, t + 1, t + hour])),
+            t + 1
+        );
+        assert_eq!(clamped_block_time(t, &batch(&[])), t);
+    }
+}

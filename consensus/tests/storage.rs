@@ -47,3 +47,77 @@ async fn corrupt_log_entry_is_an_error_not_a_panic() {
     assert!(log.try_get_log_entries(0..10).await.is_err());
     assert!(log.get_log_state().await.is_err());
 }
+
+/// Applies one batch of bookings (shipments `tag-0..n`) as log entry `index`.
+async fn apply_bookings(sm: &mut LedgerStateMachine, index: u64, tag: &str, n: u64) {
+    use consensus::openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use consensus::Batch;
+    let txs = (0..n)
+        .map(|i| {
+            testkit::event(
+                ledger::event::EventKind::ShipmentBooked,
+                &format!("{tag}-{i}"),
+                "exporter",
+                index * 1000 + i,
+                testkit::T0 + 1000,
+            )
+        })
+        .collect();
+    let entry = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(Batch {
+            ctx: ledger::chain::BlockContext {
+                timestamp_ms: testkit::T0 + 1000,
+                raft_term: 0,
+                raft_index: 0,
+                proposer: "de-customs".into(),
+            },
+            txs: ledger::TxBatch::from_txs(txs).unwrap(),
+            outcomes: Vec::new().into(),
+        }),
+    };
+    sm.apply(vec![entry]).await.unwrap();
+}
+
+/// Moves `from`'s current snapshot into `to` as if received over the network.
+async fn transfer(
+    from: &mut LedgerStateMachine,
+    to: &mut LedgerStateMachine,
+) -> Result<(), StorageError<NodeId>> {
+    use consensus::openraft::storage::RaftSnapshotBuilder;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut snap = from.get_snapshot_builder().await.build_snapshot().await?;
+    let mut bytes = Vec::new();
+    snap.snapshot.read_to_end(&mut bytes).await.unwrap();
+    let mut file = to.begin_receiving_snapshot().await?;
+    file.write_all(&bytes).await.unwrap();
+    file.flush().await.unwrap();
+    to.install_snapshot(&snap.meta, file).await
+}
+
+/// A snapshot that forks the receiver's committed ledger is refused, and
+/// the receiver keeps its own; one that extends it (or a fresh node) is
+/// installed.
+#[tokio::test]
+async fn snapshot_forking_the_receivers_ledger_is_refused() {
+    let (_da, _la, mut a) = Builder.build().await.unwrap();
+    let (_db, _lb, mut b) = Builder.build().await.unwrap();
+    let (_dc, _lc, mut c) = Builder.build().await.unwrap();
+    apply_bookings(&mut a, 1, "A", 2).await;
+    apply_bookings(&mut b, 1, "B", 2).await;
+    apply_bookings(&mut b, 2, "B2", 2).await;
+    apply_bookings(&mut c, 1, "B", 2).await;
+    let before = a.applied_state().await.unwrap().0;
+    let err = transfer(&mut b, &mut a).await.unwrap_err();
+    assert!(
+        err.to_string().contains("forks this node's ledger"),
+        "{err}"
+    );
+    assert_eq!(a.applied_state().await.unwrap().0, before);
+    // c holds b's first block: b's snapshot extends it.
+    transfer(&mut b, &mut c).await.unwrap();
+    assert_eq!(
+        c.applied_state().await.unwrap().0,
+        b.applied_state().await.unwrap().0
+    );
+}
