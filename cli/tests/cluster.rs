@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{event, Net, STANDARD};
+use common::{event, governance, Net, STANDARD};
 use ledger::EventKind as K;
 use std::time::{Duration, Instant};
 
@@ -115,45 +115,6 @@ async fn minority_cannot_commit() {
     let tx2 = event(&net, K::ShipmentBooked, "M-2", "carrier");
     c.submit_retry(&tx2, Duration::from_secs(30)).await;
     net.converge(h + 1, Duration::from_secs(30)).await;
-}
-
-/// Membership through the signed Admin API and openraft's joint consensus:
-/// a validator removes a voter, the two left still commit, the removed
-/// node is added back as a learner, promoted to voter, and catches up.
-/// A party that is not a customs validator is refused.
-/// A governance transaction from `submitter`, approved by `approvers`.
-fn governance(
-    net: &Net,
-    submitter: &str,
-    approvers: &[&str],
-    kind: K,
-    action: ledger::tx::Governance,
-) -> ledger::SignedTransaction {
-    let cfg = net.genesis();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut stx = ledger::disclosure::seal(
-        &cfg,
-        &ledger::disclosure::Draft {
-            chain_id: cfg.chain_id.clone(),
-            kind,
-            shipment_id: String::new(),
-            submitter: submitter.into(),
-            claimed_time_ms: now,
-            fields: vec![],
-            shipment_parties: vec![],
-            governance: Some(action),
-        },
-    )
-    .unwrap()
-    .sign(&net.key(submitter))
-    .unwrap();
-    for a in approvers {
-        stx.approve(a, &net.key(a)).unwrap();
-    }
-    stx
 }
 
 /// Wait until `party`'s node is (or is not) a voter in the leader's view.

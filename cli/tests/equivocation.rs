@@ -17,7 +17,7 @@ mod common;
 use common::{event, Net, STANDARD};
 use ledger::block::{Checkpoint, Cosignature, CosignedCheckpoint};
 use ledger::EventKind as K;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 const QUORUM: u32 = 3;
@@ -129,26 +129,10 @@ impl Drop for Rogue {
 }
 
 fn rogue(net: &Net, identity: &str, message: &std::path::Path) -> Rogue {
-    let exe = common::customsctl()
-        .with_file_name("examples")
-        .join("cosign_gossip");
-    assert!(
-        exe.exists(),
-        "{} not built (cargo builds examples with the tests)",
-        exe.display()
-    );
-    let g = net.genesis();
-    let mut cmd = Command::new(exe);
-    cmd.arg("--node-key")
-        .arg(net.net().join("keys").join(format!("{identity}.node")))
-        .arg("--message")
+    let mut cmd = net.example("cosign_gossip", identity);
+    cmd.arg("--message")
         .arg(message)
         .args(["--every-ms", "300", "--for-s", "300"]);
-    for p in net.procs.keys() {
-        let peer = &g.party(p).unwrap().peer_id;
-        cmd.arg("--peer")
-            .arg(format!("{peer}=/ip4/127.0.0.1/tcp/{}", net.p2p[p]));
-    }
     let log = std::fs::File::create(net.dir.path().join("rogue.log")).unwrap();
     Rogue(
         cmd.stdout(log.try_clone().unwrap())

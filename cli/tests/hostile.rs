@@ -19,7 +19,6 @@ mod common;
 use common::{event, Net, STANDARD};
 use ledger::EventKind as K;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The hostile identity (a registered broker without a node), the party
@@ -45,39 +44,6 @@ fn counted(net: &Net, reason: &str, n: u64) {
             "{p} counted {got} {reason} refusals, expected at least {n}"
         );
     }
-}
-
-fn governance_revoke(
-    net: &Net,
-    submitter: &str,
-    approver: &str,
-    party: &str,
-) -> ledger::SignedTransaction {
-    let cfg = net.genesis();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut stx = ledger::disclosure::seal(
-        &cfg,
-        &ledger::disclosure::Draft {
-            chain_id: cfg.chain_id.clone(),
-            kind: K::PartyRevoked,
-            shipment_id: String::new(),
-            submitter: submitter.into(),
-            claimed_time_ms: now,
-            fields: vec![],
-            shipment_parties: vec![],
-            governance: Some(ledger::tx::Governance::RevokeParty {
-                party: party.into(),
-            }),
-        },
-    )
-    .unwrap()
-    .sign(&net.key(submitter))
-    .unwrap();
-    stx.approve(approver, &net.key(approver)).unwrap();
-    stx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,28 +141,17 @@ async fn hostile_peers_cannot_steer_consensus() {
     // refuses the replies (a learner cannot depose it) and keeps its term.
     let before = terms(&net).await;
     net.kill9("carrier");
-    let g = net.genesis();
-    let exe = common::customsctl()
-        .with_file_name("examples")
-        .join("hostile_peer");
-    let mut liar = Command::new(exe);
-    liar.arg("--node-key")
-        .arg(net.net().join("keys").join("carrier.node"))
-        .args([
-            "--attack",
-            "lying-learner",
-            "--claim-node",
-            "4",
-            "--for-s",
-            "15",
-        ])
-        .arg("--listen")
-        .arg(format!("/ip4/127.0.0.1/tcp/{}", net.p2p["carrier"]));
-    for p in net.procs.keys() {
-        let peer = &g.party(p).unwrap().peer_id;
-        liar.arg("--peer")
-            .arg(format!("{peer}=/ip4/127.0.0.1/tcp/{}", net.p2p[p]));
-    }
+    let mut liar = net.example("hostile_peer", "carrier");
+    liar.args([
+        "--attack",
+        "lying-learner",
+        "--claim-node",
+        "4",
+        "--for-s",
+        "15",
+    ])
+    .arg("--listen")
+    .arg(format!("/ip4/127.0.0.1/tcp/{}", net.p2p["carrier"]));
     let out = tokio::task::spawn_blocking(move || liar.output().unwrap())
         .await
         .unwrap();
@@ -235,7 +190,15 @@ async fn hostile_peers_cannot_steer_consensus() {
     let mut v = net.client(&lead, &lead).await;
     let r = v
         .submit_retry(
-            &governance_revoke(&net, &lead, other, "rogue"),
+            &common::governance(
+                &net,
+                &lead,
+                &[other],
+                K::PartyRevoked,
+                ledger::tx::Governance::RevokeParty {
+                    party: "rogue".into(),
+                },
+            ),
             Duration::from_secs(30),
         )
         .await;
@@ -285,36 +248,28 @@ async fn admin_cannot_relabel_or_promote_nodes() {
     let mut admin = AdminClient::new(ch);
     let key = net.key(&lead);
 
-    // An id the address book does not know, labelled as a validator.
-    let e = admin
-        .add_learner(common::signed_request(
-            &key,
-            &lead,
-            "/customs.v1.Admin/AddLearner",
-            v1::AddLearnerRequest {
-                node_id: 99,
-                party: "fr-customs".into(),
-                address: "/ip4/127.0.0.1/tcp/1".into(),
-            },
-        ))
-        .await
-        .unwrap_err();
-    assert!(e.message().starts_with("UNKNOWN_NODE"), "{e:?}");
-    // The carrier's node (id 4) relabelled as a validator.
-    let e = admin
-        .add_learner(common::signed_request(
-            &key,
-            &lead,
-            "/customs.v1.Admin/AddLearner",
-            v1::AddLearnerRequest {
-                node_id: 4,
-                party: "de-customs".into(),
-                address: "/ip4/127.0.0.1/tcp/1".into(),
-            },
-        ))
-        .await
-        .unwrap_err();
-    assert!(e.message().starts_with("NODE_PARTY_MISMATCH"), "{e:?}");
+    // An id the address book does not know, labelled as a validator; the
+    // carrier's node (id 4) relabelled as a validator.
+    for (node_id, party, code) in [
+        (99, "fr-customs", "UNKNOWN_NODE"),
+        (4, "de-customs", "NODE_PARTY_MISMATCH"),
+    ] {
+        let req = v1::AddLearnerRequest {
+            node_id,
+            party: party.into(),
+            address: "/ip4/127.0.0.1/tcp/1".into(),
+        };
+        let e = admin
+            .add_learner(common::signed_request(
+                &key,
+                &lead,
+                "/customs.v1.Admin/AddLearner",
+                req,
+            ))
+            .await
+            .unwrap_err();
+        assert!(e.message().starts_with(code), "{e:?}");
+    }
     // Promoting the carrier's node.
     let e = admin
         .promote_voter(common::signed_request(

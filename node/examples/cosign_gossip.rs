@@ -15,21 +15,21 @@
 //! seconds have passed or it is killed.
 
 use anyhow::{anyhow, Context, Result};
+
+#[path = "support/mod.rs"]
+mod support;
 use clap::Parser;
 use node::cosign::CosignMessage;
-use node::p2p::{self, BoxFuture, InboundHandler, P2p, P2pConfig, PeerId};
+use node::p2p::{self, P2p, P2pConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{parse_peer, Mute};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// libp2p identity: a `<party>.node` key file of a party in the chain config.
-    #[arg(long)]
-    node_key: PathBuf,
-    /// A node to reach: `<peer id>=<multiaddr>` (repeatable).
-    #[arg(long = "peer")]
-    peers: Vec<String>,
+    #[command(flatten)]
+    id: support::Identity,
     /// The message to publish (JSON).
     #[arg(long)]
     message: PathBuf,
@@ -41,20 +41,6 @@ struct Args {
     for_s: u64,
 }
 
-/// Serves nothing.
-struct Mute;
-
-impl InboundHandler for Mute {
-    fn handle(
-        &self,
-        _from: PeerId,
-        _kind: u8,
-        _payload: Vec<u8>,
-    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
-        Box::pin(async { Err("not serving".to_string()) })
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -64,17 +50,14 @@ async fn main() -> Result<()> {
     )
     .context("not a cosignature message")?;
     let bytes = ledger::codec::encode(&msg)?;
-    let seed = node::keys::read_secret(&args.node_key)?;
+    let seed = node::keys::read_secret(&args.id.node_key)?;
     let mut cfg = P2pConfig::new(p2p::keypair_from_seed(seed), Arc::new(Mute));
     cfg.listen_addrs = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
     cfg.topics = vec![node::transport::COSIGN_TOPIC.to_string()];
-    for p in &args.peers {
-        let (id, addr) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--peer wants <peer id>=<multiaddr>, got {p}"))?;
-        let id: PeerId = id.parse().map_err(|e| anyhow!("peer id {id}: {e}"))?;
+    for p in &args.id.peers {
+        let (id, addr) = parse_peer(p)?;
         cfg.allowlist.insert(id);
-        cfg.known_peers.push((id, addr.parse()?));
+        cfg.known_peers.push((id, addr));
     }
     let (handle, _task) = P2p::spawn(cfg).await.map_err(|e| anyhow!("p2p: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(args.for_s);

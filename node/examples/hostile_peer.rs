@@ -33,6 +33,9 @@
 //! ```
 
 use anyhow::{anyhow, bail, Result};
+
+#[path = "support/mod.rs"]
+mod support;
 use clap::Parser;
 use consensus::openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use consensus::openraft::{
@@ -42,18 +45,14 @@ use consensus::{Batch, RaftRpc, TypeConfig};
 use ledger::chain::BlockContext;
 use node::p2p::{self, BoxFuture, InboundHandler, P2p, P2pConfig, P2pError, PeerId};
 use node::transport::kind;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{parse_peer, Mute};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// libp2p identity: a `<party>.node` key file.
-    #[arg(long)]
-    node_key: PathBuf,
-    /// A node to attack: `<peer id>=<multiaddr>` (repeatable).
-    #[arg(long = "peer")]
-    peers: Vec<String>,
+    #[command(flatten)]
+    id: support::Identity,
     /// append-entries, install-snapshot, vote or flood.
     #[arg(long)]
     attack: String,
@@ -121,20 +120,6 @@ impl InboundHandler for Liar {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bytes = reply.encode().map_err(|e| e.to_string());
         Box::pin(async move { bytes })
-    }
-}
-
-/// Serves nothing.
-struct Mute;
-
-impl InboundHandler for Mute {
-    fn handle(
-        &self,
-        _from: PeerId,
-        _kind: u8,
-        _payload: Vec<u8>,
-    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
-        Box::pin(async { Err("not serving".to_string()) })
     }
 }
 
@@ -207,12 +192,8 @@ async fn lying_learner(args: &Args, seed: [u8; 32]) -> Result<()> {
         .as_deref()
         .ok_or_else(|| anyhow!("lying-learner needs --listen"))?;
     cfg.listen_addrs = vec![listen.parse()?];
-    for p in &args.peers {
-        let (id, _) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--peer wants <peer id>=<multiaddr>, got {p}"))?;
-        cfg.allowlist
-            .insert(id.parse().map_err(|e| anyhow!("peer id {id}: {e}"))?);
+    for p in &args.id.peers {
+        cfg.allowlist.insert(parse_peer(p)?.0);
     }
     let (handle, _task) = P2p::spawn(cfg).await.map_err(|e| anyhow!("p2p: {e}"))?;
     tokio::time::sleep(Duration::from_secs(args.for_s)).await;
@@ -225,7 +206,7 @@ async fn lying_learner(args: &Args, seed: [u8; 32]) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let seed = node::keys::read_secret(&args.node_key)?;
+    let seed = node::keys::read_secret(&args.id.node_key)?;
     if args.attack == "lying-learner" {
         return lying_learner(&args, seed).await;
     }
@@ -233,13 +214,10 @@ async fn main() -> Result<()> {
     cfg.listen_addrs = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
     cfg.max_concurrent_streams = args.count.max(16) + 16;
     let mut targets = Vec::new();
-    for p in &args.peers {
-        let (id, addr) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--peer wants <peer id>=<multiaddr>, got {p}"))?;
-        let id: PeerId = id.parse().map_err(|e| anyhow!("peer id {id}: {e}"))?;
+    for p in &args.id.peers {
+        let (id, addr) = parse_peer(p)?;
         cfg.allowlist.insert(id);
-        cfg.known_peers.push((id, addr.parse()?));
+        cfg.known_peers.push((id, addr));
         targets.push(id);
     }
     let (handle, _task) = P2p::spawn(cfg).await.map_err(|e| anyhow!("p2p: {e}"))?;

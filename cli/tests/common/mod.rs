@@ -404,11 +404,11 @@ impl Net {
         }
     }
 
-    /// Run one attack of `node/examples/hostile_peer.rs` as `identity` (a
-    /// `<party>.node` key of the network) against every running node: one
-    /// outcome per node.
-    pub fn hostile(&self, identity: &str, attack: &str, args: &[&str]) -> Vec<Hostile> {
-        let exe = customsctl().with_file_name("examples").join("hostile_peer");
+    /// A command running the `node/examples/<name>` program with the libp2p
+    /// identity of `identity` (its `<party>.node` key) and every running
+    /// node as a `--peer <peer id>=<multiaddr>`.
+    pub fn example(&self, name: &str, identity: &str) -> Command {
+        let exe = customsctl().with_file_name("examples").join(name);
         assert!(
             exe.exists(),
             "{} not built (cargo builds examples with the tests)",
@@ -417,14 +417,21 @@ impl Net {
         let g = self.genesis();
         let mut cmd = Command::new(exe);
         cmd.arg("--node-key")
-            .arg(self.net().join("keys").join(format!("{identity}.node")))
-            .args(["--attack", attack])
-            .args(args);
+            .arg(self.net().join("keys").join(format!("{identity}.node")));
         for p in self.procs.keys() {
             let peer = &g.party(p).unwrap().peer_id;
             cmd.arg("--peer")
                 .arg(format!("{peer}=/ip4/127.0.0.1/tcp/{}", self.p2p[p]));
         }
+        cmd
+    }
+
+    /// Run one attack of `node/examples/hostile_peer.rs` as `identity` (a
+    /// `<party>.node` key of the network) against every running node: one
+    /// outcome per node.
+    pub fn hostile(&self, identity: &str, attack: &str, args: &[&str]) -> Vec<Hostile> {
+        let mut cmd = self.example("hostile_peer", identity);
+        cmd.args(["--attack", attack]).args(args);
         let out = cmd.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
@@ -705,4 +712,40 @@ pub fn dir_size(p: &Path) -> u64 {
         }
     }
     n
+}
+
+/// A governance transaction from `submitter` carrying `action`, approved by
+/// `approvers`, claimed now.
+pub fn governance(
+    net: &Net,
+    submitter: &str,
+    approvers: &[&str],
+    kind: ledger::EventKind,
+    action: ledger::tx::Governance,
+) -> ledger::SignedTransaction {
+    let cfg = net.genesis();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut stx = ledger::disclosure::seal(
+        &cfg,
+        &ledger::disclosure::Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind,
+            shipment_id: String::new(),
+            submitter: submitter.into(),
+            claimed_time_ms: now,
+            fields: vec![],
+            shipment_parties: vec![],
+            governance: Some(action),
+        },
+    )
+    .unwrap()
+    .sign(&net.key(submitter))
+    .unwrap();
+    for a in approvers {
+        stx.approve(a, &net.key(a)).unwrap();
+    }
+    stx
 }
