@@ -7,6 +7,7 @@ use crate::service::{checkpoint_proto, NodeCore};
 use crate::status;
 use consensus::openraft::ServerState;
 use consensus::PeerNode;
+use ledger::config::Role;
 use ledger::Store;
 use ledger::{Block, Hash32};
 use proto::v1;
@@ -22,12 +23,25 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct Api {
     core: Arc<NodeCore>,
+    /// The classifier over the nomenclature alone, for callers other than
+    /// customs: the learned one holds evidence from other traders' sealed
+    /// descriptions (an exact phrase weighs heavily), which `Classify` must
+    /// not let them probe.
+    public_classifier: Option<Arc<ledger::hs::classifier::Classifier>>,
 }
 
 impl Api {
     /// Wrap the node core.
     pub fn new(core: Arc<NodeCore>) -> Self {
-        Api { core }
+        let public_classifier = core.content.as_ref().and_then(|c| {
+            c.read()
+                .ok()
+                .map(|v| Arc::new(ledger::hs::classifier::Classifier::new(v.nomenclature())))
+        });
+        Api {
+            core,
+            public_classifier,
+        }
     }
 }
 
@@ -350,7 +364,8 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::ClassifyRequest>,
     ) -> Result<Response<v1::ClassifyResponse>, Status> {
-        self.core
+        let caller = self
+            .core
             .authenticate(&req, "/customs.v1.Ledger/Classify")?;
         let r = req.into_inner();
         if r.description.len() > 2048 {
@@ -366,8 +381,23 @@ impl LedgerApi for Api {
                 "this node has no nomenclature; ask a customs node",
             )
         })?;
+        // Customs reads every declaration anyway; everyone else is answered
+        // from the nomenclature alone, never from learned history.
+        let customs = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| {
+                l.config()
+                    .party(&caller)
+                    .is_some_and(|p| !p.revoked && p.has_role(Role::Customs))
+            })
+            .map_err(status::internal)?;
         let v = cv.read().map_err(status::internal)?;
-        let c = v.classifier();
+        let c = match (&self.public_classifier, customs) {
+            (Some(public), false) => public.as_ref(),
+            _ => v.classifier(),
+        };
         let sugg = c.classify(&r.description, k);
         let verdict = if r.declared_code.is_empty() {
             String::new()

@@ -331,6 +331,11 @@ impl CustomsValidator {
         &self.classifier
     }
 
+    /// The pinned nomenclature this validator classifies against.
+    pub fn nomenclature(&self) -> &Arc<Nomenclature> {
+        &self.nomenclature
+    }
+
     /// Judge an opened declaration (exposed for tools and tests).
     pub fn assess(&self, config: &ChainConfig, d: &Declaration, declarant: &str) -> ContentOutcome {
         let mut out = ContentOutcome::default();
