@@ -151,6 +151,46 @@ pub fn key_id(x25519_public: &Bytes<32>) -> Hash32 {
     sha256(&x25519_public.0)
 }
 
+/// The padded length of a sealed value of `n` bytes (plus its one-byte
+/// end marker): values are padded to length buckets so a ciphertext's
+/// length tells only the bucket, not the value's length: 64 bytes for
+/// anything shorter, then powers of two up to 4 KiB, then multiples of
+/// 4 KiB.
+pub fn padded_len(n: usize) -> usize {
+    let with_marker = n + 1;
+    if with_marker <= 64 {
+        64
+    } else if with_marker <= 4096 {
+        with_marker.next_power_of_two()
+    } else {
+        with_marker.div_ceil(4096) * 4096
+    }
+}
+
+/// `salt || value || 0x80 || 0x00...` up to the value's bucket.
+fn padded_plaintext(salt: &Bytes<32>, value: &[u8]) -> Vec<u8> {
+    let len = padded_len(value.len());
+    let mut pt = Vec::with_capacity(32 + len);
+    pt.extend_from_slice(&salt.0);
+    pt.extend_from_slice(value);
+    pt.push(0x80);
+    pt.resize(32 + len, 0);
+    pt
+}
+
+/// Split a decrypted plaintext into salt and value, checking the padding:
+/// zeros after a single 0x80 marker, and a bucket-sized value area.
+fn unpad_plaintext(pt: &[u8]) -> Option<([u8; 32], &[u8])> {
+    let (salt, rest) = pt.split_at_checked(32)?;
+    let end = rest.iter().rposition(|b| *b != 0)?;
+    if rest[end] != 0x80 || padded_len(end) != rest.len() {
+        return None;
+    }
+    let mut s = [0u8; 32];
+    s.copy_from_slice(salt);
+    Some((s, &rest[..end]))
+}
+
 fn field_nonce(path: &str) -> [u8; 12] {
     let h = sha256(&[FIELD_NONCE, path.as_bytes()].concat());
     let mut n = [0u8; 12];
@@ -229,8 +269,7 @@ pub fn seal(cfg: &ChainConfig, draft: &Draft) -> Result<Transaction, DisclosureE
             .get(&f.class)
             .ok_or_else(|| seal_err("missing class key"))?;
         let cipher = ChaCha20Poly1305::new(key.into());
-        let mut pt = salt.0.to_vec();
-        pt.extend_from_slice(f.value.as_bytes());
+        let pt = padded_plaintext(&salt, f.value.as_bytes());
         let aad = field_aad(&draft.chain_id, &draft.shipment_id, &f.path, f.class);
         let ct = cipher
             .encrypt(
@@ -429,13 +468,9 @@ pub fn open(
                 },
             )
             .map_err(|_| DisclosureError::Tampered(format!("field {}", f.path)))?;
-        if pt.len() < 32 {
-            return Err(DisclosureError::Tampered(format!("field {}", f.path)));
-        }
-        let (salt, value) = pt.split_at(32);
-        let mut s = [0u8; 32];
-        s.copy_from_slice(salt);
-        let salt = Bytes(s);
+        let (salt, value) = unpad_plaintext(&pt)
+            .ok_or_else(|| DisclosureError::Tampered(format!("field {} padding", f.path)))?;
+        let salt = Bytes(salt);
         let value = String::from_utf8(value.to_vec())
             .map_err(|_| DisclosureError::Tampered(format!("field {} not UTF-8", f.path)))?;
         if commitment_leaf(&f.path, f.class, &value, &salt) != f.commitment {

@@ -307,3 +307,40 @@ fn key_rotation_applies_to_later_transactions_only() {
     );
     assert_eq!(classes_opened(&old_tx, "carrier", &[new_key]), vec![Public]);
 }
+
+/// A sealed value's ciphertext tells only its length bucket: values of
+/// different lengths in one bucket seal to equal lengths, and every value
+/// opens back exactly (including values ending in 0x80 or NUL bytes).
+#[test]
+fn sealed_lengths_are_bucketed() {
+    let cfg = testkit::config();
+    assert_eq!(disclosure::padded_len(0), 64);
+    assert_eq!(disclosure::padded_len(63), 64);
+    assert_eq!(disclosure::padded_len(64), 128);
+    assert_eq!(disclosure::padded_len(4095), 4096);
+    assert_eq!(disclosure::padded_len(4096), 8192);
+    assert_eq!(disclosure::padded_len(9000), 12288);
+    let seal_value = |value: &str| {
+        let mut d = draft(&cfg, "SHP-PAD");
+        d.fields = vec![disclosure::Field {
+            path: "decl.goods[0].value_minor".into(),
+            class: FieldClass::Commercial,
+            value: value.into(),
+        }];
+        let stx = disclosure::seal(&cfg, &d)
+            .unwrap()
+            .sign(&testkit::key("broker"))
+            .unwrap();
+        let opened = disclosure::open(&stx.tx, "fr-customs", &[dkey("fr-customs")]).unwrap();
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].field.value, value, "round trip");
+        stx.tx.sealed[0].ciphertext.len()
+    };
+    let short = seal_value("1");
+    assert_eq!(short, seal_value("3200000"));
+    assert_eq!(short, seal_value(&"x".repeat(63)));
+    assert!(seal_value(&"x".repeat(64)) > short);
+    seal_value("ends in \u{400}"); // U+0400 ends with the byte 0x80
+    seal_value("ends in nul\0");
+    seal_value("");
+}
