@@ -153,13 +153,13 @@ pub fn key_id(x25519_public: &Bytes<32>) -> Hash32 {
 
 /// The padded length of a sealed value of `n` bytes (plus its one-byte
 /// end marker): values are padded to length buckets so a ciphertext's
-/// length tells only the bucket, not the value's length: 64 bytes for
-/// anything shorter, then powers of two up to 4 KiB, then multiples of
-/// 4 KiB.
+/// length tells only the bucket, not the value's length: 32 bytes for
+/// anything shorter (amounts, currencies, codes, EORIs), then powers of two
+/// up to 4 KiB, then multiples of 4 KiB.
 pub fn padded_len(n: usize) -> usize {
     let with_marker = n + 1;
-    if with_marker <= 64 {
-        64
+    if with_marker <= 32 {
+        32
     } else if with_marker <= 4096 {
         with_marker.next_power_of_two()
     } else {

@@ -314,7 +314,9 @@ fn key_rotation_applies_to_later_transactions_only() {
 #[test]
 fn sealed_lengths_are_bucketed() {
     let cfg = testkit::config();
-    assert_eq!(disclosure::padded_len(0), 64);
+    assert_eq!(disclosure::padded_len(0), 32);
+    assert_eq!(disclosure::padded_len(31), 32);
+    assert_eq!(disclosure::padded_len(32), 64);
     assert_eq!(disclosure::padded_len(63), 64);
     assert_eq!(disclosure::padded_len(64), 128);
     assert_eq!(disclosure::padded_len(4095), 4096);
@@ -338,8 +340,8 @@ fn sealed_lengths_are_bucketed() {
     };
     let short = seal_value("1");
     assert_eq!(short, seal_value("3200000"));
-    assert_eq!(short, seal_value(&"x".repeat(63)));
-    assert!(seal_value(&"x".repeat(64)) > short);
+    assert_eq!(short, seal_value(&"x".repeat(31)));
+    assert!(seal_value(&"x".repeat(32)) > short);
     seal_value("ends in \u{400}"); // U+0400 ends with the byte 0x80
     seal_value("ends in nul\0");
     seal_value("");
