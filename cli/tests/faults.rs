@@ -474,7 +474,7 @@ async fn run_schedule(seed: u64, steps: usize) -> Vec<(Fault, Option<Duration>)>
             _ => {}
         }
         if let Fault::HostilePeer = fault {
-            let lead_id = (STANDARD.iter().position(|d| d.id == leader).unwrap() + 1).to_string();
+            let lead_id = common::node_id(&leader).to_string();
             for (attack, args) in [
                 (
                     "append-entries",

@@ -59,12 +59,12 @@ async fn hostile_peers_cannot_steer_consensus() {
         acked.push(tx.id().unwrap());
     }
     let lead = net.leader(Duration::from_secs(30)).await;
-    // Node ids follow STANDARD's order (de 1, fr 2, pl 3, carrier 4).
-    let lead_id = STANDARD.iter().position(|d| d.id == lead).unwrap() + 1;
+    let lead_id = common::node_id(&lead);
     let before = terms(&net).await;
 
     // Forged leadership, forged snapshot, absurd vote: refused before Raft.
     let claim = lead_id.to_string();
+    let carrier_id = common::node_id("carrier").to_string();
     for (name, args) in [
         (
             "append-entries",
@@ -74,7 +74,10 @@ async fn hostile_peers_cannot_steer_consensus() {
             "install-snapshot",
             vec!["--claim-node", claim.as_str(), "--term", "1000"],
         ),
-        ("vote", vec!["--claim-node", "4", "--term", "max"]),
+        (
+            "vote",
+            vec!["--claim-node", carrier_id.as_str(), "--term", "max"],
+        ),
         (
             "vote",
             vec!["--claim-node", claim.as_str(), "--term", "max"],
@@ -146,7 +149,7 @@ async fn hostile_peers_cannot_steer_consensus() {
         "--attack",
         "lying-learner",
         "--claim-node",
-        "4",
+        &carrier_id,
         "--for-s",
         "15",
     ])

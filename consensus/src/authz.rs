@@ -187,17 +187,24 @@ fn term_ok(vote: &Vote<NodeId>, local: &Local) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Checks that the sender speaks for `claimed`, a current voter.
-fn speaks_for_voter(sender: &Sender, claimed: NodeId, local: &Local) -> Result<(), Refusal> {
+/// The sender's party, if it may send Raft messages at all (an unrevoked
+/// customs validator). Checked before a message is even decoded.
+pub fn validator_party(sender: &Sender) -> Result<&str, Refusal> {
     let Some(party) = &sender.party else {
         return Err(Refusal::UnknownPeer);
     };
     if !sender.validator {
         return Err(Refusal::NotValidator(party.clone()));
     }
+    Ok(party)
+}
+
+/// Checks that the sender speaks for `claimed`, a current voter.
+fn speaks_for_voter(sender: &Sender, claimed: NodeId, local: &Local) -> Result<(), Refusal> {
+    let party = validator_party(sender)?;
     if !sender.node_ids.contains(&claimed) {
         return Err(Refusal::Impersonation {
-            party: party.clone(),
+            party: party.to_string(),
             claimed,
         });
     }

@@ -106,15 +106,20 @@ impl RaftRpc {
 /// Raft instance exists; before that no target counts as a voter).
 pub type MembershipView = Arc<OnceLock<watch::Receiver<RaftMetrics<NodeId, PeerNode>>>>;
 
+/// Voters of every configuration of the (possibly joint) membership in
+/// `m`, each once per configuration it is in.
+pub(crate) fn joint_voters(m: &RaftMetrics<NodeId, PeerNode>) -> impl Iterator<Item = NodeId> + '_ {
+    m.membership_config
+        .membership()
+        .get_joint_config()
+        .iter()
+        .flatten()
+        .copied()
+}
+
 fn is_voter(view: &MembershipView, target: NodeId) -> bool {
-    view.get().is_some_and(|m| {
-        m.borrow()
-            .membership_config
-            .membership()
-            .get_joint_config()
-            .iter()
-            .any(|c| c.contains(&target))
-    })
+    view.get()
+        .is_some_and(|m| joint_voters(&m.borrow()).any(|v| v == target))
 }
 
 /// The port the node crate implements to carry Raft messages.

@@ -319,14 +319,7 @@ impl ConsensusNode {
             let m = self.raft.metrics();
             let m = m.borrow();
             crate::authz::Local {
-                voters: m
-                    .membership_config
-                    .membership()
-                    .get_joint_config()
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .collect(),
+                voters: crate::network::joint_voters(&m).collect(),
                 term: m.current_term,
                 now_ms: (self.clock)(),
                 clock_tolerance_ms,
@@ -361,11 +354,6 @@ impl ConsensusNode {
             }
         }
         Ok(())
-    }
-
-    /// This node's clock (ms since the Unix epoch).
-    pub fn now_ms(&self) -> u64 {
-        (self.clock)()
     }
 
     /// Stop Raft (the ledger and log databases close when the last handle

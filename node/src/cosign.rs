@@ -273,69 +273,9 @@ impl Cosigner {
         let h = msg.checkpoint.height;
         // The signature is checked against the committed config outside
         // the ledger lock (a flood of gossip must not hold up apply).
-        let checked = (|| -> Result<(), Merge> {
-            let config = self
-                .ledger
-                .with_ledger(|l| l.shared_config())
-                .map_err(|e| Merge::Invalid(e.to_string()))?;
-            let p = config
-                .party(&msg.cosignature.party)
-                .filter(|p| !p.revoked)
-                .ok_or_else(|| {
-                    Merge::Invalid(format!("unknown cosigner {}", msg.cosignature.party))
-                })?;
-            if msg.checkpoint.chain_id != config.chain_id {
-                return Err(Merge::Invalid(format!(
-                    "{} cosigned a checkpoint of chain {:?}",
-                    p.id, msg.checkpoint.chain_id
-                )));
-            }
-            let bytes = msg
-                .checkpoint
-                .signing_bytes()
-                .map_err(|_| Merge::Invalid("unencodable".into()))?;
-            crypto::verify_strict(&p.signing_key, &bytes, &msg.cosignature.signature)
-                .map_err(|_| Merge::Invalid(format!("bad cosignature from {}", p.id)))
-        })();
-        let r = match checked {
+        let r = match self.check_signature(&msg) {
             Err(m) => Ok(m),
-            Ok(()) => self.ledger.with_ledger(|l| -> Merge {
-            let tip = l.tip().height;
-            if h > tip {
-                if h > tip.saturating_add(MAX_PENDING_AHEAD) {
-                    return Merge::Invalid(format!(
-                        "cosignature for height {h}, more than {MAX_PENDING_AHEAD} above this node's tip {tip}"
-                    ));
-                }
-                return Merge::Pending;
-            }
-            match l.checkpoint_at(h) {
-                Ok(own) if own == msg.checkpoint => {
-                    match merge_into(l, &own, msg.cosignature.clone()) {
-                        Ok(()) => Merge::Merged,
-                        Err(e) => Merge::Invalid(e.to_string()),
-                    }
-                }
-                Ok(own) => {
-                    let why = format!(
-                        "{} cosigned height {h} with block {} and root {}, but this node has block {} and root {}",
-                        msg.cosignature.party,
-                        msg.checkpoint.block_hash,
-                        msg.checkpoint.tree_root,
-                        own.block_hash,
-                        own.tree_root
-                    );
-                    match keep_evidence(l, &own, &msg) {
-                        Ok(n) => Merge::Equivocation { why, kept: Some(n) },
-                        Err(e) => {
-                            tracing::warn!("cannot keep equivocation evidence: {e}");
-                            Merge::Equivocation { why, kept: None }
-                        }
-                    }
-                }
-                Err(e) => Merge::Invalid(e.to_string()),
-            }
-        }),
+            Ok(()) => self.ledger.with_ledger(|l| merge_verified(l, &msg)),
         };
         let outcome = r.unwrap_or_else(|e| Merge::Invalid(e.to_string()));
         match &outcome {
@@ -365,6 +305,31 @@ impl Cosigner {
         outcome
     }
 
+    /// The cosignature in `msg` is by an unrevoked party of this chain and
+    /// verifies (strict) over the checkpoint, under the committed config.
+    fn check_signature(&self, msg: &CosignMessage) -> Result<(), Merge> {
+        let config = self
+            .ledger
+            .with_ledger(|l| l.shared_config())
+            .map_err(|e| Merge::Invalid(e.to_string()))?;
+        let p = config
+            .party(&msg.cosignature.party)
+            .filter(|p| !p.revoked)
+            .ok_or_else(|| Merge::Invalid(format!("unknown cosigner {}", msg.cosignature.party)))?;
+        if msg.checkpoint.chain_id != config.chain_id {
+            return Err(Merge::Invalid(format!(
+                "{} cosigned a checkpoint of chain {:?}",
+                p.id, msg.checkpoint.chain_id
+            )));
+        }
+        let bytes = msg
+            .checkpoint
+            .signing_bytes()
+            .map_err(|_| Merge::Invalid("unencodable".into()))?;
+        crypto::verify_strict(&p.signing_key, &bytes, &msg.cosignature.signature)
+            .map_err(|_| Merge::Invalid(format!("bad cosignature from {}", p.id)))
+    }
+
     /// Retry pending cosignatures for heights now reached.
     pub fn drain_pending(&self, tip: u64) {
         let ready: Vec<CosignMessage> = match self.pending.lock() {
@@ -378,6 +343,47 @@ impl Cosigner {
         for m in ready {
             self.receive(m);
         }
+    }
+}
+
+/// Merge a cosignature whose signature [`Cosigner::check_signature`]
+/// accepted, under the ledger lock: pending when this node has not reached
+/// its height (dropped when far above), merged when it matches this node's
+/// checkpoint, kept as evidence when it conflicts.
+fn merge_verified(l: &Ledger<RocksStore>, msg: &CosignMessage) -> Merge {
+    let h = msg.checkpoint.height;
+    let tip = l.tip().height;
+    if h > tip {
+        if h > tip.saturating_add(MAX_PENDING_AHEAD) {
+            return Merge::Invalid(format!(
+                "cosignature for height {h}, more than {MAX_PENDING_AHEAD} above this node's tip {tip}"
+            ));
+        }
+        return Merge::Pending;
+    }
+    match l.checkpoint_at(h) {
+        Ok(own) if own == msg.checkpoint => match merge_into(l, &own, msg.cosignature.clone()) {
+            Ok(()) => Merge::Merged,
+            Err(e) => Merge::Invalid(e.to_string()),
+        },
+        Ok(own) => {
+            let why = format!(
+                "{} cosigned height {h} with block {} and root {}, but this node has block {} and root {}",
+                msg.cosignature.party,
+                msg.checkpoint.block_hash,
+                msg.checkpoint.tree_root,
+                own.block_hash,
+                own.tree_root
+            );
+            match keep_evidence(l, &own, msg) {
+                Ok(n) => Merge::Equivocation { why, kept: Some(n) },
+                Err(e) => {
+                    tracing::warn!("cannot keep equivocation evidence: {e}");
+                    Merge::Equivocation { why, kept: None }
+                }
+            }
+        }
+        Err(e) => Merge::Invalid(e.to_string()),
     }
 }
 

@@ -135,11 +135,8 @@ impl transport::PeerService for Peers {
             Box::pin(async move { Err(text) }) as futures::future::BoxFuture<'static, _>
         };
         // Non-validators may send no Raft message at all: refused unread.
-        if !sender.validator {
-            return refuse(match &sender.party {
-                None => consensus::authz::Refusal::UnknownPeer,
-                Some(p) => consensus::authz::Refusal::NotValidator(p.clone()),
-            });
+        if let Err(refusal) = consensus::authz::validator_party(&sender) {
+            return refuse(refusal);
         }
         let rpc = match consensus::RaftRpc::decode(&payload) {
             Ok(rpc) => rpc,
@@ -357,8 +354,9 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         None
     };
 
-    // Peers: node ids -> parties -> peer ids from the chain config.
-    let mut peers: BTreeMap<NodeId, (String, p2p::PeerId)> = BTreeMap::new();
+    // Node id -> party from this node's own configuration; party <-> peer
+    // id from the committed chain config (ADR 0011).
+    let mut book: BTreeMap<NodeId, String> = BTreeMap::new();
     let mut known = Vec::new();
     for p in &cfg.peers {
         let party = genesis
@@ -372,15 +370,14 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             .p2p_addr
             .parse()
             .map_err(|e| anyhow!("bad address {}: {e}", p.p2p_addr))?;
-        peers.insert(p.node_id, (p.party.clone(), pid));
+        book.insert(p.node_id, p.party.clone());
         known.push((pid, addr));
     }
-    let allowlist: BTreeSet<p2p::PeerId> = genesis
-        .parties
-        .iter()
-        .filter(|p| !p.revoked)
-        .filter_map(|p| p.peer_id.parse().ok())
-        .collect();
+    book.insert(cfg.node_id, cfg.party.clone());
+    let directory = Arc::new(crate::peers::Directory::new(
+        book,
+        Arc::new(genesis.clone()),
+    ));
 
     let dispatcher = Arc::new(transport::Dispatcher::default());
     let mut pcfg = p2p::P2pConfig::new(p2p::keypair_from_seed(node_seed), dispatcher.clone());
@@ -388,7 +385,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         .p2p_listen
         .parse()
         .map_err(|e| anyhow!("bad p2p_listen: {e}"))?];
-    pcfg.allowlist = allowlist;
+    pcfg.allowlist = directory.allowlist();
     pcfg.known_peers = known;
     pcfg.topics = vec![transport::COSIGN_TOPIC.to_string()];
     let (p2p_handle, p2p_task) = p2p::P2p::spawn(pcfg)
@@ -407,17 +404,6 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     };
-    // Node id -> party from this node's own configuration; party <-> peer
-    // id from the committed chain config (ADR 0011).
-    let mut book: BTreeMap<NodeId, String> = peers
-        .iter()
-        .map(|(id, (party, _))| (*id, party.clone()))
-        .collect();
-    book.insert(cfg.node_id, cfg.party.clone());
-    let directory = Arc::new(crate::peers::Directory::new(
-        book,
-        Arc::new(genesis.clone()),
-    ));
     let transport = Arc::new(transport::P2pTransport::new(
         p2p_handle.clone(),
         directory.clone(),

@@ -87,7 +87,6 @@ impl Directory {
             peer_of_party.insert(p.id.clone(), pid);
         }
         let changed = old.by_peer.keys().ne(by_peer.keys());
-        let allowlist: BTreeSet<PeerId> = by_peer.keys().copied().collect();
         let view = View {
             clock_tolerance_ms: clock_tolerance_ms(&config),
             config: Some(config),
@@ -98,7 +97,12 @@ impl Directory {
             Ok(mut v) => *v = Arc::new(view),
             Err(p) => *p.into_inner() = Arc::new(view),
         }
-        changed.then_some(allowlist)
+        changed.then(|| self.allowlist())
+    }
+
+    /// The peers this node talks to: every unrevoked party's peer id.
+    pub fn allowlist(&self) -> BTreeSet<PeerId> {
+        self.view().by_peer.keys().copied().collect()
     }
 
     /// What the committed config says about the sender `peer`.

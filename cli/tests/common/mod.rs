@@ -139,6 +139,16 @@ pub const STANDARD: [PartyDef; 4] = [
     },
 ];
 
+/// Raft node id of a [`STANDARD`] party's node (`Net::new` numbers them
+/// from 1 in that order).
+pub fn node_id(party: &str) -> u64 {
+    let i = STANDARD
+        .iter()
+        .position(|d| d.id == party)
+        .unwrap_or_else(|| panic!("{party} is not a STANDARD party"));
+    i as u64 + 1
+}
+
 pub struct Net {
     pub dir: tempfile::TempDir,
     pub parties: Vec<String>,
