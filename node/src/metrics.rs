@@ -121,29 +121,12 @@ pub struct Gauges {
 impl Metrics {
     /// Count a rejection.
     pub fn reject(&self, code: &str) {
-        if let Ok(mut m) = self.rejected.lock() {
-            *m.entry(code.to_string()).or_insert(0) += 1;
-        }
+        bump(&self.rejected, code);
     }
 
     /// Count a refused peer message; returns how many of `code` so far.
     pub fn peer_refused(&self, code: &str) -> u64 {
-        match self.peer_refused.lock() {
-            Ok(mut m) => {
-                let n = m.entry(code.to_string()).or_insert(0);
-                *n += 1;
-                *n
-            }
-            Err(_) => 0,
-        }
-    }
-
-    /// Refused peer messages so far with reason `code`.
-    pub fn peer_refused_count(&self, code: &str) -> u64 {
-        self.peer_refused
-            .lock()
-            .map(|m| m.get(code).copied().unwrap_or(0))
-            .unwrap_or(0)
+        bump(&self.peer_refused, code)
     }
 
     /// Prometheus text.
@@ -242,28 +225,42 @@ impl Metrics {
             "Refused unauthenticated requests.",
             self.auth_failures.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP customs_rejected_transactions_total Rejected transactions by reason.\n# TYPE customs_rejected_transactions_total counter"
+        by_reason(
+            &mut out,
+            "customs_rejected_transactions_total",
+            "Rejected transactions by reason.",
+            &self.rejected,
         );
-        if let Ok(m) = self.rejected.lock() {
-            for (code, n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "customs_rejected_transactions_total{{reason=\"{code}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP customs_peer_refused_total Peer messages refused by the trust rules, by reason.\n# TYPE customs_peer_refused_total counter"
+        by_reason(
+            &mut out,
+            "customs_peer_refused_total",
+            "Peer messages refused by the trust rules, by reason.",
+            &self.peer_refused,
         );
-        if let Ok(m) = self.peer_refused.lock() {
-            for (code, n) in m.iter() {
-                let _ = writeln!(out, "customs_peer_refused_total{{reason=\"{code}\"}} {n}");
-            }
-        }
         out
+    }
+}
+
+/// Add one to the count of `code`; returns the new count (0 if the lock is
+/// poisoned).
+fn bump(counts: &Mutex<BTreeMap<String, u64>>, code: &str) -> u64 {
+    match counts.lock() {
+        Ok(mut m) => {
+            let n = m.entry(code.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        }
+        Err(_) => 0,
+    }
+}
+
+/// A counter labelled by reason code.
+fn by_reason(out: &mut String, name: &str, help: &str, counts: &Mutex<BTreeMap<String, u64>>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    if let Ok(m) = counts.lock() {
+        for (code, n) in m.iter() {
+            let _ = writeln!(out, "{name}{{reason=\"{code}\"}} {n}");
+        }
     }
 }
 

@@ -30,8 +30,6 @@ struct View {
     by_peer: BTreeMap<PeerId, (String, bool)>,
     /// Peer id of each unrevoked party.
     peer_of_party: BTreeMap<String, PeerId>,
-    /// How far ahead of this node's clock a block time may be.
-    clock_tolerance_ms: u64,
 }
 
 /// Peer id ↔ party ↔ node id, following the committed chain config.
@@ -88,7 +86,6 @@ impl Directory {
         }
         let changed = old.by_peer.keys().ne(by_peer.keys());
         let view = View {
-            clock_tolerance_ms: clock_tolerance_ms(&config),
             config: Some(config),
             by_peer,
             peer_of_party,
@@ -149,7 +146,7 @@ impl Directory {
 
     /// How far ahead of this node's clock a proposed block time may be.
     pub fn clock_tolerance_ms(&self) -> u64 {
-        self.view().clock_tolerance_ms
+        self.view().config.as_deref().map_or(0, clock_tolerance_ms)
     }
 
     /// The party of an unrevoked peer.

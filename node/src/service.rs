@@ -251,6 +251,7 @@ impl NodeCore {
     /// Metrics gauges now.
     pub fn gauges(&self) -> Gauges {
         let m = self.consensus.metrics().borrow().clone();
+        let p2p = self.p2p.stats();
         Gauges {
             raft_role: match m.state {
                 ServerState::Follower => 0,
@@ -262,9 +263,9 @@ impl NodeCore {
             term: m.current_term,
             applied_index: m.last_applied.map_or(0, |l| l.index),
             height: self.consensus.ledger().tip().map_or(0, |t| t.height),
-            peers: self.p2p.stats().connected_peers,
-            peer_throttled: self.p2p.stats().throttled,
-            peer_rejected: self.p2p.stats().rejected_peers,
+            peers: p2p.connected_peers,
+            peer_throttled: p2p.throttled,
+            peer_rejected: p2p.rejected_peers,
         }
     }
 
