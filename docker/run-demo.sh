@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the FROM-scratch image, bring the test network up in containers on a
-# private network, run the demo against it, and tear it down.
+# private network (gRPC over TLS with the network's own CA), run the demo
+# against it, and tear it down.
 # Exits 0 with a clear message when no Docker engine is available.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -57,9 +58,9 @@ echo "waiting for the containers to serve..."
 i=0
 for p in de-customs fr-customs pl-customs pl-exporter broker carrier auditor; do
     i=$((i + 1))
-    url="http://172.28.0.$((10 + i)):$((8100 + i))"
+    url="https://172.28.0.$((10 + i)):$((8100 + i))"
     for _ in $(seq 1 60); do
-        if "$bin/customsctl" status --node "$url" --as "$p" --keys "$work/net/keys" --genesis "$work/net/genesis.json" >/dev/null 2>&1; then break; fi
+        if "$bin/customsctl" status --node "$url" --ca "$work/net/tls/ca.crt" --as "$p" --keys "$work/net/keys" --genesis "$work/net/genesis.json" >/dev/null 2>&1; then break; fi
         sleep 1
     done
 done

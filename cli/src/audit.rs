@@ -225,6 +225,7 @@ pub(crate) async fn check_checkpoints(
     genesis: &Path,
     files: &[PathBuf],
     heights: &[u64],
+    ca: Option<&Path>,
 ) -> Result<()> {
     let cfg = crate::load_genesis(genesis)?;
     let mut cps: Vec<Sourced> = Vec::new();
@@ -246,6 +247,8 @@ pub(crate) async fn check_checkpoints(
             keys: keys.to_path_buf(),
             genesis: genesis.to_path_buf(),
             quorum: None,
+            node_party: None,
+            ca: ca.map(Path::to_path_buf),
         };
         let mut c = conn.client().await?;
         match c

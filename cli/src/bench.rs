@@ -515,7 +515,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
     let mut clients = Vec::new();
     for url in &args.nodes {
-        clients.push(Client::connect(url, &args.party, Keypair::from_seed(&key.seed())).await?);
+        let key = Keypair::from_seed(&key.seed());
+        clients.push(Client::connect(url, None, &cfg.chain_id, None, &args.party, key).await?);
     }
     let sched = Arc::new(Schedule {
         shipments: Arc::new(shipments),

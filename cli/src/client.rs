@@ -1,6 +1,9 @@
 //! An authenticated gRPC client: every request carries the caller's party
-//! id, time, nonce and an Ed25519 signature over the method and the request
-//! body, as the node demands.
+//! id, the node it is for, time, nonce and an Ed25519 signature over the
+//! chain id, that node, the method and the request body, as the node
+//! demands. A client that is not told which party runs the node asks it
+//! once with an unbound `Status` (the only call a node answers unbound) and
+//! binds every later request to the answer.
 
 use anyhow::{Context, Result};
 use ledger::crypto::Keypair;
@@ -15,6 +18,8 @@ pub struct Client {
     pub inner: LedgerClient<Channel>,
     party: String,
     key: Keypair,
+    chain_id: String,
+    node: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -32,19 +37,55 @@ pub fn now_ms() -> u64 {
 }
 
 impl Client {
-    /// Connect to `url` (e.g. `http://127.0.0.1:8101`).
-    pub async fn connect(url: &str, party: &str, key: Keypair) -> Result<Client> {
-        let channel = Channel::from_shared(url.to_string())
+    /// Connect to `url` (e.g. `http://127.0.0.1:8101`, or `https://...`
+    /// with the CA certificate `ca` pinned) of chain `chain_id` as `party`;
+    /// `node` is the party running that node (asked of the node when not
+    /// given).
+    pub async fn connect(
+        url: &str,
+        ca: Option<&std::path::Path>,
+        chain_id: &str,
+        node: Option<&str>,
+        party: &str,
+        key: Keypair,
+    ) -> Result<Client> {
+        let mut endpoint = Channel::from_shared(url.to_string())
             .with_context(|| format!("bad node address {url}"))?
-            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_timeout(std::time::Duration::from_secs(5));
+        if let Some(tls) = crate::tls::client_config(url, ca)? {
+            endpoint = endpoint.tls_config(tls).context("TLS settings")?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to node at {url}"))?;
-        Ok(Client {
+        let mut c = Client {
             inner: LedgerClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
             party: party.to_string(),
             key,
-        })
+            chain_id: chain_id.to_string(),
+            node: node.unwrap_or_default().to_string(),
+        };
+        if c.node.is_empty() {
+            let s = c
+                .inner
+                .status(c.signed(ledger::auth::DISCOVERY_METHOD, proto::v1::StatusRequest {}))
+                .await
+                .map_err(status_error)
+                .with_context(|| format!("cannot ask {url} which party runs it"))?
+                .into_inner();
+            if s.chain_id != chain_id {
+                anyhow::bail!(
+                    "node at {url} serves chain {:?}, not {chain_id:?}",
+                    s.chain_id
+                );
+            }
+            if !ledger::config::valid_party_id(&s.node_party) {
+                anyhow::bail!("node at {url} names no valid party");
+            }
+            c.node = s.node_party;
+        }
+        Ok(c)
     }
 
     /// Same identity, fresh handle (shares the connection).
@@ -53,13 +94,19 @@ impl Client {
             inner: other.inner.clone(),
             party: other.party.clone(),
             key: Keypair::from_seed(&other.key.seed()),
+            chain_id: other.chain_id.clone(),
+            node: other.node.clone(),
         }
     }
 
     /// Wrap `msg` in a request signed for `method` (e.g. `/customs.v1.Ledger/Status`).
     pub fn signed<T: Message>(&self, method: &str, msg: T) -> tonic::Request<T> {
         let body = msg.encode_to_vec();
-        let auth = ledger::auth::sign(&self.key, method, &self.party, now_ms(), &body);
+        let target = ledger::auth::Target {
+            chain_id: &self.chain_id,
+            node: &self.node,
+        };
+        let auth = ledger::auth::sign(&self.key, target, method, &self.party, now_ms(), &body);
         let mut req = tonic::Request::new(msg);
         let md = req.metadata_mut();
         let put = |md: &mut tonic::metadata::MetadataMap, k: &'static str, v: String| {
@@ -68,6 +115,9 @@ impl Client {
             }
         };
         put(md, ledger::auth::header::PARTY, auth.party);
+        if !auth.node.is_empty() {
+            put(md, ledger::auth::header::NODE, auth.node);
+        }
         put(md, ledger::auth::header::TIME, auth.time_ms.to_string());
         put(md, ledger::auth::header::NONCE, auth.nonce);
         put(md, ledger::auth::header::SIGNATURE, auth.signature.to_hex());

@@ -29,7 +29,9 @@ pub struct DemoArgs {
     pub net: PathBuf,
 }
 
-fn grpc_of(net: &Path, party: &str) -> Result<String> {
+/// The gRPC address of `party`'s node, and the network CA to pin when the
+/// node serves TLS.
+fn grpc_of(net: &Path, party: &str) -> Result<(String, Option<PathBuf>)> {
     let text = std::fs::read_to_string(net.join(party).join("node.toml"))
         .with_context(|| format!("no node config for {party} under {}", net.display()))?;
     let v: toml::Table = text.parse()?;
@@ -38,10 +40,17 @@ fn grpc_of(net: &Path, party: &str) -> Result<String> {
         .and_then(|x| x.as_str())
         .ok_or_else(|| anyhow!("{party}: no grpc_listen"))?;
     let addr = addr.replace("0.0.0.0", "127.0.0.1");
-    Ok(format!("http://{addr}"))
+    if v.contains_key("tls_cert") {
+        Ok((
+            format!("https://{addr}"),
+            Some(net.join("tls").join("ca.crt")),
+        ))
+    } else {
+        Ok((format!("http://{addr}"), None))
+    }
 }
 
-async fn actor(net: &Path, party: &str) -> Result<Actor> {
+async fn actor(net: &Path, cfg: &ChainConfig, party: &str) -> Result<Actor> {
     let keys = net.join("keys");
     let key = Keypair::from_seed(&crate::spec::read_secret(
         &keys.join(format!("{party}.sign")),
@@ -49,8 +58,17 @@ async fn actor(net: &Path, party: &str) -> Result<Actor> {
     let dkey = DecryptionKey::from_secret(crate::spec::read_secret(
         &keys.join(format!("{party}.x25519")),
     )?);
-    let url = grpc_of(net, party)?;
-    let client = Client::connect(&url, party, Keypair::from_seed(&key.seed())).await?;
+    let (url, ca) = grpc_of(net, party)?;
+    // Each party talks to its own node.
+    let client = Client::connect(
+        &url,
+        ca.as_deref(),
+        &cfg.chain_id,
+        Some(party),
+        party,
+        Keypair::from_seed(&key.seed()),
+    )
+    .await?;
     Ok(Actor {
         party: party.to_string(),
         client,
@@ -59,7 +77,40 @@ async fn actor(net: &Path, party: &str) -> Result<Actor> {
     })
 }
 
+/// A committed submission: the answer and the transaction itself.
+struct Sent {
+    resp: proto::v1::SubmitResponse,
+    stx: ledger::SignedTransaction,
+}
+
 impl Actor {
+    /// What this party's keys open of a committed result.
+    fn read(&self, cfg: &ChainConfig, sent: &Sent) -> Result<crate::outcomes::Reading> {
+        let r = sent
+            .resp
+            .result
+            .as_ref()
+            .ok_or_else(|| anyhow!("no result in the answer"))?;
+        crate::outcomes::read(
+            cfg,
+            &sent.stx,
+            r,
+            &self.party,
+            std::slice::from_ref(&self.dkey),
+        )
+    }
+
+    /// Print what this party reads of a committed declaration's outcome.
+    fn show(&self, cfg: &ChainConfig, sent: &Sent) -> Result<()> {
+        let reading = self.read(cfg, sent)?;
+        let lines: Vec<String> = crate::outcomes::lines(&reading)
+            .into_iter()
+            .filter(|l| !l.starts_with("status:"))
+            .collect();
+        println!("      {} reads: {}", self.party, lines.join(" | "));
+        Ok(())
+    }
+
     async fn send(
         &mut self,
         cfg: &ChainConfig,
@@ -67,7 +118,7 @@ impl Actor {
         shipment: &str,
         fields: Vec<Field>,
         parties: &[&str],
-    ) -> Result<proto::v1::SubmitResponse> {
+    ) -> Result<Sent> {
         let draft = Draft {
             chain_id: cfg.chain_id.clone(),
             kind,
@@ -103,7 +154,12 @@ impl Actor {
                 )
             };
             match self.client.inner.submit(req).await {
-                Ok(r) => return Ok(r.into_inner()),
+                Ok(r) => {
+                    return Ok(Sent {
+                        resp: r.into_inner(),
+                        stx,
+                    })
+                }
                 Err(s) if s.code() == tonic::Code::Unavailable => {
                     last = Some(s);
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -123,34 +179,14 @@ fn req_clone<T: Clone>(r: &tonic::Request<T>) -> tonic::Request<T> {
     n
 }
 
-fn line(step: &str, r: &proto::v1::SubmitResponse) {
-    let mut extra = String::new();
-    if let Some(res) = &r.result {
-        for c in &res.classification {
-            let top: Vec<String> = c
-                .suggestions
-                .iter()
-                .take(3)
-                .map(|s| s.hs6.clone())
-                .collect();
-            extra += &format!(
-                " | item {} HS {} {} (top {})",
-                c.item,
-                c.declared,
-                c.verdict,
-                top.join(",")
-            );
-        }
-        if let Some(k) = &res.risk {
-            let reasons: Vec<String> = k
-                .reasons
-                .iter()
-                .map(|x| format!("{}+{}", x.code, x.points))
-                .collect();
-            extra += &format!(" | risk {} {} [{}]", k.score, k.level, reasons.join(" "));
-        }
-    }
-    println!("  {step:<44} block {:>4}{extra}", r.height);
+fn line(step: &str, sent: &Sent) {
+    let status = sent
+        .resp
+        .result
+        .as_ref()
+        .map(|r| r.status.as_str())
+        .unwrap_or("");
+    println!("  {step:<44} block {:>4}  {status}", sent.resp.height);
 }
 
 fn one_item_decl(
@@ -238,11 +274,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let cfg: ChainConfig =
         serde_json::from_str(&std::fs::read_to_string(args.net.join("genesis.json"))?)?;
     let run_id = now_ms() % 1_000_000;
-    let mut exporter = actor(&args.net, "pl-exporter").await?;
-    let mut broker = actor(&args.net, "broker").await?;
-    let mut carrier = actor(&args.net, "carrier").await?;
-    let mut fr = actor(&args.net, "fr-customs").await?;
-    let mut auditor = actor(&args.net, "auditor").await?;
+    let mut exporter = actor(&args.net, &cfg, "pl-exporter").await?;
+    let mut broker = actor(&args.net, &cfg, "broker").await?;
+    let mut carrier = actor(&args.net, &cfg, "carrier").await?;
+    let mut fr = actor(&args.net, &cfg, "fr-customs").await?;
+    let mut auditor = actor(&args.net, &cfg, "auditor").await?;
     let parties = ["pl-exporter", "broker", "carrier"];
     let a = format!("SHP-PLFR-{run_id}-A");
     let b = format!("SHP-PLFR-{run_id}-B");
@@ -269,18 +305,21 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     let mut decl = declaration::sample();
     decl.lrn = format!("LRN-{run_id}-A");
-    line(
-        "broker files the declaration",
-        &broker
-            .send(
-                &cfg,
-                EventKind::DeclarationFiled,
-                &a,
-                decl.to_fields(),
-                &parties,
-            )
-            .await?,
-    );
+    let filed = broker
+        .send(
+            &cfg,
+            EventKind::DeclarationFiled,
+            &a,
+            decl.to_fields(),
+            &parties,
+        )
+        .await?;
+    line("broker files the declaration", &filed);
+    // The outcome is sealed: classification to the declaration's
+    // commercial readers, risk to customs.
+    for who in [&broker, &fr, &carrier] {
+        who.show(&cfg, &filed)?;
+    }
     line(
         "FR customs: assessment complete",
         &fr.send(
@@ -356,7 +395,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 hs,
                 desc,
             );
-            let mut br = actor(&args.net, "broker").await?;
+            let mut br = actor(&args.net, &cfg, "broker").await?;
             let cfg = cfg.clone();
             futs.push(tokio::spawn(async move {
                 br.send(
@@ -405,12 +444,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         )
         .await?;
     line("broker files the declaration", &r);
-    let flagged = r.result.as_ref().is_some_and(|x| {
-        x.warnings.iter().any(|w| w.starts_with("HS_MISMATCH"))
-            && x.risk.as_ref().is_some_and(|k| k.level != "low")
-    });
+    for who in [&broker, &fr, &carrier] {
+        who.show(&cfg, &r)?;
+    }
+    let seen = fr.read(&cfg, &r)?.judgement;
+    let flagged = seen.warnings.iter().any(|w| w.starts_with("HS_MISMATCH"))
+        && seen.risk.as_ref().is_some_and(|k| k.level != "low");
     if !flagged {
-        bail!("the wrong declaration was not flagged: {:?}", r.result);
+        bail!("the wrong declaration was not flagged: {seen:?}");
+    }
+    // What the broker sees of its own assessment is the policy's choice:
+    // the classification (Commercial), never the risk score (Security).
+    if broker.read(&cfg, &r)?.judgement.risk.is_some() {
+        bail!("the broker could read customs' risk assessment");
     }
     line(
         "FR customs holds the goods",
@@ -442,12 +488,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     timeline(&mut fr, &cfg, &b).await?;
 
     println!("\n== Auditor: verify the whole chain and one shipment's history");
+    let (node, ca) = grpc_of(&args.net, "auditor")?;
     let conn = crate::Conn {
-        node: grpc_of(&args.net, "auditor")?,
+        node,
+        ca,
         party: "auditor".into(),
         keys: args.net.join("keys"),
         genesis: args.net.join("genesis.json"),
         quorum: None,
+        node_party: Some("auditor".into()),
     };
     crate::verify_node(
         &conn,

@@ -8,8 +8,10 @@ mod audit;
 mod bench;
 mod client;
 mod demo;
+mod outcomes;
 mod proofs;
 mod spec;
+mod tls;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -56,6 +58,14 @@ pub(crate) struct Conn {
     /// Cosignatures required on checkpoints (default: the chain config's quorum).
     #[arg(long)]
     pub(crate) quorum: Option<u32>,
+    /// Party running the node; every request is signed for that node only
+    /// (asked of the node when not given).
+    #[arg(long, env = "CUSTOMS_NODE_PARTY")]
+    pub(crate) node_party: Option<String>,
+    /// CA certificate (PEM) to pin for an `https://` node (e.g. the
+    /// network's `tls/ca.crt`); no system roots are trusted.
+    #[arg(long, env = "CUSTOMS_CA")]
+    pub(crate) ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +177,9 @@ enum Cmd {
         /// Trusted checkpoint kept between runs; the next run demands a consistency proof from it.
         #[arg(long)]
         trust: Option<PathBuf>,
+        /// CA certificate (PEM) to pin for an `https://` node.
+        #[arg(long, env = "CUSTOMS_CA")]
+        ca: Option<PathBuf>,
     },
     /// Compare cosigned checkpoints from several nodes and files; fails naming the parties whose
     /// signatures conflict (two different checkpoints at one height, checkpoints that do not
@@ -190,6 +203,9 @@ enum Cmd {
         /// Trusted chain config.
         #[arg(long, env = "CUSTOMS_GENESIS")]
         genesis: PathBuf,
+        /// CA certificate (PEM) to pin for `https://` nodes.
+        #[arg(long, env = "CUSTOMS_CA")]
+        ca: Option<PathBuf>,
     },
     /// Export the chain to a file for offline verification.
     Export {
@@ -312,7 +328,16 @@ impl Conn {
         Ok(keys)
     }
     async fn client(&self) -> Result<Client> {
-        Client::connect(&self.node, &self.party, self.signing_key()?).await
+        let (cfg, _) = self.trusted()?;
+        Client::connect(
+            &self.node,
+            self.ca.as_deref(),
+            &cfg.chain_id,
+            self.node_party.as_deref(),
+            &self.party,
+            self.signing_key()?,
+        )
+        .await
     }
     fn trusted(&self) -> Result<(ChainConfig, u32)> {
         let cfg = load_genesis(&self.genesis)?;
@@ -468,6 +493,7 @@ async fn run(cli: Cli) -> Result<()> {
             quorum,
             file,
             genesis_file,
+            ca,
             trust,
         } => match (file, party, keys, genesis) {
             (Some(f), ..) => {
@@ -482,6 +508,8 @@ async fn run(cli: Cli) -> Result<()> {
                     keys,
                     genesis,
                     quorum,
+                    node_party: None,
+                    ca,
                 };
                 verify_node(&conn, trust.as_deref()).await?
             }
@@ -496,7 +524,19 @@ async fn run(cli: Cli) -> Result<()> {
             party,
             keys,
             genesis,
-        } => audit::check_checkpoints(&nodes, &party, &keys, &genesis, &files, &heights).await?,
+            ca,
+        } => {
+            audit::check_checkpoints(
+                &nodes,
+                &party,
+                &keys,
+                &genesis,
+                &files,
+                &heights,
+                ca.as_deref(),
+            )
+            .await?
+        }
         Cmd::Export { conn, out } => export(&conn, &out).await?,
         Cmd::Disclose {
             conn,
@@ -646,44 +686,27 @@ async fn submit(conn: &Conn, file: &Path, wait: bool) -> Result<()> {
     }
     println!("tx {id} committed at height {} index {}", r.height, r.index);
     if let Some(res) = r.result {
-        print_result(&res);
+        print_result(&cfg, &stx, &res, &conn.party, &conn.decryption_keys()?);
     }
     Ok(())
 }
 
-fn print_result(r: &proto::v1::TxResult) {
-    if !r.status.is_empty() {
-        println!("  status: {}", r.status);
-    }
-    for c in &r.classification {
-        let top: Vec<String> = c
-            .suggestions
-            .iter()
-            .map(|s| format!("{}({})", s.hs6, s.score))
-            .collect();
-        println!(
-            "  item {}: declared {} -> {} [{}]",
-            c.item,
-            c.declared,
-            c.verdict,
-            top.join(" ")
-        );
-    }
-    if let Some(risk) = &r.risk {
-        let reasons: Vec<String> = risk
-            .reasons
-            .iter()
-            .map(|x| format!("{}+{}", x.code, x.points))
-            .collect();
-        println!(
-            "  risk: {} ({}) {}",
-            risk.score,
-            risk.level,
-            reasons.join(" ")
-        );
-    }
-    if !r.warnings.is_empty() {
-        println!("  warnings: {}", r.warnings.join(", "));
+/// Print what `party` may read of a committed result: its status and the
+/// outcome parts its keys open (the rest is named as sealed).
+fn print_result(
+    cfg: &ChainConfig,
+    stx: &ledger::SignedTransaction,
+    r: &proto::v1::TxResult,
+    party: &str,
+    keys: &[DecryptionKey],
+) {
+    match outcomes::read(cfg, stx, r, party, keys) {
+        Ok(reading) => {
+            for l in outcomes::lines(&reading) {
+                println!("  {l}");
+            }
+        }
+        Err(e) => println!("  result cannot be read: {e}"),
     }
 }
 
@@ -733,10 +756,11 @@ async fn show_tx(conn: &Conn, id: &Hash32) -> Result<()> {
         t.checkpoint.checkpoint.height,
         t.cosigners.join(",")
     );
+    let keys = conn.decryption_keys()?;
     if let Some(r) = &p.result {
-        print_result(r);
+        print_result(&cfg, &t.stx, r, &conn.party, &keys);
     }
-    print_opened(&t, &conn.party, &conn.decryption_keys()?);
+    print_opened(&t, &conn.party, &keys);
     Ok(())
 }
 
@@ -783,7 +807,7 @@ async fn history(conn: &Conn, shipment: &str, json: bool) -> Result<()> {
                     e.result.as_ref().map(|r| r.status.as_str()).unwrap_or("-"),
                 );
                 if let Some(r) = &e.result {
-                    print_result(r);
+                    print_result(&cfg, &t.stx, r, &conn.party, &keys);
                 }
                 print_opened(&t, &conn.party, &keys);
             }

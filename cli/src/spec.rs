@@ -77,6 +77,10 @@ pub struct NetworkSpec {
     /// Serve plaintext gRPC on non-loopback addresses (container networks).
     #[serde(default)]
     pub allow_plaintext_remote: bool,
+    /// Issue a network CA and a TLS certificate per node; nodes then serve
+    /// gRPC over TLS only and clients pin the CA (`tls/ca.crt`).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 fn review() -> u8 {
@@ -226,7 +230,14 @@ pub fn generate(
         risk_inspect_at: spec.risk_inspect_at,
         checkpoint_quorum: spec.checkpoint_quorum,
         limits: Limits::default(),
+        outcome_key: ledger::outcome::OutcomeKey {
+            id: Hash32::ZERO,
+            wraps: Vec::new(),
+        },
     };
+    // A fresh outcome secret, wrapped to the parties that read `Security`;
+    // nobody keeps it in the clear.
+    cfg.outcome_key = ledger::outcome::OutcomeKey::generate(&cfg)?;
     cfg.normalize();
     cfg.validate()?;
     std::fs::write(
@@ -256,10 +267,14 @@ pub fn generate(
             p.grpc_port
         );
         if p.metrics_port != 0 {
+            // Metrics stay on loopback; an operator exposes them on purpose.
+            toml += &format!("metrics_listen = \"127.0.0.1:{}\"\n", p.metrics_port);
+        }
+        if spec.tls {
             toml += &format!(
-                "metrics_listen = \"{}:{}\"\n",
-                listen_host(&p.host),
-                p.metrics_port
+                "tls_cert = \"../{}\"\ntls_key = \"../{}\"\n",
+                crate::tls::cert_path(&p.id),
+                crate::tls::key_path(&p.id)
             );
         }
         if spec.allow_plaintext_remote {
@@ -283,6 +298,15 @@ pub fn generate(
             );
         }
         std::fs::write(dir.join("node.toml"), toml)?;
+    }
+    if spec.tls {
+        let nodes: Vec<(&str, &str)> = spec
+            .party
+            .iter()
+            .filter(|p| p.runs_node)
+            .map(|p| (p.id.as_str(), p.host.as_str()))
+            .collect();
+        crate::tls::issue(out, &spec.chain_id, &nodes)?;
     }
     if let Some(p) = nomenclature {
         std::fs::copy(p, out.join("hs2022.tsv"))?;

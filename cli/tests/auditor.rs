@@ -92,7 +92,9 @@ async fn auditor_verifies_history_chain_and_disclosure() {
         &["submit", dir.join("decl.json").to_str().unwrap()],
     ));
     assert!(o.contains("item 0: declared 84713000"), "{o}");
-    assert!(o.contains("risk:"), "{o}");
+    // Risk is customs' (Security): the broker sees that it is sealed.
+    assert!(o.contains("risk assessment: sealed"), "{o}");
+    assert!(!o.contains("risk:"), "{o}");
     let tx_id = o.split_whitespace().nth(1).unwrap().to_string();
 
     // Whole chain from genesis, with a trusted checkpoint kept on disk.

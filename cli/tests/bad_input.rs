@@ -65,10 +65,22 @@ async fn raw_submit(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let a = ledger::auth::sign(&key, "/customs.v1.Ledger/Submit", party, now, sign_body);
+    let target = ledger::auth::Target {
+        chain_id: common::CHAIN_ID,
+        node: "de-customs",
+    };
+    let a = ledger::auth::sign(
+        &key,
+        target,
+        "/customs.v1.Ledger/Submit",
+        party,
+        now,
+        sign_body,
+    );
     let mut req = tonic::Request::new(body);
     let md = req.metadata_mut();
     md.insert("x-customs-party", a.party.parse().unwrap());
+    md.insert("x-customs-node", a.node.parse().unwrap());
     md.insert("x-customs-time", a.time_ms.to_string().parse().unwrap());
     md.insert("x-customs-nonce", a.nonce.parse().unwrap());
     md.insert("x-customs-signature", a.signature.to_hex().parse().unwrap());

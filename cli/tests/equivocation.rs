@@ -351,7 +351,11 @@ async fn ledger_edited_on_disk_fails_verify_at_that_block() {
         let mut b = store.block(f).unwrap().unwrap();
         let before = b.hash().unwrap();
         assert!(!b.results.is_empty(), "block {f} holds the event");
-        b.results[0].warnings.push("REWRITTEN_ON_DISK".into());
+        b.results[0].outcome.push(ledger::outcome::SealedOutcome {
+            class: ledger::FieldClass::Security,
+            key_id: ledger::Hash32::ZERO,
+            ciphertext: b"REWRITTEN_ON_DISK".to_vec(),
+        });
         let ids: Vec<_> = b.results.iter().map(|r| r.tx_id).collect();
         let (tx_root, results_root) = ledger::block::body_roots(&ids, &b.results).unwrap();
         assert_eq!(tx_root, b.header.tx_root);

@@ -149,6 +149,7 @@ impl Target {
         Some(common::Api {
             inner: connect(&self.urls[node]).await?,
             party: LEARNER.into(),
+            node: node.into(),
             key: ledger::crypto::Keypair::from_seed(&self.seed),
         })
     }

@@ -224,7 +224,15 @@ async fn hostile_peers_cannot_steer_consensus() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let tx = event(&net, K::ShipmentBooked, "HOST-C0", "carrier");
+    // (Naming only parties still active: a shipment cannot name the revoked.)
+    let tx = common::event_naming(
+        &net.genesis(),
+        &net.key("carrier"),
+        K::ShipmentBooked,
+        "HOST-C0",
+        "carrier",
+        &["broker"],
+    );
     let r = c.submit_retry(&tx, Duration::from_secs(30)).await;
     acked.push(tx.id().unwrap());
     net.converge(r.height, Duration::from_secs(30)).await;
@@ -266,6 +274,7 @@ async fn admin_cannot_relabel_or_promote_nodes() {
             .add_learner(common::signed_request(
                 &key,
                 &lead,
+                &lead,
                 "/customs.v1.Admin/AddLearner",
                 req,
             ))
@@ -277,6 +286,7 @@ async fn admin_cannot_relabel_or_promote_nodes() {
     let e = admin
         .promote_voter(common::signed_request(
             &key,
+            &lead,
             &lead,
             "/customs.v1.Admin/PromoteVoter",
             v1::PromoteVoterRequest { node_id: 4 },

@@ -76,12 +76,10 @@ pub struct TxResult {
     pub tx_id: Hash32,
     /// Shipment status after the transaction (none for governance).
     pub status: Option<Status>,
-    /// Classifier outcome per goods item (declarations only).
-    pub classification: Vec<ClassificationOutcome>,
-    /// Risk outcome (declarations only).
-    pub risk: Option<RiskOutcome>,
-    /// Warnings that did not block the commit (stable codes).
-    pub warnings: Vec<String>,
+    /// What the customs validators concluded (declarations only), sealed
+    /// by class so only the roles the policy grants can read it (see
+    /// [`crate::outcome`]).
+    pub outcome: Vec<crate::outcome::SealedOutcome>,
 }
 
 impl TxResult {

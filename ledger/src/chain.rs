@@ -12,13 +12,11 @@
 //! [`verify_chain`] replays stored blocks through the same path from genesis
 //! and reports the first height that does not reproduce.
 
-use crate::block::{
-    body_roots, Block, BlockHeader, Checkpoint, ClassificationOutcome, RiskOutcome, TxResult,
-};
+use crate::block::{body_roots, Block, BlockHeader, Checkpoint, TxResult};
 use crate::codec::CodecError;
 use crate::config::{valid_party_id, ChainConfig, ConfigError, Role};
 use crate::crypto;
-use crate::event::{self, ShipmentState};
+use crate::event::{self, EventKind, ShipmentState};
 use crate::hash::{Bytes, Hash32};
 use crate::merkle;
 use crate::store::{BlockWrite, MemStore, Store, StoreError, Tip, TxLocation};
@@ -58,15 +56,14 @@ pub fn reject(code: &str, message: impl Into<String>) -> Rejection {
     }
 }
 
-/// What content validation (classification, risk) concluded.
+/// What content validation (classification, risk) concluded, sealed as it
+/// is committed (see [`crate::outcome`]); empty for anything but
+/// declarations. This is what travels in a Raft entry, so nodes that cannot
+/// decrypt never see a judgement in the clear.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContentOutcome {
-    /// Per goods item.
-    pub classification: Vec<ClassificationOutcome>,
-    /// Risk.
-    pub risk: Option<RiskOutcome>,
-    /// Non-blocking warnings.
-    pub warnings: Vec<String>,
+    /// Sealed parts, by class.
+    pub sealed: Vec<crate::outcome::SealedOutcome>,
 }
 
 /// Content checks that may need decrypted fields (HS codes, values). Run
@@ -131,9 +128,7 @@ impl RecordedContent {
                         TxResult {
                             tx_id: id,
                             status: None,
-                            classification: o.classification,
-                            risk: o.risk,
-                            warnings: o.warnings,
+                            outcome: o.sealed,
                         },
                     )
                 })
@@ -159,9 +154,7 @@ impl ContentValidator for RecordedContent {
             .0
             .get(tx_id)
             .map(|r| ContentOutcome {
-                classification: r.classification.clone(),
-                risk: r.risk.clone(),
-                warnings: r.warnings.clone(),
+                sealed: r.outcome.clone(),
             })
             .unwrap_or_default())
     }
@@ -429,6 +422,9 @@ fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Re
                 next.checkpoint_quorum = *q;
             }
         }
+        Governance::SetOutcomeKey(k) => {
+            next.outcome_key = k.clone();
+        }
     }
     next.seq = cfg.seq.saturating_add(1);
     next.normalize();
@@ -519,9 +515,75 @@ fn check_stateful<S: Store + ?Sized>(
         return Ok(None);
     }
     let before = shipment_before(store, pending, &tx.shipment_id)?;
-    let after =
+    if let Some(b) = &before {
+        if !party.has_role(Role::Customs) && b.parties.binary_search(&party.id).is_err() {
+            return Err(reject(
+                "TX_NOT_SHIPMENT_PARTY",
+                format!("{} is not a party of shipment {}", party.id, tx.shipment_id),
+            ));
+        }
+    }
+    let mut after =
         event::transition(before.as_ref(), tx.kind).map_err(|e| reject(e.code, e.message))?;
+    after.parties = shipment_parties(config, tx, before.as_ref())?;
     Ok(Some(after))
+}
+
+/// Most parties a shipment may name (its exporter, declarant, importer,
+/// carriers and forwarders fit well within it).
+pub const MAX_SHIPMENT_PARTIES: usize = 16;
+
+/// Public field naming a shipment's parties: comma-separated party ids.
+pub const PARTIES_FIELD: &str = "parties";
+
+/// Kinds whose submitter may name further parties of the shipment.
+pub fn names_parties(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ShipmentBooked | EventKind::DeclarationFiled | EventKind::DeclarationAmended
+    )
+}
+
+/// The shipment's parties after `tx`: those before it, plus, for the first
+/// event, its submitter, plus the parties a booking, filing or amendment
+/// names in its public `parties` field. Parties are only ever added, so a
+/// broker cannot lock out the exporter that appointed it. Every named party
+/// must be registered and not revoked.
+fn shipment_parties(
+    config: &ChainConfig,
+    tx: &crate::tx::Transaction,
+    before: Option<&ShipmentState>,
+) -> Result<Vec<String>, Rejection> {
+    let mut parties: BTreeSet<String> = match before {
+        Some(b) => b.parties.iter().cloned().collect(),
+        None => BTreeSet::from([tx.submitter.clone()]),
+    };
+    let Some(field) = tx.public.iter().find(|f| f.path == PARTIES_FIELD) else {
+        return Ok(parties.into_iter().collect());
+    };
+    if !names_parties(tx.kind) {
+        return Err(reject(
+            "TX_BAD_PARTIES",
+            format!("{} cannot name shipment parties", tx.kind.name()),
+        ));
+    }
+    for id in field.value.split(',') {
+        let ok = config.party(id).is_some_and(|p| !p.revoked);
+        if !ok {
+            return Err(reject(
+                "TX_BAD_PARTIES",
+                format!("{id:?} is not a registered, active party"),
+            ));
+        }
+        parties.insert(id.to_string());
+    }
+    if parties.len() > MAX_SHIPMENT_PARTIES {
+        return Err(reject(
+            "TX_BAD_PARTIES",
+            format!("a shipment names at most {MAX_SHIPMENT_PARTIES} parties"),
+        ));
+    }
+    Ok(parties.into_iter().collect())
 }
 
 fn shipment_before<S: Store + ?Sized>(
@@ -999,9 +1061,7 @@ impl<S: Store> Ledger<S> {
                     results.push(TxResult {
                         tx_id: id,
                         status: state.map(|s| s.status),
-                        classification: outcome.classification,
-                        risk: outcome.risk,
-                        warnings: outcome.warnings,
+                        outcome: outcome.sealed,
                     });
                     accepted.push(stx.clone());
                     accepted_bytes.push(bytes);

@@ -174,6 +174,9 @@ pub struct ChainConfig {
     pub checkpoint_quorum: u32,
     /// Limits.
     pub limits: Limits,
+    /// The secret that seals committed risk outcomes, wrapped to the
+    /// parties that read `Security` (see [`crate::outcome`]).
+    pub outcome_key: crate::outcome::OutcomeKey,
 }
 
 /// Why a config is not acceptable.
@@ -251,6 +254,7 @@ impl ChainConfig {
             r.roles.sort();
             r.roles.dedup();
         }
+        self.outcome_key.wraps.sort_by(|a, b| a.party.cmp(&b.party));
         self.events.sort_by_key(|r| r.kind);
         for r in &mut self.events {
             r.roles.sort();
@@ -294,6 +298,15 @@ impl ChainConfig {
                 return Err(invalid(format!(
                     "party {} is a validator but not customs",
                     p.id
+                )));
+            }
+        }
+        let mut wrapped = BTreeSet::new();
+        for w in &self.outcome_key.wraps {
+            if !ids.contains(w.party.as_str()) || !wrapped.insert(w.party.as_str()) {
+                return Err(invalid(format!(
+                    "outcome key wrap for unknown or repeated party {:?}",
+                    w.party
                 )));
             }
         }

@@ -168,7 +168,7 @@ pub fn padded_len(n: usize) -> usize {
 }
 
 /// `salt || value || 0x80 || 0x00...` up to the value's bucket.
-fn padded_plaintext(salt: &Bytes<32>, value: &[u8]) -> Vec<u8> {
+pub(crate) fn padded_plaintext(salt: &Bytes<32>, value: &[u8]) -> Vec<u8> {
     let len = padded_len(value.len());
     let mut pt = Vec::with_capacity(32 + len);
     pt.extend_from_slice(&salt.0);
@@ -180,7 +180,7 @@ fn padded_plaintext(salt: &Bytes<32>, value: &[u8]) -> Vec<u8> {
 
 /// Split a decrypted plaintext into salt and value, checking the padding:
 /// zeros after a single 0x80 marker, and a bucket-sized value area.
-fn unpad_plaintext(pt: &[u8]) -> Option<([u8; 32], &[u8])> {
+pub(crate) fn unpad_plaintext(pt: &[u8]) -> Option<([u8; 32], &[u8])> {
     let (salt, rest) = pt.split_at_checked(32)?;
     let end = rest.iter().rposition(|b| *b != 0)?;
     if rest[end] != 0x80 || padded_len(end) != rest.len() {
@@ -237,6 +237,17 @@ pub fn may_read(
 /// nonce, salts, class keys and HPKE.
 pub fn seal(cfg: &ChainConfig, draft: &Draft) -> Result<Transaction, DisclosureError> {
     let mut fields = draft.fields.clone();
+    let naming = crate::chain::names_parties(draft.kind) && !draft.shipment_parties.is_empty();
+    if naming && !fields.iter().any(|f| f.path == crate::chain::PARTIES_FIELD) {
+        // The ledger learns who belongs to the shipment from this public
+        // field (it cannot read sealed ones).
+        let named: BTreeSet<&str> = draft.shipment_parties.iter().map(String::as_str).collect();
+        fields.push(Field {
+            path: crate::chain::PARTIES_FIELD.to_string(),
+            class: FieldClass::Public,
+            value: named.into_iter().collect::<Vec<_>>().join(","),
+        });
+    }
     fields.sort_by(|a, b| a.path.cmp(&b.path));
     if fields.windows(2).any(|w| w[0].path == w[1].path) {
         return Err(seal_err("duplicate field path"));
@@ -326,22 +337,35 @@ pub fn seal(cfg: &ChainConfig, draft: &Draft) -> Result<Transaction, DisclosureE
     Ok(tx)
 }
 
-fn wrap(
+/// Wrap `grants` to `party`'s registered encryption key with HPKE.
+pub(crate) fn wrap(
     cfg: &ChainConfig,
     party: &Party,
     grants: &[(FieldClass, Bytes<32>)],
+) -> Result<Recipient, DisclosureError> {
+    wrap_with_rng(cfg, party, grants, &mut rand::rng())
+}
+
+/// [`wrap`] drawing the HPKE ephemeral key from `rng` (fixtures use a
+/// seeded one so that every process builds the same chain config).
+pub(crate) fn wrap_with_rng(
+    cfg: &ChainConfig,
+    party: &Party,
+    grants: &[(FieldClass, Bytes<32>)],
+    rng: &mut impl rand::CryptoRng,
 ) -> Result<Recipient, DisclosureError> {
     let pk = <HpkeKem as hpke::Kem>::PublicKey::from_bytes(&party.encryption_key.0)
         .map_err(|_| seal_err(format!("bad encryption key for {}", party.id)))?;
     let kid = key_id(&party.encryption_key);
     let plaintext = codec::encode(&grants.to_vec()).map_err(seal_err)?;
     let aad = [party.id.as_bytes(), &[0], &kid.0].concat();
-    let (enc, ct) = hpke::single_shot_seal::<HpkeAead, HpkeKdf, HpkeKem>(
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeAead, HpkeKdf, HpkeKem>(
         &OpModeS::Base,
         &pk,
         &hpke_info(&cfg.chain_id),
         &plaintext,
         &aad,
+        rng,
     )
     .map_err(|e| seal_err(format!("hpke: {e:?}")))?;
     Ok(Recipient {
@@ -351,6 +375,9 @@ fn wrap(
         ciphertext: ct,
     })
 }
+
+/// A transaction's class keys as one party unwrapped them.
+pub type ClassKeys = BTreeMap<FieldClass, [u8; 32]>;
 
 /// An X25519 secret a party holds (current or rotated-out).
 #[derive(Clone)]
@@ -400,7 +427,18 @@ pub fn class_keys(
     party: &str,
     keys: &[DecryptionKey],
 ) -> Result<BTreeMap<FieldClass, [u8; 32]>, DisclosureError> {
-    for r in tx.recipients.iter().filter(|r| r.party == party) {
+    unwrap_grants(&tx.chain_id, &tx.recipients, party, keys)
+}
+
+/// Unwrap what `recipients` grant `party` (HPKE, RFC 9180), trying each of
+/// its keys.
+pub(crate) fn unwrap_grants(
+    chain_id: &str,
+    recipients: &[Recipient],
+    party: &str,
+    keys: &[DecryptionKey],
+) -> Result<BTreeMap<FieldClass, [u8; 32]>, DisclosureError> {
+    for r in recipients.iter().filter(|r| r.party == party) {
         let Some(k) = keys.iter().find(|k| key_id(&k.public) == r.key_id) else {
             continue;
         };
@@ -413,7 +451,7 @@ pub fn class_keys(
             &OpModeR::Base,
             &sk,
             &enc,
-            &hpke_info(&tx.chain_id),
+            &hpke_info(chain_id),
             &r.ciphertext,
             &aad,
         )
@@ -433,6 +471,16 @@ pub fn open(
     party: &str,
     keys: &[DecryptionKey],
 ) -> Result<Vec<OpenedField>, DisclosureError> {
+    open_with_keys(tx, party, keys).map(|(fields, _)| fields)
+}
+
+/// [`open`], also returning the class keys `party` unwrapped (customs
+/// seals the transaction's outcome under them: see [`crate::outcome`]).
+pub fn open_with_keys(
+    tx: &Transaction,
+    party: &str,
+    keys: &[DecryptionKey],
+) -> Result<(Vec<OpenedField>, ClassKeys), DisclosureError> {
     if fields_root(tx) != tx.fields_root {
         return Err(DisclosureError::Commitment("fields_root".into()));
     }
@@ -486,7 +534,7 @@ pub fn open(
         });
     }
     out.sort_by(|a, b| a.field.path.cmp(&b.field.path));
-    Ok(out)
+    Ok((out, ck))
 }
 
 /// A self-contained proof of one field, checkable offline against a

@@ -208,6 +208,10 @@ pub struct ShipmentState {
     pub presented: bool,
     /// Number of committed events.
     pub events: u32,
+    /// The shipment's own parties (sorted, unique): the submitter of its
+    /// first event and every party named in a booking, filing or
+    /// amendment. Only they (and customs) may submit its events.
+    pub parties: Vec<String>,
 }
 
 /// Why an event is not allowed now. Codes are stable.
@@ -243,6 +247,7 @@ impl ShipmentState {
             arrived: false,
             presented: false,
             events: 1,
+            parties: Vec::new(),
         }
     }
 

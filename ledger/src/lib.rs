@@ -25,6 +25,7 @@ pub mod event;
 pub mod hash;
 pub mod hs;
 pub mod merkle;
+pub mod outcome;
 pub mod store;
 pub mod testkit;
 pub mod tx;

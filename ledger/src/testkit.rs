@@ -55,7 +55,11 @@ pub fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*secret)).to_bytes()
 }
 
-/// Genesis config for the standard network.
+/// The fixture chain's outcome secret (see [`crate::outcome`]).
+pub const OUTCOME_SECRET: [u8; 32] = [42; 32];
+
+/// Genesis config for the standard network (the same in every process:
+/// the outcome secret's HPKE wraps draw from a seeded generator).
 pub fn config() -> ChainConfig {
     let keys = parties();
     let mut cfg = ChainConfig {
@@ -88,7 +92,14 @@ pub fn config() -> ChainConfig {
         risk_inspect_at: 70,
         checkpoint_quorum: 4,
         limits: Limits::default(),
+        outcome_key: crate::outcome::OutcomeKey {
+            id: Hash32::ZERO,
+            wraps: Vec::new(),
+        },
     };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_seed([7; 32]);
+    cfg.outcome_key =
+        crate::outcome::OutcomeKey::wrap_with_rng(&cfg, &OUTCOME_SECRET, &mut rng).expect("wraps");
     cfg.normalize();
     cfg
 }
@@ -102,7 +113,8 @@ pub fn key(id: &str) -> Keypair {
     Keypair::from_seed(&[i as u8 + 1; 32])
 }
 
-/// A signed event with one public field, claimed at `time`.
+/// A signed event with one public field (and, for bookings, filings and
+/// amendments, the fixture's [`SHIPMENT_PARTIES`]), claimed at `time`.
 pub fn event(
     kind: EventKind,
     shipment: &str,
@@ -127,9 +139,19 @@ pub fn event(
         fields_root: Hash32::ZERO,
         governance: None,
     };
+    if crate::chain::names_parties(kind) {
+        tx.public.push(PublicField {
+            path: crate::chain::PARTIES_FIELD.into(),
+            value: SHIPMENT_PARTIES.join(","),
+            salt: Bytes([nonce as u8 ^ 0x5a; 32]),
+        });
+    }
     tx.fields_root = crate::disclosure::fields_root(&tx);
     tx.sign(&key(submitter)).expect("encodable")
 }
+
+/// The parties every fixture shipment names at booking and filing.
+pub const SHIPMENT_PARTIES: [&str; 3] = ["broker", "carrier", "exporter"];
 
 /// Submitter allowed to send `kind` in the fixture network.
 pub fn submitter_for(kind: EventKind) -> &'static str {

@@ -89,6 +89,9 @@ pub enum Governance {
         /// New checkpoint quorum.
         checkpoint_quorum: Option<u32>,
     },
+    /// Replace the outcome secret's wraps (a new secret, or the same one
+    /// wrapped to a changed set of `Security` readers).
+    SetOutcomeKey(crate::outcome::OutcomeKey),
 }
 
 /// The unsigned transaction body.

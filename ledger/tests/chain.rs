@@ -210,6 +210,110 @@ fn rejected_transactions_change_nothing() {
     verify_chain(&testkit::config(), chain_bytes(&l), |_| {}).unwrap();
 }
 
+/// `stx` with its `parties` field set to `parties` (or removed), re-signed.
+fn naming(stx: SignedTransaction, parties: Option<&str>) -> SignedTransaction {
+    let mut tx = stx.tx;
+    tx.public.retain(|f| f.path != "parties");
+    if let Some(p) = parties {
+        tx.public.push(ledger::tx::PublicField {
+            path: "parties".into(),
+            value: p.into(),
+            salt: ledger::hash::Bytes([7; 32]),
+        });
+    }
+    tx.fields_root = ledger::disclosure::fields_root(&tx);
+    let key = testkit::key(&tx.submitter);
+    tx.sign(&key).unwrap()
+}
+
+#[test]
+fn only_a_shipments_own_parties_act_on_it() {
+    let mut l = mem_ledger();
+    // The exporter books naming only the broker: the carrier is not (yet) a
+    // party of SHP-R.
+    let booked = naming(
+        event(K::ShipmentBooked, "SHP-R", "exporter", 1, T0 + 1000),
+        Some("broker"),
+    );
+    let (_, r) = l.apply(&[booked], &ctx(1), &mut NoContent).unwrap();
+    assert!(r.is_empty(), "{r:?}");
+    let st = l.store().shipment_state("SHP-R").unwrap().unwrap();
+    assert_eq!(st.parties, ["broker", "exporter"]);
+    let mut h = 1;
+    let mut next = || {
+        h += 1;
+        h
+    };
+    // A carrier may file declarations by policy, but not on a shipment it
+    // does not belong to; nor may it attach documents to it.
+    let carrier_files = naming(
+        event(K::DeclarationFiled, "SHP-R", "carrier", 2, T0 + 1000),
+        None,
+    );
+    check_rejected(&mut l, carrier_files, "TX_NOT_SHIPMENT_PARTY", next());
+    check_rejected(
+        &mut l,
+        naming(
+            event(K::DocumentAttached, "SHP-R", "carrier", 3, T0 + 1000),
+            None,
+        ),
+        "TX_NOT_SHIPMENT_PARTY",
+        next(),
+    );
+    // Naming an unknown party, or naming parties from an event that cannot,
+    // is refused.
+    check_rejected(
+        &mut l,
+        naming(
+            event(K::DeclarationFiled, "SHP-R", "broker", 4, T0 + 1000),
+            Some("carrier,mallory"),
+        ),
+        "TX_BAD_PARTIES",
+        next(),
+    );
+    check_rejected(
+        &mut l,
+        naming(
+            event(K::DocumentAttached, "SHP-R", "exporter", 5, T0 + 1000),
+            Some("carrier"),
+        ),
+        "TX_BAD_PARTIES",
+        next(),
+    );
+    // Customs acts on every shipment without being named.
+    let (_, r) = l
+        .apply(
+            &[event(
+                K::DocumentAttached,
+                "SHP-R",
+                "de-customs",
+                6,
+                T0 + 1000,
+            )],
+            &ctx(next()),
+            &mut NoContent,
+        )
+        .unwrap();
+    assert!(r.is_empty(), "{r:?}");
+    // The broker files and assigns the carrier, which may then act.
+    let filed = naming(
+        event(K::DeclarationFiled, "SHP-R", "broker", 7, T0 + 1000),
+        Some("carrier"),
+    );
+    let attach = naming(
+        event(K::DocumentAttached, "SHP-R", "carrier", 8, T0 + 1000),
+        None,
+    );
+    let (b, r) = l
+        .apply(&[filed, attach], &ctx(next()), &mut NoContent)
+        .unwrap();
+    assert!(r.is_empty(), "{r:?}");
+    assert_eq!(b.txs.len(), 2);
+    let st = l.store().shipment_state("SHP-R").unwrap().unwrap();
+    assert_eq!(st.parties, ["broker", "carrier", "exporter"]);
+    verify_chain(&testkit::config(), chain_bytes(&l), |_| {}).unwrap();
+}
+
 #[test]
 fn duplicate_inside_one_batch_commits_once() {
     let mut l = mem_ledger();
@@ -286,7 +390,7 @@ fn altered_blocks_are_refused_on_read() {
     };
     // A self-consistent rewrite of block 2.
     let mut forged = good.clone();
-    forged.results[0].warnings.push("EDITED".into());
+    forged.results[0].status = Some(ledger::Status::Rejected);
     let ids: Vec<_> = forged.txs.iter().map(|t| t.id().unwrap()).collect();
     let (tx_root, results_root) = ledger::block::body_roots(&ids, &forged.results).unwrap();
     forged.header.tx_root = tx_root;
@@ -299,7 +403,7 @@ fn altered_blocks_are_refused_on_read() {
     assert!(is_corrupt(e));
     // A body edited under an unchanged header.
     let mut body = good.clone();
-    body.results[1].warnings.push("EDITED".into());
+    body.results[1].status = Some(ledger::Status::Rejected);
     l.store().put_raw_block(2, &body.encode().unwrap()).unwrap();
     assert!(is_corrupt(l.block(2).unwrap_err()));
     // A flipped bit.

@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-/// Read a secret key file, refusing loose permissions.
-pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
+/// Refuse a private key file that its group or others may read.
+pub fn check_private(path: &Path) -> Result<std::fs::Metadata> {
     let meta = std::fs::metadata(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
     #[cfg(unix)]
@@ -21,6 +21,12 @@ pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
             );
         }
     }
+    Ok(meta)
+}
+
+/// Read a secret key file, refusing loose permissions.
+pub fn read_secret(path: &Path) -> Result<[u8; 32]> {
+    let meta = check_private(path)?;
     if meta.len() > 256 {
         bail!("key file {} is too large to be a key", path.display());
     }

@@ -585,7 +585,10 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         (Some(c), Some(k)) => Some(tonic::transport::ServerTlsConfig::new().identity(
             tonic::transport::Identity::from_pem(
                 std::fs::read(c).with_context(|| format!("cannot read {}", c.display()))?,
-                std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?,
+                {
+                    keys::check_private(k)?;
+                    std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?
+                },
             ),
         )),
         _ => None,

@@ -80,37 +80,6 @@ pub fn result_proto(r: &TxResult) -> Result<v1::TxResult, Status> {
             .status
             .map(|s| format!("{s:?}").to_uppercase())
             .unwrap_or_default(),
-        classification: r
-            .classification
-            .iter()
-            .map(|c| v1::ClassificationOutcome {
-                item: c.item,
-                declared: c.declared.clone(),
-                verdict: c.verdict.clone(),
-                suggestions: c
-                    .suggestions
-                    .iter()
-                    .map(|(hs6, score)| v1::Suggestion {
-                        hs6: hs6.clone(),
-                        score: *score,
-                        description: String::new(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        risk: r.risk.as_ref().map(|x| v1::RiskOutcome {
-            score: u32::from(x.score),
-            level: x.level.clone(),
-            reasons: x
-                .reasons
-                .iter()
-                .map(|(code, p)| v1::RiskReason {
-                    code: code.clone(),
-                    points: u32::from(*p),
-                })
-                .collect(),
-        }),
-        warnings: r.warnings.clone(),
     })
 }
 
@@ -212,6 +181,7 @@ impl NodeCore {
         };
         let a = auth::parse(
             get(auth::header::PARTY),
+            get(auth::header::NODE),
             get(auth::header::TIME),
             get(auth::header::NONCE),
             get(auth::header::SIGNATURE),
@@ -227,7 +197,7 @@ impl NodeCore {
             .ledger()
             .with_ledger(|l| l.shared_config())
             .map_err(ledger_err)?;
-        auth::verify(&config, &a, method, &body, now, window).map_err(fail)?;
+        auth::verify(&config, &a, &self.party, method, &body, now, window).map_err(fail)?;
         let mut n = self.nonces.lock().map_err(status::internal)?;
         let cutoff = now.saturating_sub(window.saturating_mul(2));
         while let Some(first) = n.first().cloned() {

@@ -60,6 +60,7 @@ pub fn rejection(r: &Rejection) -> Status {
     } else if r.code.starts_with("TX_ROLE")
         || r.code.starts_with("TX_REVOKED")
         || r.code.starts_with("TX_UNKNOWN_SUBMITTER")
+        || r.code == "TX_NOT_SHIPMENT_PARTY"
     {
         Code::PermissionDenied
     } else if r.code.starts_with("LIFECYCLE_") {

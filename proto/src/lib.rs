@@ -60,25 +60,6 @@ mod tests {
             result: Some(v1::TxResult {
                 encoded: vec![1, 2, 3],
                 status: "DECLARED".into(),
-                classification: vec![v1::ClassificationOutcome {
-                    item: 0,
-                    declared: "851712".into(),
-                    verdict: "MATCH".into(),
-                    suggestions: vec![v1::Suggestion {
-                        hs6: "851712".into(),
-                        score: 900,
-                        description: "Telephones for cellular networks".into(),
-                    }],
-                }],
-                risk: Some(v1::RiskOutcome {
-                    score: 17,
-                    level: "LOW".into(),
-                    reasons: vec![v1::RiskReason {
-                        code: "ROUTE".into(),
-                        points: 17,
-                    }],
-                }),
-                warnings: vec!["late filing".into()],
             }),
             rejections: vec![v1::Rejection {
                 code: "NONE".into(),

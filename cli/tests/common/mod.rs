@@ -159,6 +159,8 @@ pub struct Net {
     pub links: Option<proxy::Links>,
     pub procs: BTreeMap<String, Child>,
     pub extra: Vec<String>,
+    /// Nodes serve gRPC over TLS with the network's CA (`net/tls/ca.crt`).
+    pub tls: bool,
 }
 
 impl Net {
@@ -169,8 +171,24 @@ impl Net {
         extra: &[(&str, &str)],
         node_overrides: &str,
     ) -> Net {
+        Net::generate(defs, quorum, extra, node_overrides, false)
+    }
+
+    /// [`Net::new`] with TLS: genesis issues a CA and node certificates.
+    pub fn new_tls(defs: &[PartyDef], quorum: u32, extra: &[(&str, &str)]) -> Net {
+        Net::generate(defs, quorum, extra, "", true)
+    }
+
+    fn generate(
+        defs: &[PartyDef],
+        quorum: u32,
+        extra: &[(&str, &str)],
+        node_overrides: &str,
+        tls: bool,
+    ) -> Net {
         let dir = tempfile::tempdir().unwrap();
-        let mut spec = format!("chain_id = \"test-net\"\ncheckpoint_quorum = {quorum}\n");
+        let mut spec =
+            format!("chain_id = \"{CHAIN_ID}\"\ncheckpoint_quorum = {quorum}\ntls = {tls}\n");
         let mut grpc = BTreeMap::new();
         let mut p2p = BTreeMap::new();
         let mut parties = Vec::new();
@@ -219,6 +237,7 @@ impl Net {
             links: None,
             procs: BTreeMap::new(),
             extra: extra.iter().map(|e| e.0.to_string()).collect(),
+            tls,
         }
     }
 
@@ -370,13 +389,22 @@ impl Net {
         Keypair::from_seed(&b)
     }
 
+    /// `party`'s X25519 decryption key.
+    pub fn dkey(&self, party: &str) -> ledger::disclosure::DecryptionKey {
+        let text = std::fs::read_to_string(self.net().join("keys").join(format!("{party}.x25519")))
+            .unwrap();
+        let b: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
+        ledger::disclosure::DecryptionKey::from_secret(b)
+    }
+
     pub fn genesis(&self) -> ledger::ChainConfig {
         serde_json::from_str(&std::fs::read_to_string(self.net().join("genesis.json")).unwrap())
             .unwrap()
     }
 
     pub fn url(&self, party: &str) -> String {
-        format!("http://127.0.0.1:{}", self.grpc[party])
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.grpc[party])
     }
 
     /// Run customsctl with no node, party or keys (offline commands).
@@ -391,8 +419,11 @@ impl Net {
 
     /// Run customsctl acting as `party` against `node`'s gRPC.
     pub fn ctl(&self, party: &str, node: &str, args: &[&str]) -> std::process::Output {
-        Command::new(customsctl())
-            .args(args)
+        let mut cmd = Command::new(customsctl());
+        if self.tls {
+            cmd.env("CUSTOMS_CA", self.net().join("tls").join("ca.crt"));
+        }
+        cmd.args(args)
             .env("CUSTOMS_NODE", self.url(node))
             .env("CUSTOMS_PARTY", party)
             .env("CUSTOMS_KEYS", self.net().join("keys"))
@@ -410,6 +441,7 @@ impl Net {
         Api {
             inner: LedgerClient::new(ch).max_decoding_message_size(64 << 20),
             party: party.into(),
+            node: node.into(),
             key: self.key(party),
         }
     }
@@ -577,11 +609,15 @@ impl Drop for Net {
     }
 }
 
-/// A request carrying `party`'s signed authentication metadata, for any
-/// service (Ledger or Admin).
+/// The test networks' chain id.
+pub const CHAIN_ID: &str = "test-net";
+
+/// A request carrying `party`'s signed authentication metadata, addressed
+/// to `node`'s node, for any service (Ledger or Admin).
 pub fn signed_request<T: Message>(
     key: &Keypair,
     party: &str,
+    node: &str,
     method: &str,
     msg: T,
 ) -> tonic::Request<T> {
@@ -590,10 +626,15 @@ pub fn signed_request<T: Message>(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let a = ledger::auth::sign(key, method, party, now, &body);
+    let target = ledger::auth::Target {
+        chain_id: CHAIN_ID,
+        node,
+    };
+    let a = ledger::auth::sign(key, target, method, party, now, &body);
     let mut r = tonic::Request::new(msg);
     let md = r.metadata_mut();
     md.insert(ledger::auth::header::PARTY, a.party.parse().unwrap());
+    md.insert(ledger::auth::header::NODE, a.node.parse().unwrap());
     md.insert(
         ledger::auth::header::TIME,
         a.time_ms.to_string().parse().unwrap(),
@@ -609,12 +650,14 @@ pub fn signed_request<T: Message>(
 pub struct Api {
     pub inner: LedgerClient<Channel>,
     pub party: String,
+    /// The party whose node this talks to.
+    pub node: String,
     pub key: Keypair,
 }
 
 impl Api {
     pub fn signed<T: Message>(&self, method: &str, msg: T) -> tonic::Request<T> {
-        signed_request(&self.key, &self.party, method, msg)
+        signed_request(&self.key, &self.party, &self.node, method, msg)
     }
 
     pub async fn status(&mut self) -> Result<v1::StatusResponse, tonic::Status> {
@@ -675,13 +718,35 @@ pub fn event(
     )
 }
 
-/// A signed event with one public note field, claimed now.
+/// A signed event with one public note field, claimed now; bookings and
+/// filings name every trader and carrier of the genesis as the shipment's
+/// parties.
 pub fn event_with(
     cfg: &ledger::ChainConfig,
     key: &Keypair,
     kind: ledger::EventKind,
     shipment: &str,
     submitter: &str,
+) -> ledger::SignedTransaction {
+    // Every trader and carrier of the test network belongs to the
+    // shipment (tests of the party rule name parties themselves).
+    let traders: Vec<&str> = cfg
+        .parties
+        .iter()
+        .filter(|p| !p.has_role(ledger::Role::Customs) && !p.has_role(ledger::Role::Auditor))
+        .map(|p| p.id.as_str())
+        .collect();
+    event_naming(cfg, key, kind, shipment, submitter, &traders)
+}
+
+/// [`event_with`] naming `parties` as the shipment's parties.
+pub fn event_naming(
+    cfg: &ledger::ChainConfig,
+    key: &Keypair,
+    kind: ledger::EventKind,
+    shipment: &str,
+    submitter: &str,
+    parties: &[&str],
 ) -> ledger::SignedTransaction {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -700,7 +765,7 @@ pub fn event_with(
                 class: ledger::FieldClass::Public,
                 value: format!("{} {}", kind.name(), shipment),
             }],
-            shipment_parties: vec![],
+            shipment_parties: parties.iter().map(|p| p.to_string()).collect(),
             governance: None,
         },
     )

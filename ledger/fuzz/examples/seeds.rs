@@ -149,14 +149,19 @@ fn main() {
     let body = b"request body";
     let a = ledger::auth::sign(
         &testkit::key("auditor"),
+        ledger::auth::Target {
+            chain_id: "customs-test",
+            node: "de-customs",
+        },
         "/customs.v1.Ledger/Status",
         "auditor",
         T0,
         body,
     );
     let mut req = format!(
-        "{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{}\n",
         a.party,
+        a.node,
         a.time_ms,
         a.nonce,
         a.signature.to_hex()

@@ -23,6 +23,7 @@ fn state(status: Status, events: u32) -> ShipmentState {
         arrived: false,
         presented: false,
         events,
+        parties: vec!["exporter".into()],
     }
 }
 

@@ -17,6 +17,7 @@ use crate::event::{EventKind, ShipmentState};
 use crate::hash::{sha256, Hash32};
 use crate::hs::classifier::{Classifier, Verdict};
 use crate::hs::nomenclature::Nomenclature;
+use crate::outcome::{self, Judgement};
 use crate::tx::SignedTransaction;
 use risk::{Presence, RiskConfig, RiskHistory, RiskInput, RiskLevel};
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ pub struct CustomsValidator {
     /// for `committed`, with the outcome this node computed for them. Behind
     /// a lock of its own so admission can judge through `&self`.
     opened: Mutex<BTreeMap<Hash32, Opened>>,
+    /// Outcome secrets this party unwrapped from chain configs, by id.
+    secrets: Mutex<BTreeMap<Hash32, [u8; 32]>>,
 }
 
 impl std::fmt::Debug for CustomsValidator {
@@ -85,7 +88,17 @@ fn declared_fields(
     party: &str,
     keys: &[DecryptionKey],
 ) -> Result<Declaration, Rejection> {
-    let opened = disclosure::open(&stx.tx, party, keys)
+    opened_declaration(stx, party, keys).map(|(d, _)| d)
+}
+
+/// The declaration a transaction carries, opened as customs party `party`,
+/// with the transaction's class keys.
+fn opened_declaration(
+    stx: &SignedTransaction,
+    party: &str,
+    keys: &[DecryptionKey],
+) -> Result<(Declaration, BTreeMap<FieldClass, [u8; 32]>), Rejection> {
+    let (opened, class_keys) = disclosure::open_with_keys(&stx.tx, party, keys)
         .map_err(|e| reject("DECL_UNREADABLE", e.to_string()))?;
     let sealed_classes = stx
         .tx
@@ -104,7 +117,8 @@ fn declared_fields(
         ));
     }
     let fields: Vec<_> = opened.into_iter().map(|f| f.field).collect();
-    Declaration::from_fields(&fields).map_err(|e| reject("DECL_MALFORMED", e))
+    let d = Declaration::from_fields(&fields).map_err(|e| reject("DECL_MALFORMED", e))?;
+    Ok((d, class_keys))
 }
 
 /// Blocking format checks of a declaration against the pinned nomenclature.
@@ -240,6 +254,32 @@ impl CustomsValidator {
             remembered: BTreeMap::new(),
             remembered_order: BTreeMap::new(),
             opened: Mutex::new(BTreeMap::new()),
+            secrets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The outcome secret of `config`, unwrapped once with this party's keys.
+    pub fn outcome_secret(&self, config: &ChainConfig) -> Result<[u8; 32], Rejection> {
+        let key = &config.outcome_key;
+        let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = secrets.get(&key.id) {
+            return Ok(*s);
+        }
+        let s = key
+            .unwrap(&config.chain_id, &self.party, &self.keys)
+            .map_err(|e| reject("INTERNAL_OUTCOME_KEY", e.to_string()))?;
+        secrets.insert(key.id, s);
+        Ok(s)
+    }
+
+    /// Every outcome secret this party has unwrapped (for opening outcomes).
+    pub fn outcome_keys(&self) -> outcome::OutcomeKeys {
+        outcome::OutcomeKeys {
+            secrets: self
+                .secrets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
@@ -263,16 +303,21 @@ impl CustomsValidator {
     }
 
     /// Open and judge a declaration-carrying transaction: decrypt as this
-    /// customs party, check formats, classify, score.
+    /// customs party, check formats, classify, score, and seal the
+    /// judgement as it is committed.
     fn judge(
         &self,
         config: &ChainConfig,
         stx: &SignedTransaction,
+        tx_id: &Hash32,
     ) -> Result<(Declaration, ContentOutcome), Rejection> {
-        let d = declared_fields(stx, &self.party, &self.keys)?;
+        let (d, class_keys) = opened_declaration(stx, &self.party, &self.keys)?;
         check_formats(&d, &self.nomenclature)?;
-        let out = self.assess(config, &d, &stx.tx.submitter);
-        Ok((d, out))
+        let judgement = self.assess(config, &d, &stx.tx.submitter);
+        let secret = self.outcome_secret(config)?;
+        let sealed = outcome::seal(config, tx_id, &judgement, &class_keys, &secret)
+            .map_err(|e| reject("INTERNAL_OUTCOME_SEAL", e.to_string()))?;
+        Ok((d, ContentOutcome { sealed }))
     }
 
     /// Admission (the leader, before proposing): judge and remember the
@@ -288,7 +333,7 @@ impl CustomsValidator {
         if !stx.tx.kind.carries_declaration() {
             return Ok(ContentOutcome::default());
         }
-        let (d, out) = self.judge(config, stx)?;
+        let (d, out) = self.judge(config, stx, tx_id)?;
         self.remember(tx_id, d, out.clone());
         Ok(out)
     }
@@ -311,7 +356,7 @@ impl CustomsValidator {
                 return true;
             }
         }
-        match self.judge(config, stx) {
+        match self.judge(config, stx, tx_id) {
             Ok((d, mine)) => {
                 let same = &mine == recorded;
                 self.remember(tx_id, d, mine);
@@ -337,8 +382,8 @@ impl CustomsValidator {
     }
 
     /// Judge an opened declaration (exposed for tools and tests).
-    pub fn assess(&self, config: &ChainConfig, d: &Declaration, declarant: &str) -> ContentOutcome {
-        let mut out = ContentOutcome::default();
+    pub fn assess(&self, config: &ChainConfig, d: &Declaration, declarant: &str) -> Judgement {
+        let mut out = Judgement::default();
         let mut mismatch = false;
         for (i, g) in d.goods.iter().enumerate() {
             let j = self.classifier.judge(&g.description, &g.hs_code, TOP_K);
