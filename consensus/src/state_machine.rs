@@ -96,6 +96,11 @@ fn now_nanos() -> u128 {
 
 struct Shared {
     ledger: Mutex<Option<Ledger<RocksStore>>>,
+    /// A second handle on the ledger's database for readers (the API):
+    /// reading committed blocks takes only this lock's shared side, never
+    /// the ledger lock that apply needs. A snapshot install takes it
+    /// exclusively while it swaps the database.
+    reader: std::sync::RwLock<Option<RocksStore>>,
     ledger_dir: PathBuf,
     snapshot_dir: PathBuf,
     genesis: ChainConfig,
@@ -105,6 +110,17 @@ struct Shared {
 }
 
 impl Shared {
+    fn with_store<R>(&self, f: impl FnOnce(&RocksStore) -> R) -> Result<R, String> {
+        let guard = self
+            .reader
+            .read()
+            .map_err(|_| "ledger reader lock poisoned".to_string())?;
+        let store = guard
+            .as_ref()
+            .ok_or_else(|| "ledger is closed (snapshot install failed?)".to_string())?;
+        Ok(f(store))
+    }
+
     fn with_ledger<R>(&self, f: impl FnOnce(&Ledger<RocksStore>) -> R) -> Result<R, String> {
         let guard = lock(&self.ledger)?;
         let ledger = guard
@@ -201,6 +217,18 @@ impl LedgerHandle {
             .map_err(crate::ConsensusError::Raft)
     }
 
+    /// Read committed data through the shared database handle, without
+    /// the ledger lock (apply goes on meanwhile). What `f` reads is
+    /// committed; its tip may be a block newer than the ledger's at entry.
+    pub fn with_store<R>(
+        &self,
+        f: impl FnOnce(&RocksStore) -> R,
+    ) -> Result<R, crate::ConsensusError> {
+        self.shared
+            .with_store(f)
+            .map_err(crate::ConsensusError::Raft)
+    }
+
     /// The ledger's newest block.
     pub fn tip(&self) -> Result<Tip, crate::ConsensusError> {
         self.with_ledger(|l| l.tip().clone())
@@ -250,6 +278,7 @@ impl LedgerStateMachine {
             .map_err(crate::ConsensusError::Raft)?;
         Ok(LedgerStateMachine {
             shared: Arc::new(Shared {
+                reader: std::sync::RwLock::new(Some(ledger.store().clone())),
                 ledger: Mutex::new(Some(ledger)),
                 ledger_dir: ledger_dir.to_path_buf(),
                 snapshot_dir,
@@ -523,12 +552,20 @@ fn install(
     // 3. Swap directories.
     let old = sibling(&shared.ledger_dir, ".old");
     let mut guard = lock(&shared.ledger)?;
+    // Readers finish first: the old database closes with its last handle.
+    let mut reader = shared
+        .reader
+        .write()
+        .map_err(|_| "ledger reader lock poisoned".to_string())?;
+    drop(reader.take());
     drop(guard.take());
     fs::rename(&shared.ledger_dir, &old).map_err(e)?;
     fs::rename(&incoming, &shared.ledger_dir).map_err(e)?;
     snapshot::sync_dir(&parent_of(&shared.ledger_dir)).map_err(e)?;
     let reopened = open_ledger(&shared.ledger_dir, &shared.genesis, shared.genesis_time_ms)?;
+    *reader = Some(reopened.store().clone());
     *guard = Some(reopened);
+    drop(reader);
     drop(guard);
     fs::remove_dir_all(&old).map_err(e)?;
     // 4. Record the snapshot file as current.

@@ -775,30 +775,7 @@ impl<S: Store> Ledger<S> {
     /// it. A stored block altered afterwards (a bit flip, an edit on disk) is
     /// reported as corrupt, never returned.
     pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
-        let Some(block) = self.store.block(height)? else {
-            return Ok(None);
-        };
-        let corrupt = |detail: String| {
-            LedgerError::Store(crate::store::StoreError::Corrupt {
-                what: format!("block {height}"),
-                detail,
-            })
-        };
-        if block.header.height != height {
-            return Err(corrupt("header names another height".into()));
-        }
-        if !block.body_matches_header() {
-            return Err(corrupt(
-                "body does not match the roots in its header".into(),
-            ));
-        }
-        let leaf = self.store.merkle_node(0, height)?;
-        if leaf != Some(merkle::leaf_hash(&block.hash()?.0)) {
-            return Err(corrupt(
-                "hash is not the ledger-tree leaf recorded at commit".into(),
-            ));
-        }
-        Ok(Some(block))
+        read_block(&self.store, height)
     }
 
     /// Check the whole stored chain, as a node does at startup: every block
@@ -879,19 +856,7 @@ impl<S: Store> Ledger<S> {
 
     /// A committed transaction with its block and location.
     pub fn transaction(&self, id: &Hash32) -> Result<Option<(Block, TxLocation)>, LedgerError> {
-        let Some(loc) = self.store.tx_location(id)? else {
-            return Ok(None);
-        };
-        let block = self.block(loc.height)?.ok_or_else(|| {
-            LedgerError::Mismatch(format!("indexed block {} missing", loc.height))
-        })?;
-        match block.results.get(loc.index as usize) {
-            Some(r) if r.tx_id == *id => Ok(Some((block, loc))),
-            _ => Err(LedgerError::Store(crate::store::StoreError::Corrupt {
-                what: format!("tx index {id}"),
-                detail: "points at a different transaction".into(),
-            })),
-        }
+        read_transaction(&self.store, id)
     }
 
     /// Inclusion proof of block `height` in the tree of size `tree_size`.
@@ -900,7 +865,7 @@ impl<S: Store> Ledger<S> {
         height: u64,
         tree_size: u64,
     ) -> Result<Vec<merkle::Hash>, LedgerError> {
-        merkle::inclusion_proof_at(&Nodes(&self.store), height, tree_size).map_err(merkle_err)
+        read_inclusion_proof(&self.store, height, tree_size)
     }
 
     /// Consistency proof between two tree sizes.
@@ -1222,6 +1187,65 @@ impl<S: Store + ?Sized> Store for &S {
     fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
         (**self).commit(w)
     }
+}
+
+/// The committed block at `height`, checked against its own roots and the
+/// ledger tree leaf recorded at commit (a store edited on disk is refused).
+/// Needs only a store, so readers can use a shared handle without the
+/// ledger (and the lock that apply takes).
+pub fn read_block<S: Store + ?Sized>(store: &S, height: u64) -> Result<Option<Block>, LedgerError> {
+    let Some(block) = store.block(height)? else {
+        return Ok(None);
+    };
+    let corrupt = |detail: String| {
+        LedgerError::Store(crate::store::StoreError::Corrupt {
+            what: format!("block {height}"),
+            detail,
+        })
+    };
+    if block.header.height != height {
+        return Err(corrupt("header names another height".into()));
+    }
+    if !block.body_matches_header() {
+        return Err(corrupt(
+            "body does not match the roots in its header".into(),
+        ));
+    }
+    let leaf = store.merkle_node(0, height)?;
+    if leaf != Some(merkle::leaf_hash(&block.hash()?.0)) {
+        return Err(corrupt(
+            "hash is not the ledger-tree leaf recorded at commit".into(),
+        ));
+    }
+    Ok(Some(block))
+}
+
+/// A committed transaction's block and place, checked like [`read_block`].
+pub fn read_transaction<S: Store + ?Sized>(
+    store: &S,
+    id: &Hash32,
+) -> Result<Option<(Block, TxLocation)>, LedgerError> {
+    let Some(loc) = store.tx_location(id)? else {
+        return Ok(None);
+    };
+    let block = read_block(store, loc.height)?
+        .ok_or_else(|| LedgerError::Mismatch(format!("indexed block {} missing", loc.height)))?;
+    match block.results.get(loc.index as usize) {
+        Some(r) if r.tx_id == *id => Ok(Some((block, loc))),
+        _ => Err(LedgerError::Store(crate::store::StoreError::Corrupt {
+            what: format!("tx index {id}"),
+            detail: "points at a different transaction".into(),
+        })),
+    }
+}
+
+/// Inclusion proof of block `height` in the ledger tree of `tree_size`.
+pub fn read_inclusion_proof<S: Store + ?Sized>(
+    store: &S,
+    height: u64,
+    tree_size: u64,
+) -> Result<Vec<merkle::Hash>, LedgerError> {
+    merkle::inclusion_proof_at(&Nodes(store), height, tree_size).map_err(merkle_err)
 }
 
 /// Header of the genesis block of `config`.

@@ -3,6 +3,7 @@
 //! (submissions, membership). Conversions to proto live here; status
 //! mapping lives in `status`.
 
+use crate::limits::{bounded, STREAM_BUFFER_BYTES};
 use crate::service::{checkpoint_proto, NodeCore};
 use crate::status;
 use consensus::openraft::ServerState;
@@ -15,7 +16,6 @@ use proto::v1::admin_server::Admin;
 use proto::v1::ledger_server::Ledger as LedgerApi;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -56,10 +56,11 @@ fn parse_hash(b: &[u8]) -> Result<Hash32, Status> {
     Ok(ledger::Bytes(a))
 }
 
+/// A committed block, read without the ledger lock that apply needs.
 fn block_at(core: &NodeCore, height: u64) -> Result<Option<Block>, Status> {
     core.consensus
         .ledger()
-        .with_ledger(|l| l.block(height))
+        .with_store(|s| ledger::chain::read_block(s, height))
         .map_err(status::internal)?
         .map_err(status::corrupt)
 }
@@ -95,11 +96,11 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        self.core.authenticate(&req, "/customs.v1.Ledger/Submit")?;
+        let caller = self.core.authenticate(&req, "/customs.v1.Ledger/Submit")?;
         let r = req.into_inner();
         Ok(Response::new(
             self.core
-                .submit(r.signed_tx, r.wait_for_commit, true)
+                .submit(r.signed_tx, r.wait_for_commit, true, &caller)
                 .await?,
         ))
     }
@@ -108,12 +109,13 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::SubmitBatchRequest>,
     ) -> Result<Response<v1::SubmitBatchResponse>, Status> {
-        self.core
+        let caller = self
+            .core
             .authenticate(&req, "/customs.v1.Ledger/SubmitBatch")?;
         let r = req.into_inner();
         let outcomes = self
             .core
-            .submit_batch(r.signed_txs, r.wait_for_commit, true)
+            .submit_batch(r.signed_txs, r.wait_for_commit, true, &caller)
             .await?;
         Ok(Response::new(v1::SubmitBatchResponse { outcomes }))
     }
@@ -122,8 +124,10 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::GetTransactionRequest>,
     ) -> Result<Response<v1::TransactionProof>, Status> {
-        self.core
+        let party = self
+            .core
             .authenticate(&req, "/customs.v1.Ledger/GetTransaction")?;
+        let _reading = self.core.limits.reads.take(&party, 1)?;
         let id = parse_hash(&req.get_ref().tx_id)?;
         Ok(Response::new(self.core.transaction_proof(&id).await?))
     }
@@ -132,8 +136,10 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::GetShipmentHistoryRequest>,
     ) -> Result<Response<v1::ShipmentHistory>, Status> {
-        self.core
+        let party = self
+            .core
             .authenticate(&req, "/customs.v1.Ledger/GetShipmentHistory")?;
+        let _reading = self.core.limits.reads.take(&party, 1)?;
         let r = req.into_inner();
         let size = if r.page_size == 0 {
             50
@@ -158,10 +164,10 @@ impl LedgerApi for Api {
             .core
             .consensus
             .ledger()
-            .with_ledger(|l| -> Result<_, ledger::store::StoreError> {
+            .with_store(|s| -> Result<_, ledger::store::StoreError> {
                 Ok((
-                    l.store().shipment_events(&shipment, after, size + 1)?,
-                    l.store().shipment_state(&shipment)?,
+                    s.shipment_events(&shipment, after, size + 1)?,
+                    s.shipment_state(&shipment)?,
                 ))
             })
             .map_err(status::internal)?
@@ -209,22 +215,29 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::StreamBlocksRequest>,
     ) -> Result<Response<Self::StreamBlocksStream>, Status> {
-        self.core
+        let party = self
+            .core
             .authenticate(&req, "/customs.v1.Ledger/StreamBlocks")?;
+        let slot = self.core.limits.streams.take(&party, 1)?;
         let mut next = req.get_ref().from_height;
         let core = self.core.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (tx, rx) = bounded::channel(STREAM_BUFFER_BYTES, slot);
         tokio::spawn(async move {
             loop {
                 match block_at(&core, next) {
-                    Ok(Some(b)) => {
-                        let item = block_response(&b);
-                        let failed = item.is_err();
-                        if tx.send(item).await.is_err() || failed {
+                    Ok(Some(b)) => match block_response(&b) {
+                        Ok(r) => {
+                            let size = r.block.len();
+                            if !tx.send(Ok(r), size).await {
+                                return;
+                            }
+                            next += 1;
+                        }
+                        Err(e) => {
+                            tx.send(Err(e), 1).await;
                             return;
                         }
-                        next += 1;
-                    }
+                    },
                     Ok(None) => {
                         if tx.is_closed() {
                             return;
@@ -232,13 +245,13 @@ impl LedgerApi for Api {
                         wait_height(&core, next).await;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+                        tx.send(Err(e), 1).await;
                         return;
                     }
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(rx)))
     }
 
     type SubscribeEventsStream = BoxStream<v1::EventNotice>;
@@ -247,12 +260,14 @@ impl LedgerApi for Api {
         &self,
         req: Request<v1::SubscribeEventsRequest>,
     ) -> Result<Response<Self::SubscribeEventsStream>, Status> {
-        self.core
+        let party = self
+            .core
             .authenticate(&req, "/customs.v1.Ledger/SubscribeEvents")?;
+        let slot = self.core.limits.streams.take(&party, 1)?;
         let r = req.into_inner();
         let mut next = r.from_height;
         let core = self.core.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (tx, rx) = bounded::channel(STREAM_BUFFER_BYTES, slot);
         tokio::spawn(async move {
             loop {
                 match block_at(&core, next) {
@@ -277,7 +292,8 @@ impl LedgerApi for Api {
                                     .unwrap_or_default(),
                                 signed_tx: stx.encode().unwrap_or_default(),
                             };
-                            if tx.send(Ok(notice)).await.is_err() {
+                            let size = notice.signed_tx.len() + 128;
+                            if !tx.send(Ok(notice), size).await {
                                 return;
                             }
                         }
@@ -290,13 +306,13 @@ impl LedgerApi for Api {
                         wait_height(&core, next).await;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+                        tx.send(Err(e), 1).await;
                         return;
                     }
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(rx)))
     }
 
     async fn get_checkpoint(
@@ -647,12 +663,13 @@ impl Admin for Api {
         &self,
         req: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        self.core
+        let caller = self
+            .core
             .authenticate(&req, "/customs.v1.Admin/SubmitGovernance")?;
         let r = req.into_inner();
         Ok(Response::new(
             self.core
-                .submit(r.signed_tx, r.wait_for_commit, true)
+                .submit(r.signed_tx, r.wait_for_commit, true, &caller)
                 .await?,
         ))
     }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod cosign;
 pub mod keys;
+pub mod limits;
 pub mod membership;
 pub mod metrics;
 pub mod p2p;
@@ -161,11 +162,17 @@ impl transport::PeerService for Peers {
     }
     fn forward(
         &self,
-        _from: p2p::PeerId,
+        from: p2p::PeerId,
         payload: Vec<u8>,
     ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> {
         let core = self.0.clone();
-        Box::pin(async move { core.forwarded(payload).await })
+        // Forwarded submissions count against the forwarding node's party.
+        let caller = core
+            .directory
+            .sender(&from)
+            .party
+            .unwrap_or_else(|| format!("peer {from}"));
+        Box::pin(async move { core.forwarded(payload, &caller).await })
     }
     fn gossip(&self, from: p2p::PeerId, topic: &str, data: Vec<u8>) {
         if topic != transport::COSIGN_TOPIC {

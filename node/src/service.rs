@@ -54,6 +54,8 @@ pub struct NodeCore {
     pub directory: Arc<crate::peers::Directory>,
     /// Accepted clock skew of signed requests.
     pub request_window_ms: u64,
+    /// Per-party budgets (streams, pending submissions, reads).
+    pub limits: crate::limits::PartyLimits,
     nonces: Mutex<BTreeSet<(u64, String, String)>>,
 }
 
@@ -161,6 +163,7 @@ impl NodeCore {
             cosigner,
             directory,
             request_window_ms,
+            limits: crate::limits::PartyLimits::default(),
             nonces: Mutex::new(BTreeSet::new()),
         }
     }
@@ -246,8 +249,11 @@ impl NodeCore {
         bytes: Vec<u8>,
         wait: bool,
         allow_forward: bool,
+        caller: &str,
     ) -> Result<v1::SubmitResponse, Status> {
-        let mut out = self.submit_many(vec![bytes], wait, allow_forward).await?;
+        let mut out = self
+            .submit_many(vec![bytes], wait, allow_forward, caller)
+            .await?;
         match out.pop() {
             Some(Ok(r)) => Ok(r),
             Some(Err(refusal)) => Err(refusal.status),
@@ -264,6 +270,7 @@ impl NodeCore {
         items: Vec<Vec<u8>>,
         wait: bool,
         allow_forward: bool,
+        caller: &str,
     ) -> Result<Vec<v1::SubmitResponse>, Status> {
         if items.is_empty() {
             return Err(status::invalid(
@@ -280,7 +287,7 @@ impl NodeCore {
                 ),
             ));
         }
-        let out = self.submit_many(items, wait, allow_forward).await?;
+        let out = self.submit_many(items, wait, allow_forward, caller).await?;
         Ok(out
             .into_iter()
             .map(|o| match o {
@@ -298,11 +305,15 @@ impl NodeCore {
     /// admission of the whole batch runs in one blocking-pool task: each
     /// signature and content judgement outside the ledger lock, only the
     /// reads of committed state under it.
+    /// `caller` is the party that asked (a peer's party for forwarded
+    /// submissions): fire-and-forget submissions count against its budget
+    /// until they commit or fail.
     async fn submit_many(
         &self,
         items: Vec<Vec<u8>>,
         wait: bool,
         allow_forward: bool,
+        caller: &str,
     ) -> Result<Vec<Outcome>, Status> {
         let start = Instant::now();
         let (config, verified) = self
@@ -403,8 +414,23 @@ impl NodeCore {
             }
         }
         if !wait {
+            // What this caller may still leave in flight; the rest of the
+            // batch is refused (and may be resubmitted).
             for (pos, id, fut) in proposals {
-                tokio::spawn(fut);
+                let slot = match self.limits.pending.take(caller, 1) {
+                    Ok(slot) => slot,
+                    Err(s) => {
+                        out[pos] = Some(Err(Refusal {
+                            id: Some(id),
+                            status: s,
+                        }));
+                        continue;
+                    }
+                };
+                tokio::spawn(async move {
+                    let _ = fut.await;
+                    drop(slot);
+                });
                 out[pos] = Some(Ok(v1::SubmitResponse {
                     tx_id: id.0.to_vec(),
                     ..Default::default()
@@ -497,11 +523,12 @@ impl NodeCore {
 
     /// Handle submissions forwarded by a peer (a `SubmitBatchRequest`):
     /// never forwarded again, so a stale leader view cannot bounce them.
-    pub async fn forwarded(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+    /// `from` names the forwarding node's party.
+    pub async fn forwarded(&self, payload: Vec<u8>, from: &str) -> Result<Vec<u8>, String> {
         let req = v1::SubmitBatchRequest::decode(payload.as_slice())
             .map_err(|e| format!("TX_MALFORMED: {e}"))?;
         match self
-            .submit_batch(req.signed_txs, req.wait_for_commit, false)
+            .submit_batch(req.signed_txs, req.wait_for_commit, false, from)
             .await
         {
             Ok(outcomes) => Ok(v1::SubmitBatchResponse { outcomes }.encode_to_vec()),
@@ -551,7 +578,7 @@ impl NodeCore {
         let found = self
             .consensus
             .ledger()
-            .with_ledger(|l| l.transaction(id))
+            .with_store(|s| ledger::chain::read_transaction(s, id))
             .map_err(ledger_err)?
             .map_err(ledger_err)?;
         let (block, loc) = found.ok_or_else(|| {
@@ -561,7 +588,9 @@ impl NodeCore {
         let block_proof = self
             .consensus
             .ledger()
-            .with_ledger(|l| l.block_inclusion_proof(loc.height, cp.checkpoint.tree_size))
+            .with_store(|s| {
+                ledger::chain::read_inclusion_proof(s, loc.height, cp.checkpoint.tree_size)
+            })
             .map_err(ledger_err)?
             .map_err(ledger_err)?;
         let stx = block

@@ -41,6 +41,11 @@ pub fn denied(reason: &str, e: impl std::fmt::Display) -> Status {
     with_reason(Code::PermissionDenied, reason, e)
 }
 
+/// The caller is at one of its per-party budgets; it may retry later.
+pub fn exhausted(reason: &str, e: impl std::fmt::Display) -> Status {
+    with_reason(Code::ResourceExhausted, reason, e)
+}
+
 /// An internal failure; details are logged, not leaked.
 pub fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!("internal error: {e}");

@@ -34,9 +34,11 @@ const META_CONFIG: &[u8] = b"\0config";
 /// Block cache shared by a ledger database's column families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
-/// A [`Store`] in a RocksDB database.
+/// A [`Store`] in a RocksDB database. Clones share the open database, so
+/// readers need not hold the ledger; the database closes with the last.
+#[derive(Clone)]
 pub struct RocksStore {
-    db: DB,
+    db: std::sync::Arc<DB>,
     sync: bool,
 }
 
@@ -126,7 +128,10 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(*n, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
-        Ok(RocksStore { db, sync: true })
+        Ok(RocksStore {
+            db: std::sync::Arc::new(db),
+            sync: true,
+        })
     }
 
     /// Turn fsync of block commits off (benchmarks of the non-durable path only).
