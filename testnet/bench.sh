@@ -63,4 +63,11 @@ for i in "${!pids[@]}"; do
     echo "peak RSS ${p[$i]}: ${hwm:-n/a}"
 done
 python3 -c "print(f'disk growth: {($du1-$du0)/max($committed,1):.0f} bytes per committed transaction (4 nodes)')"
+# Content-outcome divergences: customs nodes that recomputed an outcome and
+# disagreed with the leader's (0 expected: ADR 0014).
+for i in 1 2 3 4; do
+    p=(de-customs fr-customs pl-customs broker); port=$((9200 + i))
+    d="$(curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^customs_divergences_total/ {print $2}')"
+    echo "divergences ${p[$((i - 1))]}: ${d:-n/a}"
+done
 echo "report: $dir/bench.json, chart: $dir/bench.svg"

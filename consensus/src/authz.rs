@@ -371,6 +371,7 @@ mod tests {
                     },
                     txs: ledger::TxBatch::from_txs(Vec::new()).unwrap(),
                     outcomes: Vec::new().into(),
+                    judged_at: None,
                 }),
             })
             .collect();

@@ -7,12 +7,22 @@
 //! batcher does not wait for one to commit before collecting the next.
 //! Every submitter gets the [`TxReceipt`] of its own transaction (block,
 //! index and result, or the rejection), resolved in one pass per batch.
+//!
+//! Declarations are judged here, not at admission: a batch holding one
+//! waits until every batch before it has been applied on this node, then
+//! its declarations are judged against that ledger state and the batch
+//! names its height (`judged_at`). It therefore lands on exactly that
+//! parent, and every customs node recomputes the same outcome (ADR 0014).
+//! Batches without declarations are still pipelined.
 
 use crate::error::ProposeError;
 use crate::node::ConsensusNode;
 use crate::types::TxReceipt;
-use ledger::chain::ContentOutcome;
+use ledger::chain::{ContentOutcome, Rejection};
+use ledger::config::ChainConfig;
 use ledger::{Hash32, SignedTransaction, TxBatch};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -63,6 +73,43 @@ impl BatcherConfig {
 const PER_TX_OVERHEAD: usize = 256;
 
 type Reply = oneshot::Sender<Result<TxReceipt, ProposeError>>;
+
+/// Judges declarations on the leader, against the ledger as it stands
+/// (every earlier batch applied). Customs nodes implement it.
+pub trait Judge: Send + Sync + 'static {
+    /// The sealed outcome of one declaration-carrying transaction, or why
+    /// it is refused.
+    fn judge(
+        &self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        id: &Hash32,
+    ) -> Result<ContentOutcome, Rejection>;
+}
+
+/// Batches proposed and not yet applied here, and a wake-up when one is.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    applied: tokio::sync::Notify,
+}
+
+impl InFlight {
+    async fn drained(&self) {
+        loop {
+            let woken = self.applied.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    fn done(&self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.applied.notify_waiters();
+    }
+}
 
 /// One queued submission: the transaction, its id and canonical bytes.
 struct Item {
@@ -115,13 +162,15 @@ impl BatcherHandle {
     }
 }
 
-/// Start a batcher proposing through `node`.
+/// Start a batcher proposing through `node`; `judge` judges declarations
+/// (customs nodes).
 pub fn spawn_batcher(
     node: ConsensusNode,
     config: BatcherConfig,
+    judge: Option<Arc<dyn Judge>>,
 ) -> (BatcherHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.queue.max(1));
-    let task = tokio::spawn(run(node, config, rx));
+    let task = tokio::spawn(run(node, config, judge, rx));
     (BatcherHandle { tx }, task)
 }
 
@@ -129,8 +178,93 @@ fn item_bytes(it: &Item) -> usize {
     it.bytes.len() + PER_TX_OVERHEAD
 }
 
-async fn run(node: ConsensusNode, config: BatcherConfig, mut rx: mpsc::Receiver<Item>) {
+/// Judge the declarations of `pending` once every earlier batch has been
+/// applied; refused ones are answered and dropped. Returns the height
+/// judged against.
+async fn judge_batch(
+    node: &ConsensusNode,
+    judge: Option<&Arc<dyn Judge>>,
+    in_flight: &InFlight,
+    pending: &mut Vec<Item>,
+) -> Option<u64> {
+    if !pending
+        .iter()
+        .any(|it| it.stx.tx.kind.carries_declaration())
+    {
+        return None;
+    }
+    in_flight.drained().await;
+    let (config, height) = match node
+        .ledger()
+        .with_ledger(|l| (l.shared_config(), l.tip().height))
+    {
+        Ok(x) => x,
+        Err(e) => {
+            for it in pending.drain(..) {
+                let _ = it.reply.send(Err(ProposeError::Raft(e.to_string())));
+            }
+            return None;
+        }
+    };
+    let Some(judge) = judge else {
+        return Some(height);
+    };
+    let judge = judge.clone();
+    let work: Vec<(usize, SignedTransaction, Hash32)> = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, it)| it.stx.tx.kind.carries_declaration())
+        .map(|(i, it)| (i, it.stx.clone(), it.id))
+        .collect();
+    let judged = tokio::task::spawn_blocking(move || {
+        work.into_iter()
+            .map(|(i, stx, id)| (i, judge.judge(&config, &stx, &id)))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let judged = match judged {
+        Ok(j) => j,
+        Err(e) => {
+            for it in pending.drain(..) {
+                let _ = it
+                    .reply
+                    .send(Err(ProposeError::Raft(format!("judging failed: {e}"))));
+            }
+            return None;
+        }
+    };
+    let mut refused = vec![None; pending.len()];
+    for (i, r) in judged {
+        match r {
+            Ok(o) => pending[i].outcome = o,
+            Err(r) => refused[i] = Some(r),
+        }
+    }
+    let mut kept = Vec::with_capacity(pending.len());
+    for (it, r) in pending.drain(..).zip(refused) {
+        match r {
+            None => kept.push(it),
+            Some(r) => {
+                let _ = it.reply.send(Ok(TxReceipt {
+                    height,
+                    block_hash: Hash32::ZERO,
+                    outcome: Err(r),
+                }));
+            }
+        }
+    }
+    *pending = kept;
+    Some(height)
+}
+
+async fn run(
+    node: ConsensusNode,
+    config: BatcherConfig,
+    judge: Option<Arc<dyn Judge>>,
+    mut rx: mpsc::Receiver<Item>,
+) {
     let max_batch = config.max_batch.max(1);
+    let in_flight = Arc::new(InFlight::default());
     // A transaction that would have pushed the last batch over `max_bytes`
     // opens the next one.
     let mut carried: Option<Item> = None;
@@ -165,6 +299,13 @@ async fn run(node: ConsensusNode, config: BatcherConfig, mut rx: mpsc::Receiver<
                 Err(_) => break,
             }
         }
+        let judged_at = judge_batch(&node, judge.as_ref(), &in_flight, &mut pending).await;
+        if pending.is_empty() {
+            if closed {
+                return;
+            }
+            continue;
+        }
         let mut txs = Vec::with_capacity(pending.len());
         let mut outcomes = Vec::with_capacity(pending.len());
         let mut ids = Vec::with_capacity(pending.len());
@@ -176,12 +317,16 @@ async fn run(node: ConsensusNode, config: BatcherConfig, mut rx: mpsc::Receiver<
             replies.push(it.reply);
         }
         match node
-            .propose_queued(TxBatch::from_decoded(txs), outcomes)
+            .propose_queued(TxBatch::from_decoded(txs), outcomes, judged_at)
             .await
         {
             Ok(fut) => {
+                in_flight.count.fetch_add(1, Ordering::AcqRel);
+                let in_flight = in_flight.clone();
                 tokio::spawn(async move {
-                    match fut.await {
+                    let applied = fut.await;
+                    in_flight.done();
+                    match applied {
                         Ok(report) => {
                             for (receipt, r) in report.receipts(&ids).into_iter().zip(replies) {
                                 let _ = r.send(receipt.ok_or_else(|| {

@@ -34,7 +34,7 @@ mod state_machine;
 pub mod testing;
 mod types;
 
-pub use batcher::{spawn_batcher, BatcherConfig, BatcherHandle};
+pub use batcher::{spawn_batcher, BatcherConfig, BatcherHandle, Judge};
 pub use error::{ConsensusError, ProposeError};
 pub use log_store::{LogCheck, RocksLogStore};
 pub use network::{

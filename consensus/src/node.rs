@@ -207,14 +207,18 @@ impl ConsensusNode {
     pub fn make_batch(&self, txs: Vec<SignedTransaction>) -> Result<Batch, ProposeError> {
         let txs = TxBatch::from_txs(txs)
             .map_err(|e| ProposeError::Raft(format!("unencodable transaction: {e}")))?;
-        Ok(self.make_batch_with(txs, Vec::new()))
+        // Proposed and awaited one at a time: judged against the tip now.
+        let tip = self.ledger.tip().map(|t| t.height).ok();
+        Ok(self.make_batch_with(txs, Vec::new(), tip))
     }
 
-    /// A batch carrying the leader's content outcomes.
+    /// A batch carrying the leader's content outcomes, judged against the
+    /// ledger at height `judged_at`.
     pub fn make_batch_with(
         &self,
         txs: TxBatch,
         outcomes: Vec<ledger::chain::ContentOutcome>,
+        judged_at: Option<u64>,
     ) -> Batch {
         Batch {
             ctx: BlockContext {
@@ -225,6 +229,7 @@ impl ConsensusNode {
             },
             txs,
             outcomes: outcomes.into(),
+            judged_at,
         }
     }
 
@@ -244,11 +249,12 @@ impl ConsensusNode {
         &self,
         txs: TxBatch,
         outcomes: Vec<ledger::chain::ContentOutcome>,
+        judged_at: Option<u64>,
     ) -> Result<
         impl Future<Output = Result<ApplyReport, ProposeError>> + Send + 'static,
         ProposeError,
     > {
-        let batch = self.make_batch_with(txs, outcomes);
+        let batch = self.make_batch_with(txs, outcomes, judged_at);
         let rx = self
             .raft
             .client_write_ff(batch)

@@ -325,6 +325,9 @@ fn apply_batch(
         ..batch.ctx
     };
     let mut refused = Vec::new();
+    // Declarations commit only if the leader judged them against this
+    // block's parent (ADR 0014): public data, so every node agrees on it.
+    let stale = batch.judged_at != Some(ledger.tip().height);
     // Build with the leader's recorded content outcomes (ADR 0001); a
     // validator that can judge them says whether it agrees.
     for (((stx, id), o), i) in batch
@@ -335,6 +338,9 @@ fn apply_batch(
         .zip(batch.outcomes.iter())
         .zip(0..)
     {
+        if stale && stx.tx.kind.carries_declaration() {
+            continue;
+        }
         if !content.agrees(ledger.config(), stx, id, o) {
             tracing::error!(tx = %id, index = i, "content outcome recorded by the leader differs from this node's judgement");
             DIVERGENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -347,7 +353,8 @@ fn apply_batch(
             .iter()
             .copied()
             .zip(batch.outcomes.iter().cloned()),
-    );
+    )
+    .stale(stale);
     let built = match ledger.build_block_from(&batch.txs, &ctx, &mut recorded) {
         Ok(b) => b,
         Err(LedgerError::BatchTooLarge(msg)) => {

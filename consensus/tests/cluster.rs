@@ -47,6 +47,7 @@ async fn three_voters_and_a_learner_build_the_same_chain() {
             max_delay: Duration::from_millis(10),
             queue: 128,
         },
+        None,
     );
     let mut lone_latency = Duration::ZERO;
     for stx in testkit::lifecycle("SHIP-2", 100, NOW) {
@@ -292,6 +293,7 @@ async fn batcher_caps_entries_by_bytes() {
             max_delay: Duration::from_millis(50),
             queue: 128,
         },
+        None,
     );
     let mut set = tokio::task::JoinSet::new();
     for stx in txs {

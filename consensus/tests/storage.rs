@@ -74,6 +74,7 @@ async fn apply_bookings(sm: &mut LedgerStateMachine, index: u64, tag: &str, n: u
             },
             txs: ledger::TxBatch::from_txs(txs).unwrap(),
             outcomes: Vec::new().into(),
+            judged_at: None,
         }),
     };
     sm.apply(vec![entry]).await.unwrap();
@@ -120,4 +121,62 @@ async fn snapshot_forking_the_receivers_ledger_is_refused() {
         c.applied_state().await.unwrap().0,
         b.applied_state().await.unwrap().0
     );
+}
+
+/// Applies `txs` as log entry `index`, judged at `judged_at`; returns the
+/// apply report.
+async fn apply_judged(
+    sm: &mut LedgerStateMachine,
+    index: u64,
+    txs: Vec<ledger::SignedTransaction>,
+    judged_at: Option<u64>,
+) -> consensus::ApplyReport {
+    use consensus::openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use consensus::Batch;
+    let entry = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(Batch {
+            ctx: ledger::chain::BlockContext {
+                timestamp_ms: testkit::T0 + 1000,
+                raft_term: 0,
+                raft_index: 0,
+                proposer: "de-customs".into(),
+            },
+            txs: ledger::TxBatch::from_txs(txs).unwrap(),
+            outcomes: Vec::new().into(),
+            judged_at,
+        }),
+    };
+    let mut reports = sm.apply(vec![entry]).await.unwrap();
+    reports.pop().unwrap()
+}
+
+/// A declaration commits only in the block its leader judged it for: one
+/// judged against another parent is refused on every node alike
+/// (`STALE_JUDGEMENT`), while the rest of its batch commits.
+#[tokio::test]
+async fn declarations_judged_against_another_parent_are_refused() {
+    use ledger::event::EventKind as K;
+    let (_d, _l, mut sm) = Builder.build().await.unwrap();
+    let book =
+        |s: &str, n: u64| testkit::event(K::ShipmentBooked, s, "exporter", n, testkit::T0 + 1000);
+    let file =
+        |s: &str, n: u64| testkit::event(K::DeclarationFiled, s, "broker", n, testkit::T0 + 1000);
+    let r = apply_judged(&mut sm, 1, vec![book("J-1", 1), book("J-2", 2)], None).await;
+    assert_eq!((r.height, r.accepted.len()), (1, 2), "{r:?}");
+    // Judged at height 0, landing on parent 1: the filing is stale, the
+    // booking in the same batch is not.
+    let stale = file("J-1", 3);
+    let r = apply_judged(&mut sm, 2, vec![stale.clone(), book("J-3", 4)], Some(0)).await;
+    assert_eq!(r.height, 2);
+    assert_eq!(r.accepted.len(), 1, "{r:?}");
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert_eq!(r.rejected[0].0, stale.id().unwrap());
+    assert_eq!(r.rejected[0].1.code, "STALE_JUDGEMENT");
+    // Unjudged batches may not carry declarations either.
+    let r = apply_judged(&mut sm, 3, vec![file("J-2", 5)], None).await;
+    assert_eq!(r.rejected[0].1.code, "STALE_JUDGEMENT", "{r:?}");
+    // Judged against this block's parent (height 3): committed.
+    let r = apply_judged(&mut sm, 4, vec![stale], Some(3)).await;
+    assert_eq!((r.accepted.len(), r.rejected.len()), (1, 0), "{r:?}");
 }

@@ -114,13 +114,18 @@ impl ContentValidator for NoContent {
 /// Replays the content outcomes recorded in a stored block (auditors and
 /// learners cannot decrypt what customs judged).
 #[derive(Debug, Default)]
-pub struct RecordedContent(BTreeMap<Hash32, TxResult>);
+pub struct RecordedContent {
+    results: BTreeMap<Hash32, TxResult>,
+    /// The outcomes were judged against another state than this block's
+    /// parent: declarations are refused (`STALE_JUDGEMENT`).
+    stale: bool,
+}
 
 impl RecordedContent {
     /// Outcomes the leader recorded in a Raft entry, by transaction id.
     pub fn from_outcomes(items: impl IntoIterator<Item = (Hash32, ContentOutcome)>) -> Self {
-        RecordedContent(
-            items
+        RecordedContent {
+            results: items
                 .into_iter()
                 .map(|(id, o)| {
                     (
@@ -133,12 +138,24 @@ impl RecordedContent {
                     )
                 })
                 .collect(),
-        )
+            stale: false,
+        }
+    }
+
+    /// Refuse declarations: the leader judged them against another state
+    /// than the one this block builds on (ADR 0014). Every node can tell,
+    /// from public data alone.
+    pub fn stale(mut self, stale: bool) -> Self {
+        self.stale = stale;
+        self
     }
 
     /// Outcomes of `block`.
     pub fn of(block: &Block) -> Self {
-        RecordedContent(block.results.iter().map(|r| (r.tx_id, r.clone())).collect())
+        RecordedContent {
+            results: block.results.iter().map(|r| (r.tx_id, r.clone())).collect(),
+            stale: false,
+        }
     }
 }
 
@@ -146,12 +163,18 @@ impl ContentValidator for RecordedContent {
     fn check(
         &mut self,
         _: &ChainConfig,
-        _: &SignedTransaction,
+        stx: &SignedTransaction,
         tx_id: &Hash32,
         _: Option<&ShipmentState>,
     ) -> Result<ContentOutcome, Rejection> {
+        if self.stale && stx.tx.kind.carries_declaration() {
+            return Err(reject(
+                "STALE_JUDGEMENT",
+                "judged against an older ledger state than this block's parent; resubmit",
+            ));
+        }
         Ok(self
-            .0
+            .results
             .get(tx_id)
             .map(|r| ContentOutcome {
                 sealed: r.outcome.clone(),

@@ -146,6 +146,7 @@ fn forged_rpc(args: &Args) -> Result<RaftRpc> {
                         },
                         txs: ledger::TxBatch::from_txs(Vec::new())?,
                         outcomes: Vec::new().into(),
+                        judged_at: None,
                     }),
                 }],
                 leader_commit: Some(log_id),

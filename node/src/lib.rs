@@ -72,6 +72,24 @@ impl ContentValidator for SharedContent {
     }
 }
 
+/// The leader's declaration judge (see `consensus::Judge`): the shared
+/// validator, taken shared, against the ledger as the batcher found it.
+struct SharedJudge(Arc<RwLock<CustomsValidator>>);
+
+impl consensus::Judge for SharedJudge {
+    fn judge(
+        &self,
+        config: &ChainConfig,
+        stx: &SignedTransaction,
+        id: &Hash32,
+    ) -> Result<ContentOutcome, Rejection> {
+        match self.0.read() {
+            Ok(v) => v.admit(config, stx, id),
+            Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
+        }
+    }
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Running {
@@ -484,6 +502,9 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             max_delay: Duration::from_millis(cfg.batch.max_delay_ms),
             queue: 16384,
         },
+        content
+            .as_ref()
+            .map(|c| Arc::new(SharedJudge(c.clone())) as Arc<dyn consensus::Judge>),
     );
     let cosigner = Arc::new(cosign::Cosigner::new(
         &cfg.party,

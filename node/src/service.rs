@@ -634,7 +634,8 @@ enum Admission {
 
 /// Leader-side admission of a decoded transaction of `len` canonical bytes:
 /// signature and structure against the `config` snapshot, committed state
-/// under the ledger lock, then the content judgement (customs leaders).
+/// under the ledger lock, then a declaration's formats (customs leaders);
+/// its classification and risk are judged when its batch is proposed.
 /// Runs on the blocking pool.
 fn admit(
     ledger: &consensus::LedgerHandle,
@@ -650,13 +651,13 @@ fn admit(
         .with_ledger(|l| l.check_state(stx, id, now_ms()))
         .map_err(|e| Admission::Failed(ledger_err(e)))?
         .map_err(Admission::Rejected)?;
-    let outcome = match content {
-        Some(cv) => cv
-            .read()
+    // Formats only: the outcome is judged by the batcher against the
+    // ledger state the batch will build on (ADR 0014).
+    if let Some(cv) = content {
+        cv.read()
             .map_err(|e| Admission::Failed(status::internal(e)))?
-            .admit(config, stx, id)
-            .map_err(Admission::Rejected)?,
-        None => ContentOutcome::default(),
-    };
-    Ok(outcome)
+            .precheck(stx, id)
+            .map_err(Admission::Rejected)?;
+    }
+    Ok(ContentOutcome::default())
 }

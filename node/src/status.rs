@@ -68,6 +68,9 @@ pub fn rejection(r: &Rejection) -> Status {
         || r.code == "TX_NOT_SHIPMENT_PARTY"
     {
         Code::PermissionDenied
+    } else if r.code == "STALE_JUDGEMENT" {
+        // Judged against a ledger state that moved on: resubmit.
+        Code::Unavailable
     } else if r.code.starts_with("LIFECYCLE_") {
         Code::FailedPrecondition
     } else if r.code.starts_with("INTERNAL") {

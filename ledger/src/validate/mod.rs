@@ -40,11 +40,13 @@ const TOP_K: usize = 5;
 /// emptied and entries are recomputed on demand).
 const MAX_OPENED: usize = 100_000;
 
-/// A declaration this node opened, and what it judged.
+/// A declaration this node opened (with the transaction's class keys), and
+/// what it judged, once it has.
 #[derive(Debug, Clone)]
 struct Opened {
     declaration: Declaration,
-    outcome: ContentOutcome,
+    class_keys: disclosure::ClassKeys,
+    outcome: Option<ContentOutcome>,
 }
 
 /// The customs content validator: opens declarations with this customs
@@ -288,7 +290,13 @@ impl CustomsValidator {
         self.opened.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn remember(&self, tx_id: &Hash32, declaration: Declaration, outcome: ContentOutcome) {
+    fn remember(
+        &self,
+        tx_id: &Hash32,
+        declaration: Declaration,
+        class_keys: disclosure::ClassKeys,
+        outcome: Option<ContentOutcome>,
+    ) {
         let mut opened = self.opened();
         if opened.len() >= MAX_OPENED {
             opened.clear();
@@ -297,6 +305,7 @@ impl CustomsValidator {
             *tx_id,
             Opened {
                 declaration,
+                class_keys,
                 outcome,
             },
         );
@@ -310,20 +319,46 @@ impl CustomsValidator {
         config: &ChainConfig,
         stx: &SignedTransaction,
         tx_id: &Hash32,
-    ) -> Result<(Declaration, ContentOutcome), Rejection> {
-        let (d, class_keys) = opened_declaration(stx, &self.party, &self.keys)?;
-        check_formats(&d, &self.nomenclature)?;
+    ) -> Result<ContentOutcome, Rejection> {
+        let cached = self
+            .opened()
+            .get(tx_id)
+            .map(|o| (o.declaration.clone(), o.class_keys.clone()));
+        let (d, class_keys) = match cached {
+            Some(c) => c,
+            None => {
+                let (d, k) = opened_declaration(stx, &self.party, &self.keys)?;
+                check_formats(&d, &self.nomenclature)?;
+                (d, k)
+            }
+        };
         let judgement = self.assess(config, &d, &stx.tx.submitter);
         let secret = self.outcome_secret(config)?;
         let sealed = outcome::seal(config, tx_id, &judgement, &class_keys, &secret)
             .map_err(|e| reject("INTERNAL_OUTCOME_SEAL", e.to_string()))?;
-        Ok((d, ContentOutcome { sealed }))
+        let out = ContentOutcome { sealed };
+        self.remember(tx_id, d, class_keys, Some(out.clone()));
+        Ok(out)
     }
 
-    /// Admission (the leader, before proposing): judge and remember the
-    /// outcome, so applying the entry later neither decrypts nor judges the
-    /// transaction again on this node. Needs only `&self`, so concurrent
-    /// submissions are judged in parallel under a shared lock.
+    /// Admission's part (the leader, before batching): open the
+    /// declaration and check its formats, so a malformed one is refused at
+    /// once; its classification and risk wait for [`CustomsValidator::admit`]
+    /// when its batch is proposed, against the state that batch builds on.
+    pub fn precheck(&self, stx: &SignedTransaction, tx_id: &Hash32) -> Result<(), Rejection> {
+        if !stx.tx.kind.carries_declaration() {
+            return Ok(());
+        }
+        let (d, class_keys) = opened_declaration(stx, &self.party, &self.keys)?;
+        check_formats(&d, &self.nomenclature)?;
+        self.remember(tx_id, d, class_keys, None);
+        Ok(())
+    }
+
+    /// Judge a declaration against the state as it stands (the leader, when
+    /// proposing its batch) and remember the outcome, so applying the entry
+    /// neither decrypts nor judges it again on this node. Needs only
+    /// `&self`, so judging shares the lock.
     pub fn admit(
         &self,
         config: &ChainConfig,
@@ -333,9 +368,7 @@ impl CustomsValidator {
         if !stx.tx.kind.carries_declaration() {
             return Ok(ContentOutcome::default());
         }
-        let (d, out) = self.judge(config, stx, tx_id)?;
-        self.remember(tx_id, d, out.clone());
-        Ok(out)
+        self.judge(config, stx, tx_id)
     }
 
     /// [`ContentValidator::agrees`] through `&self`. An outcome this node
@@ -352,16 +385,12 @@ impl CustomsValidator {
             return recorded == &ContentOutcome::default();
         }
         if let Some(o) = self.opened().get(tx_id) {
-            if &o.outcome == recorded {
+            if o.outcome.as_ref() == Some(recorded) {
                 return true;
             }
         }
         match self.judge(config, stx, tx_id) {
-            Ok((d, mine)) => {
-                let same = &mine == recorded;
-                self.remember(tx_id, d, mine);
-                same
-            }
+            Ok(mine) => &mine == recorded,
             Err(_) => false,
         }
     }
