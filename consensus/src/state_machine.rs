@@ -276,6 +276,8 @@ impl LedgerStateMachine {
         fs::create_dir_all(&snapshot_dir)?;
         let ledger = open_ledger(ledger_dir, &genesis, genesis_time_ms)
             .map_err(crate::ConsensusError::Raft)?;
+        let mut content = content;
+        relearn(&ledger, content.as_mut()).map_err(crate::ConsensusError::Raft)?;
         Ok(LedgerStateMachine {
             shared: Arc::new(Shared {
                 reader: std::sync::RwLock::new(Some(ledger.store().clone())),
@@ -296,6 +298,26 @@ impl LedgerStateMachine {
             shared: self.shared.clone(),
         }
     }
+}
+
+/// Rebuild the content validator's learned state from the ledger's blocks.
+fn relearn(
+    ledger: &Ledger<RocksStore>,
+    content: &mut (dyn ContentValidator + Send),
+) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let n = ledger
+        .relearn(content)
+        .map_err(|e| format!("relearning from the chain: {e}"))?;
+    if n > 0 {
+        tracing::info!(
+            transactions = n,
+            height = ledger.tip().height,
+            ms = start.elapsed().as_millis() as u64,
+            "learned state rebuilt from committed blocks"
+        );
+    }
+    Ok(())
 }
 
 fn tip_report(ledger: &Ledger<RocksStore>) -> ApplyReport {
@@ -485,11 +507,20 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
     ) -> SResult<()> {
         let received = snapshot.into_std().await;
         let shared = self.shared.clone();
+        let content = self.content.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || install(&shared, &meta, received))
-            .await
-            .map_err(snap_err)?
-            .map_err(snap_err)
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            install(&shared, &meta, received)?;
+            // What the validators learned comes from the installed chain
+            // (locks in apply's order: ledger, then content).
+            shared.with_ledger(|l| -> Result<(), String> {
+                let mut content = lock(&content)?;
+                relearn(l, content.as_mut())
+            })?
+        })
+        .await
+        .map_err(snap_err)?
+        .map_err(snap_err)
     }
 
     async fn get_current_snapshot(&mut self) -> SResult<Option<Snapshot<TypeConfig>>> {

@@ -81,6 +81,10 @@ pub trait ContentValidator {
     /// Called for each transaction once its block is committed (learning).
     fn committed(&mut self, _config: &ChainConfig, _stx: &SignedTransaction, _result: &TxResult) {}
 
+    /// Drop everything learned, before it is learned again from the chain
+    /// ([`Ledger::relearn`]).
+    fn forget(&mut self) {}
+
     /// Re-judge a transaction whose outcome the leader recorded and say
     /// whether this node agrees. Validators that cannot judge agree.
     fn agrees(
@@ -1151,6 +1155,30 @@ impl<S: Store> Ledger<S> {
             content.committed(&self.config, stx, r);
         }
         Ok((built.block, built.rejected))
+    }
+
+    /// Rebuild what `content` learns from committed blocks: forget, then
+    /// replay every block from height 1 in commit order through
+    /// [`ContentValidator::committed`], exactly as applying them did. So the
+    /// learned state is a function of the chain alone, whether this node
+    /// applied the blocks, restarted, or installed a snapshot. Returns the
+    /// number of transactions replayed.
+    pub fn relearn(&self, content: &mut dyn ContentValidator) -> Result<u64, LedgerError> {
+        if self.tip.height == 0 {
+            return Ok(0);
+        }
+        content.forget();
+        let mut n = 0;
+        for h in 1..=self.tip.height {
+            let block = self
+                .block(h)?
+                .ok_or_else(|| LedgerError::Mismatch(format!("block {h} missing")))?;
+            for (stx, r) in block.txs.iter().zip(&block.results) {
+                content.committed(&self.config, stx, r);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Build and commit in one step.

@@ -58,6 +58,11 @@ impl ContentValidator for SharedContent {
             v.committed(config, stx, result);
         }
     }
+    fn forget(&mut self) {
+        if let Ok(mut v) = self.0.write() {
+            v.forget();
+        }
+    }
     fn agrees(
         &mut self,
         config: &ChainConfig,

@@ -498,6 +498,14 @@ impl ContentValidator for CustomsValidator {
         self.agrees_with(config, stx, tx_id, recorded)
     }
 
+    fn forget(&mut self) {
+        self.classifier = Classifier::new(&self.nomenclature);
+        self.history = RiskHistory::new(&self.risk_cfg.limits);
+        self.seq = 0;
+        self.remembered.clear();
+        self.remembered_order.clear();
+    }
+
     fn committed(&mut self, _config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
         let tx = &stx.tx;
         match tx.kind {

@@ -1,0 +1,194 @@
+//! What customs learns is a function of the chain (issue 22, ADR 0014), on
+//! a real network (127.0.0.1, `customs-node` processes): risk ranking
+//! improves as declarations commit; customs nodes that restart, or lose
+//! their data and recover by snapshot, relearn it from the committed blocks
+//! and judge every later declaration exactly as the others do (0
+//! divergences), and the value-per-kg baseline is still there.
+
+mod common;
+
+use common::{Net, STANDARD};
+use ledger::disclosure::{Draft, Field};
+use ledger::EventKind as K;
+use std::time::Duration;
+
+const RAFT: &str = "[raft]\nheartbeat_ms = 100\nelection_min_ms = 400\nelection_max_ms = 800\nsnapshot_every = 20\nkeep_logs = 0\n";
+const EXTRA: [(&str, &str); 2] = [("broker", "broker"), ("pl-exporter", "exporter")];
+const CUSTOMS: [&str; 3] = ["de-customs", "fr-customs", "pl-customs"];
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// One goods item of smartphones worth `value_minor` euro cents per 100 kg.
+fn declaration(lrn: &str, value_minor: u64) -> ledger::declaration::Declaration {
+    let mut d = ledger::declaration::sample();
+    d.lrn = lrn.into();
+    d.goods.truncate(1);
+    let g = &mut d.goods[0];
+    g.description = "Smartphones for cellular networks".into();
+    g.hs_code = "85171300".into();
+    g.gross_mass_g = 100_000;
+    g.value_minor = value_minor;
+    d
+}
+
+fn sealed(
+    net: &Net,
+    kind: K,
+    ship: &str,
+    submitter: &str,
+    fields: Vec<Field>,
+) -> ledger::SignedTransaction {
+    let cfg = net.genesis();
+    ledger::disclosure::seal(
+        &cfg,
+        &Draft {
+            chain_id: cfg.chain_id.clone(),
+            kind,
+            shipment_id: ship.into(),
+            submitter: submitter.into(),
+            claimed_time_ms: now_ms(),
+            fields,
+            shipment_parties: vec!["broker".into(), "pl-exporter".into()],
+            governance: None,
+        },
+    )
+    .unwrap()
+    .sign(&net.key(submitter))
+    .unwrap()
+}
+
+/// Book and declare shipment `ship` (through `node`); the risk outcome as
+/// customs reads it.
+async fn declare(
+    net: &Net,
+    node: &str,
+    ship: &str,
+    value_minor: u64,
+) -> ledger::block::RiskOutcome {
+    let mut exporter = net.client("pl-exporter", node).await;
+    let note = vec![Field {
+        path: "event.note".into(),
+        class: ledger::FieldClass::Public,
+        value: "booked".into(),
+    }];
+    exporter
+        .submit_retry(
+            &sealed(net, K::ShipmentBooked, ship, "pl-exporter", note),
+            Duration::from_secs(60),
+        )
+        .await;
+    let mut broker = net.client("broker", node).await;
+    let d = declaration(&format!("LRN-{ship}"), value_minor);
+    let stx = sealed(net, K::DeclarationFiled, ship, "broker", d.to_fields());
+    let r = broker.submit_retry(&stx, Duration::from_secs(60)).await;
+    let result = r.result.expect("committed with a result");
+    let result: ledger::TxResult = ledger::codec::decode(&result.encoded).unwrap();
+    let cfg = net.genesis();
+    let keys = [net.dkey("fr-customs")];
+    let mut secrets = ledger::outcome::OutcomeKeys::default();
+    secrets.secrets.insert(
+        cfg.outcome_key.id,
+        cfg.outcome_key
+            .unwrap(&cfg.chain_id, "fr-customs", &keys)
+            .unwrap(),
+    );
+    let (j, _) = ledger::outcome::open(
+        &stx.tx,
+        &stx.id().unwrap(),
+        &result.outcome,
+        "fr-customs",
+        &keys,
+        &secrets,
+    );
+    j.risk.expect("a declaration is scored")
+}
+
+fn value_per_kg_low(r: &ledger::block::RiskOutcome) -> bool {
+    r.reasons.iter().any(|(c, _)| c == "RISK_VALUE_PER_KG_LOW")
+}
+
+/// Every customs node's divergence count is 0.
+fn no_divergence(net: &Net, when: &str) {
+    for p in CUSTOMS {
+        assert_eq!(
+            net.metric(p, "customs_divergences_total"),
+            Some(0),
+            "{p} disagreed with the leader {when}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_survives_restart_and_snapshot_recovery() {
+    let mut net = Net::new(&STANDARD, 3, &EXTRA, RAFT);
+    net.start_all();
+    // EUR 0.30 per kg for smartphones, before any history: nothing to
+    // compare the value with.
+    let before = declare(&net, "de-customs", "LRN-P0", 3_000).await;
+    assert!(!value_per_kg_low(&before), "{before:?}");
+    // Ordinary smartphone declarations (about EUR 250 per kg) commit...
+    for i in 0..10u64 {
+        declare(
+            &net,
+            "de-customs",
+            &format!("LRN-H{i}"),
+            2_500_000 + i * 10_000,
+        )
+        .await;
+    }
+    // ...and the same implausible value now ranks higher, for its value.
+    let learned = declare(&net, "de-customs", "LRN-P1", 3_000).await;
+    assert!(value_per_kg_low(&learned), "{learned:?}");
+    assert!(learned.score > before.score, "{before:?} -> {learned:?}");
+    no_divergence(&net, "while learning");
+
+    // Two customs nodes restart: they relearn from their blocks.
+    for p in ["de-customs", "fr-customs"] {
+        net.kill9(p);
+        net.start(p);
+    }
+    let after_restart = declare(&net, "pl-customs", "LRN-P2", 3_000).await;
+    assert!(value_per_kg_low(&after_restart), "{after_restart:?}");
+    no_divergence(&net, "after two restarts");
+    assert!(net.log("de-customs").contains("learned state rebuilt"));
+
+    // One loses its data and recovers from a snapshot (logs are purged).
+    net.kill9("pl-customs");
+    net.wipe("pl-customs");
+    net.start("pl-customs");
+    for i in 0..3u64 {
+        declare(&net, "de-customs", &format!("LRN-S{i}"), 2_500_000).await;
+    }
+    let h = net
+        .client("de-customs", "de-customs")
+        .await
+        .status()
+        .await
+        .unwrap()
+        .height;
+    net.converge(h, Duration::from_secs(60)).await;
+    assert!(
+        net.log("pl-customs").to_lowercase().contains("snapshot"),
+        "the wiped node did not install a snapshot"
+    );
+    let after_snapshot = declare(&net, "de-customs", "LRN-P3", 3_000).await;
+    assert!(value_per_kg_low(&after_snapshot), "{after_snapshot:?}");
+    let h = net
+        .client("de-customs", "de-customs")
+        .await
+        .status()
+        .await
+        .unwrap()
+        .height;
+    net.converge(h, Duration::from_secs(60)).await;
+    no_divergence(&net, "after a snapshot recovery");
+    println!(
+        "risk of EUR 0.30/kg smartphones: {} without history, {} with, {} after restarts, {} after a snapshot recovery",
+        before.score, learned.score, after_restart.score, after_snapshot.score
+    );
+}
