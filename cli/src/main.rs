@@ -431,6 +431,12 @@ async fn run(cli: Cli) -> Result<()> {
             println!("height     {} tip {}", r.height, hex::encode(&r.tip_hash));
             println!("applied    {}", r.applied_index);
             println!("peers      {}", r.peers);
+            if r.divergence_height > 0 {
+                println!(
+                    "COSIGNING HALTED from block {}: {}",
+                    r.divergence_height, r.divergence
+                );
+            }
             for m in r.members {
                 println!(
                     "  member {} {} {} {}",

@@ -339,6 +339,13 @@ async fn check_invariants(net: &Net, acked: &[Hash32], seed: u64) -> u64 {
     let mut reference: Option<Vec<Hash32>> = None;
     let t = Target::of(net);
     for node in net.procs.keys() {
+        // No customs node disagreed with an outcome its leader recorded.
+        let status = t.client(node).await.unwrap().status().await.unwrap();
+        assert_eq!(
+            status.divergence_height, 0,
+            "seed {seed}: {node} recorded a content divergence: {}",
+            status.divergence
+        );
         let chain = blocks_of(&t, node).await;
         for w in chain.windows(2) {
             assert_eq!(

@@ -192,3 +192,99 @@ async fn learning_survives_restart_and_snapshot_recovery() {
         before.score, learned.score, after_restart.score, after_snapshot.score
     );
 }
+
+/// A leader that records a forged outcome ("nothing found": an empty one)
+/// for a declaration: every customs node recomputes it, disagrees, keeps the
+/// evidence (transaction, leader, entry) with the block, reports it in
+/// `Status` and metrics, and cosigns nothing from that block on, so no
+/// checkpoint an auditor accepts covers it. An operator clears the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_outcome_stops_honest_customs_nodes_cosigning() {
+    let mut net = Net::new(&STANDARD, 3, &EXTRA, RAFT);
+    // (A debug build's test hook: whichever customs node leads forges.)
+    for p in CUSTOMS {
+        net.start_env(p, &[], &[("CUSTOMS_TEST_FORGE_OUTCOMES", "1")]);
+    }
+    net.start("carrier");
+    let mut exporter = net.client("pl-exporter", "de-customs").await;
+    let note = vec![Field {
+        path: "event.note".into(),
+        class: ledger::FieldClass::Public,
+        value: "booked".into(),
+    }];
+    let r = exporter
+        .submit_retry(
+            &sealed(&net, K::ShipmentBooked, "FORGE-1", "pl-exporter", note),
+            Duration::from_secs(60),
+        )
+        .await;
+    net.converge(r.height, Duration::from_secs(30)).await;
+    let mut broker = net.client("broker", "de-customs").await;
+    let d = declaration("LRN-FORGE-1", 3_000);
+    let stx = sealed(
+        &net,
+        K::DeclarationFiled,
+        "FORGE-1",
+        "broker",
+        d.to_fields(),
+    );
+    let r = broker.submit_retry(&stx, Duration::from_secs(60)).await;
+    let forged_at = r.height;
+    let result: ledger::TxResult = ledger::codec::decode(&r.result.unwrap().encoded).unwrap();
+    assert!(
+        result.outcome.is_empty(),
+        "the leader did not forge: {result:?}"
+    );
+    let leader = net.leader(Duration::from_secs(10)).await;
+    net.converge(forged_at, Duration::from_secs(30)).await;
+    let id = stx.id().unwrap().to_hex();
+    for p in CUSTOMS {
+        let s = net.client(p, p).await.status().await.unwrap();
+        assert_eq!(s.divergence_height, forged_at, "{p}: {s:?}");
+        assert!(s.divergence.contains(&id), "{p}: {}", s.divergence);
+        assert!(s.divergence.contains(&leader), "{p}: {}", s.divergence);
+        let shown = net.ctl("carrier", p, &["status"]);
+        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+        assert!(shown.contains("COSIGNING HALTED"), "{p}: {shown}");
+    }
+    // More blocks: none at or above the forged one gets a quorum.
+    let r = exporter
+        .submit_retry(
+            &common::event(&net, K::ShipmentBooked, "FORGE-2", "pl-exporter"),
+            Duration::from_secs(60),
+        )
+        .await;
+    net.converge(r.height, Duration::from_secs(30)).await;
+    for p in CUSTOMS {
+        assert_eq!(
+            net.metric(p, "customs_cosigning_halted_at_height"),
+            Some(forged_at),
+            "{p}"
+        );
+        let mut c = net.client("pl-exporter", p).await;
+        let req = c.signed(
+            "/customs.v1.Ledger/GetCheckpoint",
+            proto::v1::GetCheckpointRequest { height: 0 },
+        );
+        match c.inner.get_checkpoint(req).await {
+            Ok(cp) => assert!(
+                cp.into_inner().height < forged_at,
+                "{p} serves a quorum checkpoint covering the forged block"
+            ),
+            Err(e) => assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}"),
+        }
+    }
+    // The operator investigates, then clears one node's record.
+    net.kill9("fr-customs");
+    net.start_with("fr-customs", &["--clear-divergence"]);
+    let s = net
+        .client("fr-customs", "fr-customs")
+        .await
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(s.divergence_height, 0, "{s:?}");
+    assert!(net
+        .log("fr-customs")
+        .contains("divergence cleared by the operator"));
+}

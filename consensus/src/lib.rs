@@ -43,7 +43,8 @@ pub use network::{
 };
 pub use node::{system_clock, Clock, ConsensusNode, Genesis, NodeConfig};
 pub use state_machine::{
-    LedgerHandle, LedgerSnapshotBuilder, LedgerStateMachine, APPLIED_META_KEY, DIVERGENCES,
+    divergence, Divergence, LedgerHandle, LedgerSnapshotBuilder, LedgerStateMachine,
+    APPLIED_META_KEY, DIVERGENCES, DIVERGENCE_META_KEY,
 };
 pub use types::{ApplyReport, Batch, NodeId, PeerNode, TxReceipt, TypeConfig};
 

@@ -16,7 +16,9 @@
 
 use crate::snapshot::{self, SnapshotHeader};
 use crate::types::{ApplyReport, Batch, NodeId, PeerNode, TypeConfig};
-use ledger::chain::{BlockContext, ContentValidator, Ledger, LedgerError, Rejection};
+use ledger::chain::{
+    BlockContext, ContentOutcome, ContentValidator, Ledger, LedgerError, Rejection,
+};
 use ledger::config::ChainConfig;
 use ledger::store::{RocksStore, Store, Tip};
 use openraft::storage::RaftStateMachine;
@@ -34,6 +36,42 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Ledger metadata key holding the applied log id and last membership.
 pub const APPLIED_META_KEY: &[u8] = b"raft/applied";
+
+/// Meta key of the first content divergence this node saw (a
+/// [`Divergence`]); while it is there the node cosigns nothing at or above
+/// its height (ADR 0014).
+pub const DIVERGENCE_META_KEY: &[u8] = b"content/divergence";
+
+/// Evidence of a leader-recorded outcome this customs node's own judgement
+/// contradicts: written with the block it concerns, kept until an operator
+/// clears it (`customs-node --clear-divergence`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Divergence {
+    /// Height of the block holding the transaction.
+    pub height: u64,
+    /// The transaction.
+    pub tx_id: ledger::Hash32,
+    /// The proposing leader's party.
+    pub leader: String,
+    /// Raft term and index of the entry.
+    pub raft_term: u64,
+    /// Raft log index of the entry.
+    pub raft_index: u64,
+    /// The outcome the leader recorded (sealed).
+    pub recorded: ContentOutcome,
+    /// This node's outcome (sealed), when it could judge.
+    pub own: Option<ContentOutcome>,
+}
+
+/// The divergence this node keeps as evidence, if any.
+pub fn divergence(store: &RocksStore) -> Result<Option<Divergence>, String> {
+    match store.meta(DIVERGENCE_META_KEY).map_err(|e| e.to_string())? {
+        Some(b) => ledger::codec::decode(&b)
+            .map(Some)
+            .map_err(|e| format!("divergence record: {e}")),
+        None => Ok(None),
+    }
+}
 const CURRENT_META: &str = "current.meta";
 
 type SResult<T> = Result<T, StorageError<NodeId>>;
@@ -350,6 +388,7 @@ fn apply_batch(
     // Declarations commit only if the leader judged them against this
     // block's parent (ADR 0014): public data, so every node agrees on it.
     let stale = batch.judged_at != Some(ledger.tip().height);
+    let mut diverged: Option<Divergence> = None;
     // Build with the leader's recorded content outcomes (ADR 0001); a
     // validator that can judge them says whether it agrees.
     for (((stx, id), o), i) in batch
@@ -364,6 +403,17 @@ fn apply_batch(
             continue;
         }
         if !content.agrees(ledger.config(), stx, id, o) {
+            if diverged.is_none() {
+                diverged = Some(Divergence {
+                    height: ledger.tip().height + 1,
+                    tx_id: *id,
+                    leader: ctx.proposer.clone(),
+                    raft_term: log_id.leader_id.term,
+                    raft_index: log_id.index,
+                    recorded: o.clone(),
+                    own: content.own_outcome(id),
+                });
+            }
             tracing::error!(tx = %id, index = i, "content outcome recorded by the leader differs from this node's judgement");
             DIVERGENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -398,8 +448,28 @@ fn apply_batch(
     };
     let hash = built.hash;
     let meta = ledger::codec::encode(state).map_err(|e| e.to_string())?;
+    let mut extra_meta = vec![(APPLIED_META_KEY.to_vec(), meta)];
+    if let Some(d) = diverged {
+        // Kept with the block it concerns; the first one stays.
+        let kept = ledger
+            .store()
+            .meta(DIVERGENCE_META_KEY)
+            .map_err(|e| e.to_string())?;
+        if kept.is_none() {
+            tracing::error!(
+                height = d.height,
+                tx = %d.tx_id,
+                leader = %d.leader,
+                "content outcome recorded by the leader differs from this node's: cosigning stops at this block until an operator clears it"
+            );
+            extra_meta.push((
+                DIVERGENCE_META_KEY.to_vec(),
+                ledger::codec::encode(&d).map_err(|e| e.to_string())?,
+            ));
+        }
+    }
     let (block, mut rejected) = ledger
-        .commit(built, vec![(APPLIED_META_KEY.to_vec(), meta)], content)
+        .commit(built, extra_meta, content)
         .map_err(|e| e.to_string())?;
     rejected.extend(refused);
     Ok(ApplyReport {

@@ -85,6 +85,13 @@ pub trait ContentValidator {
     /// ([`Ledger::relearn`]).
     fn forget(&mut self) {}
 
+    /// This node's own outcome for a transaction it disagreed on (for the
+    /// evidence it keeps), if it has one.
+    fn own_outcome(&mut self, tx_id: &Hash32) -> Option<ContentOutcome> {
+        let _ = tx_id;
+        None
+    }
+
     /// Re-judge a transaction whose outcome the leader recorded and say
     /// whether this node agrees. Validators that cannot judge agree.
     fn agrees(
@@ -1234,6 +1241,9 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn put_meta(&self, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
         (**self).put_meta(k, v)
+    }
+    fn delete_meta(&self, k: &[u8]) -> Result<(), StoreError> {
+        (**self).delete_meta(k)
     }
     fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
         (**self).commit(w)

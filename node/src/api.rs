@@ -460,6 +460,13 @@ pub fn status_response(core: &NodeCore) -> v1::StatusResponse {
                 .map(|x| x.party.clone())
         })
         .unwrap_or_default();
+    let divergence = core
+        .consensus
+        .ledger()
+        .with_store(consensus::divergence)
+        .ok()
+        .and_then(|d| d.ok())
+        .flatten();
     v1::StatusResponse {
         chain_id: core
             .consensus
@@ -484,6 +491,15 @@ pub fn status_response(core: &NodeCore) -> v1::StatusResponse {
         peers: core.p2p.stats().connected_peers as u32,
         members,
         version: env!("CARGO_PKG_VERSION").into(),
+        divergence_height: divergence.as_ref().map_or(0, |d| d.height),
+        divergence: divergence
+            .map(|d| {
+                format!(
+                    "tx {} in block {}: the outcome recorded by leader {} (term {}, index {}) differs from this node's judgement",
+                    d.tx_id, d.height, d.leader, d.raft_term, d.raft_index
+                )
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -175,6 +175,16 @@ impl Cosigner {
                 if height > l.tip().height {
                     return Ok(None);
                 }
+                // This node disagreed with an outcome at or below `height`:
+                // it vouches for nothing from that block on (ADR 0014).
+                if let Some(d) = consensus::divergence(l.store())? {
+                    self.metrics
+                        .cosign_halted_at
+                        .store(d.height, Ordering::Relaxed);
+                    if height >= d.height {
+                        return Ok(None);
+                    }
+                }
                 let cp = l.checkpoint_at(height).map_err(|e| e.to_string())?;
                 // The block named must be the leaf of the tree named (a block
                 // edited on disk is not).

@@ -63,6 +63,9 @@ impl ContentValidator for SharedContent {
             v.forget();
         }
     }
+    fn own_outcome(&mut self, tx_id: &Hash32) -> Option<ContentOutcome> {
+        self.0.write().ok().and_then(|mut v| v.own_outcome(tx_id))
+    }
     fn agrees(
         &mut self,
         config: &ChainConfig,
@@ -79,7 +82,12 @@ impl ContentValidator for SharedContent {
 
 /// The leader's declaration judge (see `consensus::Judge`): the shared
 /// validator, taken shared, against the ledger as the batcher found it.
-struct SharedJudge(Arc<RwLock<CustomsValidator>>);
+struct SharedJudge {
+    validator: Arc<RwLock<CustomsValidator>>,
+    /// Debug builds only, for the divergence test: record an empty outcome
+    /// ("nothing found") instead of the real one, as a rogue leader would.
+    forge: bool,
+}
 
 impl consensus::Judge for SharedJudge {
     fn judge(
@@ -88,11 +96,25 @@ impl consensus::Judge for SharedJudge {
         stx: &SignedTransaction,
         id: &Hash32,
     ) -> Result<ContentOutcome, Rejection> {
-        match self.0.read() {
+        let out = match self.validator.read() {
             Ok(v) => v.admit(config, stx, id),
             Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
+        }?;
+        if self.forge {
+            return Ok(ContentOutcome::default());
         }
+        Ok(out)
     }
+}
+
+/// Whether this (debug) build forges outcomes: `CUSTOMS_TEST_FORGE_OUTCOMES`
+/// set. Release builds never do.
+fn forge_outcomes() -> bool {
+    let on = cfg!(debug_assertions) && std::env::var_os("CUSTOMS_TEST_FORGE_OUTCOMES").is_some();
+    if on {
+        tracing::warn!("TEST BUILD: this node records forged (empty) outcomes when it leads");
+    }
+    on
 }
 
 /// A running node.
@@ -320,6 +342,26 @@ pub fn repair(cfg: &NodeConfig) -> Result<consensus::integrity::Quarantined> {
     Ok(q)
 }
 
+/// The operator's answer to a content divergence (ADR 0014): after
+/// investigating the evidence (`customsctl status` shows it), remove it so
+/// the node cosigns again. Returns what was cleared.
+pub fn clear_divergence(cfg: &NodeConfig) -> Result<Option<consensus::Divergence>> {
+    let store = ledger::RocksStore::open(&ledger_dir(cfg))
+        .map_err(|e| anyhow!("cannot open the ledger to clear a divergence: {e}"))?;
+    let found = consensus::divergence(&store).map_err(|e| anyhow!(e))?;
+    if let Some(d) = &found {
+        ledger::Store::delete_meta(&store, consensus::DIVERGENCE_META_KEY)
+            .map_err(|e| anyhow!("cannot clear the divergence record: {e}"))?;
+        tracing::warn!(
+            height = d.height,
+            tx = %d.tx_id,
+            leader = %d.leader,
+            "divergence cleared by the operator; cosigning resumes"
+        );
+    }
+    Ok(found)
+}
+
 /// Start a node from its configuration.
 pub async fn start(cfg: NodeConfig) -> Result<Running> {
     let genesis = load_genesis(&cfg.genesis)?;
@@ -507,9 +549,12 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             max_delay: Duration::from_millis(cfg.batch.max_delay_ms),
             queue: 16384,
         },
-        content
-            .as_ref()
-            .map(|c| Arc::new(SharedJudge(c.clone())) as Arc<dyn consensus::Judge>),
+        content.as_ref().map(|c| {
+            Arc::new(SharedJudge {
+                validator: c.clone(),
+                forge: forge_outcomes(),
+            }) as Arc<dyn consensus::Judge>
+        }),
     );
     let cosigner = Arc::new(cosign::Cosigner::new(
         &cfg.party,

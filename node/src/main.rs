@@ -25,6 +25,10 @@ struct Args {
     /// refused to start with STORE_CORRUPT; repair one voter at a time.
     #[arg(long)]
     repair: bool,
+    /// Remove the content-divergence record this node keeps (after an
+    /// operator has investigated it), so it cosigns checkpoints again.
+    #[arg(long)]
+    clear_divergence: bool,
 }
 
 #[tokio::main]
@@ -43,6 +47,15 @@ async fn main() -> Result<()> {
     let cfg = node::config::NodeConfig::load(args.config.as_deref(), std::env::vars(), &args.set)?;
     if args.repair {
         node::repair(&cfg)?;
+    }
+    if args.clear_divergence {
+        match node::clear_divergence(&cfg)? {
+            Some(d) => eprintln!(
+                "cleared the divergence at block {} (tx {}, leader {})",
+                d.height, d.tx_id, d.leader
+            ),
+            None => eprintln!("no divergence recorded"),
+        }
     }
     let running = node::start(cfg).await?;
     println!("READY grpc={}", running.grpc_addr);

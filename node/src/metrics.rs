@@ -79,6 +79,9 @@ pub struct Metrics {
     pub equivocations: AtomicU64,
     /// Conflicting signed statements kept as evidence (in the ledger store).
     pub equivocation_evidence: AtomicU64,
+    /// Height from which this node refuses to cosign after a content
+    /// divergence (0: none).
+    pub cosign_halted_at: AtomicU64,
     /// Peer messages refused by the trust rules (ADR 0011), by reason code.
     pub peer_refused: Mutex<BTreeMap<String, u64>>,
 }
@@ -94,6 +97,7 @@ impl Default for Metrics {
             auth_failures: AtomicU64::new(0),
             equivocations: AtomicU64::new(0),
             equivocation_evidence: AtomicU64::new(0),
+            cosign_halted_at: AtomicU64::new(0),
             peer_refused: Mutex::new(BTreeMap::new()),
         }
     }
@@ -152,6 +156,12 @@ impl Metrics {
             g.raft_role,
         );
         gauge(&mut out, "customs_raft_term", "Current Raft term.", g.term);
+        gauge(
+            &mut out,
+            "customs_cosigning_halted_at_height",
+            "Block from which this node cosigns nothing after a content divergence (0: none).",
+            self.cosign_halted_at.load(Ordering::Relaxed),
+        );
         gauge(
             &mut out,
             "customs_raft_applied_index",

@@ -279,6 +279,10 @@ impl Net {
     }
 
     fn spawn(&self, party: &str, args: &[&str]) -> Child {
+        self.spawn_env(party, args, &[])
+    }
+
+    fn spawn_env(&self, party: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
         let cfg = self.net().join(party).join("node.toml");
         // Appended, so a restarted node's log follows its previous life.
         let log = std::fs::OpenOptions::new()
@@ -295,6 +299,7 @@ impl Net {
                 std::env::var("CUSTOMS_NODE_LOG")
                     .unwrap_or_else(|_| "info,openraft=warn,libp2p=warn".into()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -325,7 +330,12 @@ impl Net {
 
     /// Start `party`'s node with extra command-line arguments.
     pub fn start_with(&mut self, party: &str, args: &[&str]) {
-        let mut child = self.spawn(party, args);
+        self.start_env(party, args, &[]);
+    }
+
+    /// Start `party`'s node with extra arguments and environment variables.
+    pub fn start_env(&mut self, party: &str, args: &[&str], env: &[(&str, &str)]) {
+        let mut child = self.spawn_env(party, args, env);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -111,6 +111,10 @@ impl Store for MemStore {
         self.lock()?.meta.insert(key.to_vec(), value.to_vec());
         Ok(())
     }
+    fn delete_meta(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.lock()?.meta.remove(key);
+        Ok(())
+    }
     fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         check_next_height(g.tip.as_ref(), w.height)?;

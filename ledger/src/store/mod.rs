@@ -133,6 +133,8 @@ pub trait Store: Send + Sync {
     fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Write metadata (synced).
     fn put_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Delete metadata (synced); deleting an absent key is not an error.
+    fn delete_meta(&self, key: &[u8]) -> Result<(), StoreError>;
     /// Atomically write one block and everything it changes. Refuses a
     /// height that is not exactly the tip's successor (or 0 on an empty store).
     fn commit(&self, write: BlockWrite) -> Result<(), StoreError>;

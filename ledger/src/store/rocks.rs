@@ -327,6 +327,16 @@ impl Store for RocksStore {
             .put_cf_opt(self.cf(CF_META)?, key, value, &self.write_opts())
             .map_err(backend)
     }
+    fn delete_meta(&self, key: &[u8]) -> Result<(), StoreError> {
+        if key.first() == Some(&0) {
+            return Err(StoreError::Refused(
+                "meta keys starting with 0x00 are reserved".into(),
+            ));
+        }
+        self.db
+            .delete_cf_opt(self.cf(CF_META)?, key, &self.write_opts())
+            .map_err(backend)
+    }
     fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
         check_next_height(self.tip()?.as_ref(), w.height)?;
         let mut b = WriteBatch::default();

@@ -498,6 +498,10 @@ impl ContentValidator for CustomsValidator {
         self.agrees_with(config, stx, tx_id, recorded)
     }
 
+    fn own_outcome(&mut self, tx_id: &Hash32) -> Option<ContentOutcome> {
+        self.opened().get(tx_id).and_then(|o| o.outcome.clone())
+    }
+
     fn forget(&mut self) {
         self.classifier = Classifier::new(&self.nomenclature);
         self.history = RiskHistory::new(&self.risk_cfg.limits);
