@@ -180,6 +180,14 @@ enum Cmd {
         /// CA certificate (PEM) to pin for an `https://` node.
         #[arg(long, env = "CUSTOMS_CA")]
         ca: Option<PathBuf>,
+        /// With --file: recompute every declaration's outcome as this
+        /// customs party (--as, --keys) in commit order and report any
+        /// block whose committed outcome differs.
+        #[arg(long)]
+        rejudge: bool,
+        /// Nomenclature for --rejudge (default: located automatically).
+        #[arg(long)]
+        nomenclature: Option<PathBuf>,
     },
     /// Compare cosigned checkpoints from several nodes and files; fails naming the parties whose
     /// signatures conflict (two different checkpoints at one height, checkpoints that do not
@@ -501,11 +509,35 @@ async fn run(cli: Cli) -> Result<()> {
             genesis_file,
             ca,
             trust,
+            rejudge,
+            nomenclature: nom,
         } => match (file, party, keys, genesis) {
-            (Some(f), ..) => {
+            (Some(f), party, keys, _) => {
                 let g = genesis_file
                     .ok_or_else(|| anyhow!("--genesis-file is required with --file"))?;
-                verify_file(&f, &load_genesis(&g)?)?
+                let cfg = load_genesis(&g)?;
+                let blocks = verify_file(&f, &cfg)?;
+                if rejudge {
+                    let (Some(party), Some(keys)) = (party, keys) else {
+                        bail!("--rejudge needs --as (a customs party) and --keys");
+                    };
+                    let conn = Conn {
+                        node: String::new(),
+                        party,
+                        keys,
+                        genesis: g,
+                        quorum: None,
+                        node_party: None,
+                        ca: None,
+                    };
+                    rejudge_chain(
+                        &blocks,
+                        &cfg,
+                        &conn.party,
+                        conn.decryption_keys()?,
+                        load_nomenclature(nom.as_deref())?,
+                    )?;
+                }
             }
             (None, Some(party), Some(keys), Some(genesis)) => {
                 let conn = Conn {
@@ -1005,7 +1037,61 @@ async fn export(conn: &Conn, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn verify_file(path: &Path, cfg: &ChainConfig) -> Result<()> {
+/// Recompute every declaration's committed outcome as customs party
+/// `party`, replaying the chain in commit order exactly as applying it
+/// does (judge against the state after the previous block, then learn from
+/// the block). Fails naming each transaction whose outcome differs.
+fn rejudge_chain(
+    blocks: &[Vec<u8>],
+    cfg: &ChainConfig,
+    party: &str,
+    keys: Vec<DecryptionKey>,
+    nom: Nomenclature,
+) -> Result<()> {
+    use ledger::chain::ContentValidator;
+    let mut v = ledger::validate::CustomsValidator::new(party, keys, std::sync::Arc::new(nom));
+    let bar = progress(blocks.len() as u64, "re-judging");
+    let mut judged = 0u64;
+    let mut differ = Vec::new();
+    for bytes in blocks {
+        let b = Block::decode(bytes).map_err(|e| anyhow!("block does not decode: {e}"))?;
+        for (stx, r) in b.txs.iter().zip(&b.results) {
+            if !stx.tx.kind.carries_declaration() {
+                continue;
+            }
+            judged += 1;
+            match v.admit(cfg, stx, &r.tx_id) {
+                Ok(mine) if mine.sealed == r.outcome => {}
+                Ok(_) => differ.push(format!(
+                    "block {} tx {}: the committed outcome differs from this recomputation (proposer {})",
+                    b.header.height, r.tx_id, b.header.proposer
+                )),
+                Err(e) => differ.push(format!(
+                    "block {} tx {}: cannot judge it as {party}: {}: {}",
+                    b.header.height, r.tx_id, e.code, e.message
+                )),
+            }
+        }
+        for (stx, r) in b.txs.iter().zip(&b.results) {
+            v.committed(cfg, stx, r);
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    if !differ.is_empty() {
+        for d in &differ {
+            eprintln!("REJUDGE MISMATCH {d}");
+        }
+        bail!(
+            "{} of {judged} committed declaration outcomes differ from their recomputation",
+            differ.len()
+        );
+    }
+    println!("rejudge OK: {judged} declaration outcomes recomputed as {party}, all identical");
+    Ok(())
+}
+
+fn verify_file(path: &Path, cfg: &ChainConfig) -> Result<Vec<Vec<u8>>> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let rest = data
         .strip_prefix(CHAIN_MAGIC.as_slice())
@@ -1027,12 +1113,14 @@ fn verify_file(path: &Path, cfg: &ChainConfig) -> Result<()> {
         r = tail;
     }
     let bar = progress(blocks.len() as u64, "verifying");
-    let report = ledger::verify_chain(cfg, blocks.into_iter().map(Ok), |h| bar.set_position(h + 1))
-        .map_err(|f| anyhow!("chain verification failed at {f}"))?;
+    let report = ledger::verify_chain(cfg, blocks.iter().cloned().map(Ok), |h| {
+        bar.set_position(h + 1)
+    })
+    .map_err(|f| anyhow!("chain verification failed at {f}"))?;
     bar.finish();
     println!(
         "chain OK: {} blocks, {} transactions, tree root {} at height {}",
         report.blocks, report.transactions, report.checkpoint.tree_root, report.checkpoint.height
     );
-    Ok(())
+    Ok(blocks)
 }

@@ -112,6 +112,20 @@ fn value_per_kg_low(r: &ledger::block::RiskOutcome) -> bool {
     r.reasons.iter().any(|(c, _)| c == "RISK_VALUE_PER_KG_LOW")
 }
 
+/// `customsctl verify --file F --rejudge` as customs party `party`.
+fn rejudge(net: &Net, file: &std::path::Path, party: &str) -> std::process::Output {
+    std::process::Command::new(common::customsctl())
+        .args(["verify", "--rejudge", "--file"])
+        .arg(file)
+        .arg("--genesis-file")
+        .arg(net.net().join("genesis.json"))
+        .args(["--as", party])
+        .arg("--keys")
+        .arg(net.net().join("keys"))
+        .output()
+        .unwrap()
+}
+
 /// Every customs node's divergence count is 0.
 fn no_divergence(net: &Net, when: &str) {
     for p in CUSTOMS {
@@ -187,6 +201,24 @@ async fn learning_survives_restart_and_snapshot_recovery() {
         .height;
     net.converge(h, Duration::from_secs(60)).await;
     no_divergence(&net, "after a snapshot recovery");
+    // Offline: the exported (cosigned) chain re-judged as another customs
+    // party gives every committed outcome back.
+    let export = net.dir.path().join("chain.bin");
+    let o = net.ctl(
+        "de-customs",
+        "de-customs",
+        &["export", "--out", export.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = rejudge(&net, &export, "fr-customs");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("rejudge OK"), "{out}");
+    println!("{}", out.lines().last().unwrap_or_default());
     println!(
         "risk of EUR 0.30/kg smartphones: {} without history, {} with, {} after restarts, {} after a snapshot recovery",
         before.score, learned.score, after_restart.score, after_snapshot.score
@@ -274,6 +306,38 @@ async fn a_forged_outcome_stops_honest_customs_nodes_cosigning() {
             Err(e) => assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}"),
         }
     }
+    // Re-judged offline from the blocks a node holds (the forged one was
+    // never cosigned, so `export` stops before it): the mismatch is named.
+    let tip = net
+        .client("carrier", "carrier")
+        .await
+        .status()
+        .await
+        .unwrap()
+        .height;
+    let mut c = net.client("carrier", "carrier").await;
+    let mut file = b"CLCHAIN1".to_vec();
+    for h in 0..=tip {
+        let req = c.signed(
+            "/customs.v1.Ledger/GetBlock",
+            proto::v1::GetBlockRequest { height: h },
+        );
+        let b = c.inner.get_block(req).await.unwrap().into_inner().block;
+        file.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        file.extend_from_slice(&b);
+    }
+    let raw = net.dir.path().join("raw-chain.bin");
+    std::fs::write(&raw, file).unwrap();
+    let o = rejudge(&net, &raw, "de-customs");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success(),
+        "the forged outcome passed a re-judging"
+    );
+    assert!(
+        err.contains(&format!("REJUDGE MISMATCH block {forged_at} tx {id}")),
+        "{err}"
+    );
     // The operator investigates, then clears one node's record.
     net.kill9("fr-customs");
     net.start_with("fr-customs", &["--clear-divergence"]);
