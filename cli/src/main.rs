@@ -1017,6 +1017,22 @@ pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()>
         report.checkpoint.height,
         signers.join(", ")
     );
+    // A customs node that disputes an outcome it was asked to vouch for
+    // says so in its status; the auditor hears it named.
+    let status = c
+        .inner
+        .status(c.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {}))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if status.divergence_height > 0 {
+        bail!(
+            "node {} disputes block {} and cosigns nothing from it on: {}",
+            status.node_party,
+            status.divergence_height,
+            status.divergence
+        );
+    }
     Ok(())
 }
 

@@ -338,6 +338,17 @@ async fn a_forged_outcome_stops_honest_customs_nodes_cosigning() {
         err.contains(&format!("REJUDGE MISMATCH block {forged_at} tx {id}")),
         "{err}"
     );
+    // An auditor verifying against a disputing node hears the block named.
+    let o = net.ctl("pl-exporter", "pl-customs", &["verify"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success(),
+        "verify passed against a disputing node"
+    );
+    assert!(
+        err.contains(&format!("node pl-customs disputes block {forged_at}")),
+        "{err}"
+    );
     // The operator investigates, then clears one node's record.
     net.kill9("fr-customs");
     net.start_with("fr-customs", &["--clear-divergence"]);
