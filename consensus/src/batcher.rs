@@ -299,6 +299,26 @@ async fn run(
                 Err(_) => break,
             }
         }
+        if pending.iter().any(|it| it.stx.tx.kind.carries_declaration()) {
+            // This batch waits for every earlier one to apply; what queued
+            // meanwhile joins it (in order) instead of waiting a full round
+            // more in the next batch.
+            in_flight.drained().await;
+            while carried.is_none() && pending.len() < max_batch && bytes < config.max_bytes {
+                match rx.try_recv() {
+                    Ok(item) => {
+                        let b = item_bytes(&item);
+                        if bytes + b > config.max_bytes {
+                            carried = Some(item);
+                            break;
+                        }
+                        bytes += b;
+                        pending.push(item);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         let judged_at = judge_batch(&node, judge.as_ref(), &in_flight, &mut pending).await;
         if pending.is_empty() {
             if closed {
