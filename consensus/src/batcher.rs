@@ -299,7 +299,10 @@ async fn run(
                 Err(_) => break,
             }
         }
-        if pending.iter().any(|it| it.stx.tx.kind.carries_declaration()) {
+        if pending
+            .iter()
+            .any(|it| it.stx.tx.kind.carries_declaration())
+        {
             // This batch waits for every earlier one to apply; what queued
             // meanwhile joins it (in order) instead of waiting a full round
             // more in the next batch.
