@@ -19,15 +19,6 @@ pub struct Reading {
     pub sealed: Vec<FieldClass>,
 }
 
-/// The outcome secrets `party` can unwrap from `cfg`.
-pub fn secrets(cfg: &ChainConfig, party: &str, keys: &[DecryptionKey]) -> OutcomeKeys {
-    let mut k = OutcomeKeys::default();
-    if let Ok(s) = cfg.outcome_key.unwrap(&cfg.chain_id, party, keys) {
-        k.secrets.insert(cfg.outcome_key.id, s);
-    }
-    k
-}
-
 /// Decode the authoritative bytes of `r` and open what `party` may read.
 pub fn read(
     cfg: &ChainConfig,
@@ -48,7 +39,7 @@ pub fn read(
         &result.outcome,
         party,
         keys,
-        &secrets(cfg, party, keys),
+        &OutcomeKeys::for_party(cfg, party, keys),
     );
     Ok(Reading {
         status: r.status.clone(),

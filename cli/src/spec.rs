@@ -110,6 +110,12 @@ pub fn key_paths(out: &Path, party: &str) -> (PathBuf, PathBuf, PathBuf) {
 
 /// Write a secret key file with mode 0600, refusing to overwrite.
 pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<()> {
+    write_private(path, &format!("{}\n", hex::encode(secret)))
+}
+
+/// Write `contents` to a new file readable by its owner only (mode 0600,
+/// created exclusively).
+pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -124,7 +130,8 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<()> {
             path.display()
         )
     })?;
-    writeln!(f, "{}", hex::encode(secret))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
     Ok(())
 }
 

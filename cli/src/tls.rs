@@ -6,24 +6,6 @@ use anyhow::{bail, Context, Result};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use std::path::Path;
 
-/// Write `contents` to a new file readable by its owner only.
-fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {} (does it exist already?)", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
 /// Files of one node's TLS identity, relative to the genesis output.
 pub fn cert_path(party: &str) -> String {
     format!("tls/{party}.crt")
@@ -47,7 +29,7 @@ pub fn issue(out: &Path, chain_id: &str, nodes: &[(&str, &str)]) -> Result<()> {
         .push(DnType::CommonName, format!("{chain_id} network CA"));
     let ca_cert = ca.self_signed(&ca_key).context("CA certificate")?;
     std::fs::write(out.join("tls/ca.crt"), ca_cert.pem())?;
-    write_private(&out.join("keys/tls-ca.key"), &ca_key.serialize_pem())?;
+    crate::spec::write_private(&out.join("keys/tls-ca.key"), &ca_key.serialize_pem())?;
     for (party, host) in nodes {
         let mut names = vec![
             party.to_string(),
@@ -66,7 +48,7 @@ pub fn issue(out: &Path, chain_id: &str, nodes: &[(&str, &str)]) -> Result<()> {
             .signed_by(&key, &ca_cert, &ca_key)
             .with_context(|| format!("{party}: certificate"))?;
         std::fs::write(out.join(cert_path(party)), cert.pem())?;
-        write_private(&out.join(key_path(party)), &key.serialize_pem())?;
+        crate::spec::write_private(&out.join(key_path(party)), &key.serialize_pem())?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{event, Net, STANDARD};
+use common::{event, reason, Net, STANDARD};
 use ledger::EventKind as K;
 use prost::Message;
 use proto::v1;
@@ -86,14 +86,6 @@ async fn raw_submit(
     md.insert("x-customs-signature", a.signature.to_hex().parse().unwrap());
     let path = "/customs.v1.Ledger/Submit".parse().unwrap();
     g.unary(req, path, Raw).await.map(|r| r.into_inner())
-}
-
-fn reason(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("x-customs-reason")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -457,10 +457,7 @@ async fn curious_parties_learn_nothing_and_act_on_nothing() {
         ("de-customs", "de-customs"),
     ] {
         let keys = vec![net.dkey(party)];
-        let mut outcome_keys = ledger::outcome::OutcomeKeys::default();
-        if let Ok(s) = cfg.outcome_key.unwrap(&cfg.chain_id, party, &keys) {
-            outcome_keys.secrets.insert(cfg.outcome_key.id, s);
-        }
+        let outcome_keys = ledger::outcome::OutcomeKeys::for_party(&cfg, party, &keys);
         let reader = Reader {
             net: &net,
             party,
@@ -557,12 +554,7 @@ async fn curious_parties_learn_nothing_and_act_on_nothing() {
                 .submit(&stx)
                 .await
                 .expect_err("committed a stranger's event");
-            let why = e
-                .metadata()
-                .get("x-customs-reason")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
+            let why = common::reason(&e);
             let expected = if cfg.may_submit(roles, kind) {
                 "TX_NOT_SHIPMENT_PARTY"
             } else {

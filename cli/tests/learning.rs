@@ -90,13 +90,8 @@ async fn declare(
     let result: ledger::TxResult = ledger::codec::decode(&result.encoded).unwrap();
     let cfg = net.genesis();
     let keys = [net.dkey("fr-customs")];
-    let mut secrets = ledger::outcome::OutcomeKeys::default();
-    secrets.secrets.insert(
-        cfg.outcome_key.id,
-        cfg.outcome_key
-            .unwrap(&cfg.chain_id, "fr-customs", &keys)
-            .unwrap(),
-    );
+    let secrets = ledger::outcome::OutcomeKeys::for_party(&cfg, "fr-customs", &keys);
+    assert_eq!(secrets.secrets.len(), 1, "customs holds the outcome secret");
     let (j, _) = ledger::outcome::open(
         &stx.tx,
         &stx.id().unwrap(),
@@ -124,6 +119,13 @@ fn rejudge(net: &Net, file: &std::path::Path, party: &str) -> std::process::Outp
         .arg(net.net().join("keys"))
         .output()
         .unwrap()
+}
+
+/// Wait until every running node holds de-customs' current tip.
+async fn settle(net: &Net) {
+    let s = net.client("de-customs", "de-customs").await.status().await;
+    net.converge(s.unwrap().height, Duration::from_secs(60))
+        .await;
 }
 
 /// Every customs node's divergence count is 0.
@@ -178,28 +180,14 @@ async fn learning_survives_restart_and_snapshot_recovery() {
     for i in 0..3u64 {
         declare(&net, "de-customs", &format!("LRN-S{i}"), 2_500_000).await;
     }
-    let h = net
-        .client("de-customs", "de-customs")
-        .await
-        .status()
-        .await
-        .unwrap()
-        .height;
-    net.converge(h, Duration::from_secs(60)).await;
+    settle(&net).await;
     assert!(
         net.log("pl-customs").to_lowercase().contains("snapshot"),
         "the wiped node did not install a snapshot"
     );
     let after_snapshot = declare(&net, "de-customs", "LRN-P3", 3_000).await;
     assert!(value_per_kg_low(&after_snapshot), "{after_snapshot:?}");
-    let h = net
-        .client("de-customs", "de-customs")
-        .await
-        .status()
-        .await
-        .unwrap()
-        .height;
-    net.converge(h, Duration::from_secs(60)).await;
+    settle(&net).await;
     no_divergence(&net, "after a snapshot recovery");
     // Offline: the exported (cosigned) chain re-judged as another customs
     // party gives every committed outcome back.

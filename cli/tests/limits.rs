@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Net, PartyDef};
+use common::{reason, Net, PartyDef};
 use proto::v1;
 use std::time::{Duration, Instant};
 
@@ -24,14 +24,6 @@ async fn open(c: &mut common::Api) -> Result<tonic::Streaming<v1::BlockResponse>
         v1::StreamBlocksRequest { from_height: 0 },
     );
     c.inner.stream_blocks(req).await.map(|r| r.into_inner())
-}
-
-fn reason(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("x-customs-reason")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

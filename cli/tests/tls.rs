@@ -22,6 +22,19 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
+/// `customsctl status` as the carrier against `url`, pinning no CA.
+fn status_without_ca(net: &Net, url: &str) -> std::process::Output {
+    std::process::Command::new(common::customsctl())
+        .args(["status", "--node", url, "--as", "carrier"])
+        .arg("--keys")
+        .arg(net.net().join("keys"))
+        .arg("--genesis")
+        .arg(net.net().join("genesis.json"))
+        .env_remove("CUSTOMS_CA")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn clients_pin_the_network_ca_and_nothing_else() {
     let mut net = Net::new_tls(&ONE, 1, &[("carrier", "carrier")]);
@@ -68,35 +81,13 @@ fn clients_pin_the_network_ca_and_nothing_else() {
     );
 
     // No CA: refused before connecting (no system roots are trusted).
-    let o = std::process::Command::new(common::customsctl())
-        .args([
-            "status",
-            "--node",
-            &net.url("de-customs"),
-            "--as",
-            "carrier",
-        ])
-        .arg("--keys")
-        .arg(net.net().join("keys"))
-        .arg("--genesis")
-        .arg(net.net().join("genesis.json"))
-        .env_remove("CUSTOMS_CA")
-        .output()
-        .unwrap();
+    let o = status_without_ca(&net, &net.url("de-customs"));
     assert!(!o.status.success());
     assert!(text(&o).contains("--ca"), "{}", text(&o));
 
     // Plaintext to the TLS port: no answer.
     let plain = net.url("de-customs").replace("https://", "http://");
-    let o = std::process::Command::new(common::customsctl())
-        .args(["status", "--node", &plain, "--as", "carrier"])
-        .arg("--keys")
-        .arg(net.net().join("keys"))
-        .arg("--genesis")
-        .arg(net.net().join("genesis.json"))
-        .env_remove("CUSTOMS_CA")
-        .output()
-        .unwrap();
+    let o = status_without_ca(&net, &plain);
     assert!(!o.status.success(), "plaintext was served: {}", text(&o));
 }
 

@@ -178,22 +178,38 @@ fn item_bytes(it: &Item) -> usize {
     it.bytes.len() + PER_TX_OVERHEAD
 }
 
-/// Judge the declarations of `pending` once every earlier batch has been
-/// applied; refused ones are answered and dropped. Returns the height
-/// judged against.
+/// A batch being collected.
+struct Collecting {
+    pending: Vec<Item>,
+    bytes: usize,
+}
+
+impl Collecting {
+    /// Add `item` unless it would push the batch over `max_bytes`; then it
+    /// is handed back to open the next batch.
+    fn push(&mut self, item: Item, max_bytes: usize) -> Result<(), Item> {
+        let b = item_bytes(&item);
+        if self.bytes + b > max_bytes {
+            return Err(item);
+        }
+        self.bytes += b;
+        self.pending.push(item);
+        Ok(())
+    }
+
+    fn has_room(&self, max_batch: usize, max_bytes: usize) -> bool {
+        self.pending.len() < max_batch && self.bytes < max_bytes
+    }
+}
+
+/// Judge the declarations of `pending` (every earlier batch applied);
+/// refused ones are answered and dropped. Returns the height judged
+/// against.
 async fn judge_batch(
     node: &ConsensusNode,
     judge: Option<&Arc<dyn Judge>>,
-    in_flight: &InFlight,
     pending: &mut Vec<Item>,
 ) -> Option<u64> {
-    if !pending
-        .iter()
-        .any(|it| it.stx.tx.kind.carries_declaration())
-    {
-        return None;
-    }
-    in_flight.drained().await;
     let (config, height) = match node
         .ledger()
         .with_ledger(|l| (l.shared_config(), l.tip().height))
@@ -278,19 +294,18 @@ async fn run(
             },
         };
         let deadline = Instant::now() + config.max_delay;
-        let mut bytes = item_bytes(&first);
-        let mut pending = vec![first];
+        let mut batch = Collecting {
+            bytes: item_bytes(&first),
+            pending: vec![first],
+        };
         let mut closed = false;
-        while pending.len() < max_batch && bytes < config.max_bytes {
+        while batch.has_room(max_batch, config.max_bytes) {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(item)) => {
-                    let b = item_bytes(&item);
-                    if bytes + b > config.max_bytes {
+                    if let Err(item) = batch.push(item, config.max_bytes) {
                         carried = Some(item);
                         break;
                     }
-                    bytes += b;
-                    pending.push(item);
                 }
                 Ok(None) => {
                     closed = true;
@@ -299,7 +314,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        if pending
+        let mut judged_at = None;
+        if batch
+            .pending
             .iter()
             .any(|it| it.stx.tx.kind.carries_declaration())
         {
@@ -307,22 +324,15 @@ async fn run(
             // meanwhile joins it (in order) instead of waiting a full round
             // more in the next batch.
             in_flight.drained().await;
-            while carried.is_none() && pending.len() < max_batch && bytes < config.max_bytes {
-                match rx.try_recv() {
-                    Ok(item) => {
-                        let b = item_bytes(&item);
-                        if bytes + b > config.max_bytes {
-                            carried = Some(item);
-                            break;
-                        }
-                        bytes += b;
-                        pending.push(item);
-                    }
-                    Err(_) => break,
+            while carried.is_none() && batch.has_room(max_batch, config.max_bytes) {
+                let Ok(item) = rx.try_recv() else { break };
+                if let Err(item) = batch.push(item, config.max_bytes) {
+                    carried = Some(item);
                 }
             }
+            judged_at = judge_batch(&node, judge.as_ref(), &mut batch.pending).await;
         }
-        let judged_at = judge_batch(&node, judge.as_ref(), &in_flight, &mut pending).await;
+        let pending = batch.pending;
         if pending.is_empty() {
             if closed {
                 return;

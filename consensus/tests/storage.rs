@@ -50,8 +50,6 @@ async fn corrupt_log_entry_is_an_error_not_a_panic() {
 
 /// Applies one batch of bookings (shipments `tag-0..n`) as log entry `index`.
 async fn apply_bookings(sm: &mut LedgerStateMachine, index: u64, tag: &str, n: u64) {
-    use consensus::openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-    use consensus::Batch;
     let txs = (0..n)
         .map(|i| {
             testkit::event(
@@ -63,21 +61,7 @@ async fn apply_bookings(sm: &mut LedgerStateMachine, index: u64, tag: &str, n: u
             )
         })
         .collect();
-    let entry = Entry::<TypeConfig> {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(Batch {
-            ctx: ledger::chain::BlockContext {
-                timestamp_ms: testkit::T0 + 1000,
-                raft_term: 0,
-                raft_index: 0,
-                proposer: "de-customs".into(),
-            },
-            txs: ledger::TxBatch::from_txs(txs).unwrap(),
-            outcomes: Vec::new().into(),
-            judged_at: None,
-        }),
-    };
-    sm.apply(vec![entry]).await.unwrap();
+    apply_judged(sm, index, txs, None).await;
 }
 
 /// Moves `from`'s current snapshot into `to` as if received over the network.

@@ -211,6 +211,18 @@ pub struct OutcomeKeys {
     pub secrets: BTreeMap<Hash32, [u8; 32]>,
 }
 
+impl OutcomeKeys {
+    /// The outcome secret of `cfg` that `party` unwraps with `keys`, if
+    /// the config wraps it to that party.
+    pub fn for_party(cfg: &ChainConfig, party: &str, keys: &[DecryptionKey]) -> OutcomeKeys {
+        let mut k = OutcomeKeys::default();
+        if let Ok(s) = cfg.outcome_key.unwrap(&cfg.chain_id, party, keys) {
+            k.secrets.insert(cfg.outcome_key.id, s);
+        }
+        k
+    }
+}
+
 fn part_key(base: &[u8; 32], class: FieldClass, tx_id: &Hash32) -> [u8; 32] {
     tagged_hash(OUTCOME_KEY, &[&[class as u8], base, &tx_id.0]).0
 }

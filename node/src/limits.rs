@@ -126,6 +126,8 @@ pub mod bounded {
     pub struct Sender<T> {
         tx: mpsc::Sender<(T, OwnedSemaphorePermit)>,
         bytes: Arc<Semaphore>,
+        /// The buffer's size: the most one item may take.
+        cap: u32,
     }
 
     /// The consuming side (what the handler returns).
@@ -141,11 +143,12 @@ pub mod bounded {
     /// that waits until the buffer is empty).
     pub fn channel<T>(bytes: usize, slot: super::Slot) -> (Sender<T>, Receiver<T>) {
         let (tx, rx) = mpsc::channel(1024);
-        let bytes = bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let cap = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         (
             Sender {
                 tx,
-                bytes: Arc::new(Semaphore::new(bytes)),
+                bytes: Arc::new(Semaphore::new(cap)),
+                cap: cap as u32,
             },
             Receiver { rx, _slot: slot },
         )
@@ -155,8 +158,8 @@ pub mod bounded {
         /// Send `item` of `size` encoded bytes once the buffer has room.
         /// `false` when the receiver is gone.
         pub async fn send(&self, item: T, size: usize) -> bool {
-            let want = size.clamp(1, self.bytes_cap());
-            let Ok(permit) = self.bytes.clone().acquire_many_owned(want as u32).await else {
+            let want = (size.min(u32::MAX as usize) as u32).clamp(1, self.cap);
+            let Ok(permit) = self.bytes.clone().acquire_many_owned(want).await else {
                 return false;
             };
             self.tx.send((item, permit)).await.is_ok()
@@ -165,10 +168,6 @@ pub mod bounded {
         /// Whether the receiver is gone.
         pub fn is_closed(&self) -> bool {
             self.tx.is_closed()
-        }
-
-        fn bytes_cap(&self) -> usize {
-            super::STREAM_BUFFER_BYTES.min(u32::MAX as usize)
         }
     }
 

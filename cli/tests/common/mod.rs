@@ -619,6 +619,15 @@ impl Drop for Net {
     }
 }
 
+/// The reason code a node put on a refusal (`x-customs-reason`).
+pub fn reason(s: &tonic::Status) -> String {
+    s.metadata()
+        .get("x-customs-reason")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// The test networks' chain id.
 pub const CHAIN_ID: &str = "test-net";
 

@@ -274,17 +274,6 @@ impl CustomsValidator {
         Ok(s)
     }
 
-    /// Every outcome secret this party has unwrapped (for opening outcomes).
-    pub fn outcome_keys(&self) -> outcome::OutcomeKeys {
-        outcome::OutcomeKeys {
-            secrets: self
-                .secrets
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        }
-    }
-
     fn opened(&self) -> MutexGuard<'_, BTreeMap<Hash32, Opened>> {
         // The cache holds no invariant a panic could break half-way.
         self.opened.lock().unwrap_or_else(|p| p.into_inner())
