@@ -1064,19 +1064,31 @@ fn rejudge_chain(
     keys: Vec<DecryptionKey>,
     nom: Nomenclature,
 ) -> Result<()> {
-    use ledger::chain::ContentValidator;
     let mut v = ledger::validate::CustomsValidator::new(party, keys, std::sync::Arc::new(nom));
+    // The config in force changes with governance (outcome key, risk
+    // thresholds): each block is judged under the config after its parent.
+    let mut cfg = cfg.clone();
     let bar = progress(blocks.len() as u64, "re-judging");
     let mut judged = 0u64;
     let mut differ = Vec::new();
     for bytes in blocks {
         let b = Block::decode(bytes).map_err(|e| anyhow!("block does not decode: {e}"))?;
+        let before = cfg.clone();
         for (stx, r) in b.txs.iter().zip(&b.results) {
+            if let Some(g) = &stx.tx.governance {
+                cfg = ledger::chain::apply_governance(&cfg, g).map_err(|e| {
+                    anyhow!(
+                        "block {}: committed governance does not apply: {}",
+                        b.header.height,
+                        e.message
+                    )
+                })?;
+            }
             if !stx.tx.kind.carries_declaration() {
                 continue;
             }
             judged += 1;
-            match v.admit(cfg, stx, &r.tx_id) {
+            match v.admit(&cfg, stx, &r.tx_id) {
                 Ok(mine) if mine.sealed == r.outcome => {}
                 Ok(_) => differ.push(format!(
                     "block {} tx {}: the committed outcome differs from this recomputation (proposer {})",
@@ -1088,9 +1100,10 @@ fn rejudge_chain(
                 )),
             }
         }
-        for (stx, r) in b.txs.iter().zip(&b.results) {
-            v.committed(cfg, stx, r);
-        }
+        let after = ledger::chain::config_after(&before, &b)
+            .map_err(|e| anyhow!("replaying the config history: {e}"))?;
+        let facts = v.facts(&b);
+        v.learn_facts(&after, b.header.height, facts);
         bar.inc(1);
     }
     bar.finish();

@@ -1,9 +1,10 @@
-//! What customs learns is a function of the chain (issue 22, ADR 0014), on
-//! a real network (127.0.0.1, `customs-node` processes): risk ranking
+//! What customs learns is a function of the chain (issue 22, ADR 0014-0016),
+//! on a real network (127.0.0.1, `customs-node` processes): risk ranking
 //! improves as declarations commit; customs nodes that restart, or lose
-//! their data and recover by snapshot, relearn it from the committed blocks
-//! and judge every later declaration exactly as the others do (0
-//! divergences), and the value-per-kg baseline is still there.
+//! their data and recover by snapshot, restore it from the learned records
+//! stored with the blocks (carried in the snapshot) and judge every later
+//! declaration exactly as the others do (0 divergences), and the
+//! value-per-kg baseline is still there.
 
 mod common;
 
@@ -171,7 +172,17 @@ async fn learning_survives_restart_and_snapshot_recovery() {
     let after_restart = declare(&net, "pl-customs", "LRN-P2", 3_000).await;
     assert!(value_per_kg_low(&after_restart), "{after_restart:?}");
     no_divergence(&net, "after two restarts");
-    assert!(net.log("de-customs").contains("learned state rebuilt"));
+    // They restored it from the records stored with their blocks, without
+    // learning anything from the blocks again (ADR 0015).
+    for p in ["de-customs", "fr-customs"] {
+        let log = net.log(p);
+        let line = log
+            .lines()
+            .find(|l| l.contains("learned state restored"))
+            .unwrap_or_else(|| panic!("{p} did not restore its learned state:\n{log}"));
+        assert!(line.contains("blocks_relearned=0"), "{p}: {line}");
+        assert!(!line.contains("journal_records=0"), "{p}: {line}");
+    }
 
     // One loses its data and recovers from a snapshot (logs are purged).
     net.kill9("pl-customs");
@@ -181,10 +192,17 @@ async fn learning_survives_restart_and_snapshot_recovery() {
         declare(&net, "de-customs", &format!("LRN-S{i}"), 2_500_000).await;
     }
     settle(&net).await;
+    let log = net.log("pl-customs");
     assert!(
-        net.log("pl-customs").to_lowercase().contains("snapshot"),
+        log.to_lowercase().contains("snapshot"),
         "the wiped node did not install a snapshot"
     );
+    // The snapshot carried the learned records: nothing relearned.
+    let line = log
+        .lines()
+        .find(|l| l.contains("learned state restored"))
+        .unwrap_or_else(|| panic!("pl-customs restored no learned state:\n{log}"));
+    assert!(line.contains("blocks_relearned=0"), "{line}");
     let after_snapshot = declare(&net, "de-customs", "LRN-P3", 3_000).await;
     assert!(value_per_kg_low(&after_snapshot), "{after_snapshot:?}");
     settle(&net).await;

@@ -8,18 +8,24 @@
 //! Every submitter gets the [`TxReceipt`] of its own transaction (block,
 //! index and result, or the rejection), resolved in one pass per batch.
 //!
-//! Declarations are judged here, not at admission: a batch holding one
-//! waits until every batch before it has been applied on this node, then
-//! its declarations are judged against that ledger state and the batch
-//! names its height (`judged_at`). It therefore lands on exactly that
-//! parent, and every customs node recomputes the same outcome (ADR 0014).
-//! Batches without declarations are still pipelined.
+//! Declarations are judged here, not at admission, against the learned
+//! state a block at the batch's height is judged against: folded through
+//! `height - 1 - JUDGEMENT_LAG` (ADR 0014, ADR 0016). The batch names that
+//! height (`judged_at`), every customs node recomputes the same outcome
+//! against the same state, and a batch that lands elsewhere has its
+//! declarations refused. With a lag of one, a batch with declarations may
+//! be proposed while one batch before it is still in flight: the batcher
+//! waits until at most `JUDGEMENT_LAG` are, and until any batch carrying
+//! governance has applied (the config it is judged under must be the one
+//! in force at its height). Batches without declarations are pipelined.
 
 use crate::error::ProposeError;
 use crate::node::ConsensusNode;
 use crate::types::TxReceipt;
 use ledger::chain::{ContentOutcome, Rejection};
 use ledger::config::ChainConfig;
+use ledger::validate::learned::JUDGEMENT_LAG;
+use ledger::Store;
 use ledger::{Hash32, SignedTransaction, TxBatch};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -85,6 +91,10 @@ pub trait Judge: Send + Sync + 'static {
         stx: &SignedTransaction,
         id: &Hash32,
     ) -> Result<ContentOutcome, Rejection>;
+
+    /// Bring the learned state to the one a batch is judged against
+    /// (folded through block `at`) before its declarations are judged.
+    fn prepare(&self, at: u64) -> Result<(), String>;
 }
 
 /// Batches proposed and not yet applied here, and a wake-up when one is.
@@ -96,13 +106,22 @@ struct InFlight {
 
 impl InFlight {
     async fn drained(&self) {
+        self.at_most(0).await
+    }
+
+    /// Wait until at most `n` batches are in flight.
+    async fn at_most(&self, n: usize) {
         loop {
             let woken = self.applied.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
+            if self.count.load(Ordering::Acquire) <= n {
                 return;
             }
             woken.await;
         }
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
     }
 
     fn done(&self) {
@@ -202,19 +221,36 @@ impl Collecting {
     }
 }
 
-/// Judge the declarations of `pending` (every earlier batch applied);
-/// refused ones are answered and dropped. Returns the height judged
-/// against.
+/// Judge the declarations of `pending`, which will be the block at
+/// `height` (`None`: no batch in flight, the tip's successor); refused
+/// ones are answered and dropped. Returns the height of the learned state
+/// judged against (the batch's `judged_at`).
 async fn judge_batch(
     node: &ConsensusNode,
     judge: Option<&Arc<dyn Judge>>,
     pending: &mut Vec<Item>,
-) -> Option<u64> {
-    let (config, height) = match node
+    height: Option<u64>,
+) -> Option<(u64, u64)> {
+    // The config from the shared store handle: the ledger lock is held
+    // while the batch in flight applies, and no governance is in flight.
+    let read = node
         .ledger()
-        .with_ledger(|l| (l.shared_config(), l.tip().height))
-    {
-        Ok(x) => x,
+        .with_store(|s| -> Result<(ChainConfig, u64), String> {
+            let config = s
+                .config()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no chain config stored".to_string())?;
+            let tip = s.tip().map_err(|e| e.to_string())?.map_or(0, |t| t.height);
+            Ok((config, tip))
+        });
+    let (config, tip) = match read {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) | Err(crate::ConsensusError::Raft(e)) => {
+            for it in pending.drain(..) {
+                let _ = it.reply.send(Err(ProposeError::Raft(e.clone())));
+            }
+            return None;
+        }
         Err(e) => {
             for it in pending.drain(..) {
                 let _ = it.reply.send(Err(ProposeError::Raft(e.to_string())));
@@ -222,8 +258,10 @@ async fn judge_batch(
             return None;
         }
     };
+    let height = height.unwrap_or(tip + 1);
+    let at = ledger::validate::learned::judged_through(height);
     let Some(judge) = judge else {
-        return Some(height);
+        return Some((height, at));
     };
     let judge = judge.clone();
     let work: Vec<(usize, SignedTransaction, Hash32)> = pending
@@ -233,6 +271,16 @@ async fn judge_batch(
         .map(|(i, it)| (i, it.stx.clone(), it.id))
         .collect();
     let judged = tokio::task::spawn_blocking(move || {
+        if let Err(e) = judge.prepare(at) {
+            let r = Rejection {
+                code: "STALE_JUDGEMENT".into(),
+                message: format!("cannot judge against block {at} now ({e}); resubmit"),
+            };
+            return work
+                .into_iter()
+                .map(|(i, _, _)| (i, Err(r.clone())))
+                .collect();
+        }
         work.into_iter()
             .map(|(i, stx, id)| (i, judge.judge(&config, &stx, &id)))
             .collect::<Vec<_>>()
@@ -270,7 +318,7 @@ async fn judge_batch(
         }
     }
     *pending = kept;
-    Some(height)
+    Some((height, at))
 }
 
 async fn run(
@@ -284,6 +332,8 @@ async fn run(
     // A transaction that would have pushed the last batch over `max_bytes`
     // opens the next one.
     let mut carried: Option<Item> = None;
+    // The height the last proposed batch will commit at, while known.
+    let mut last_height: Option<u64> = None;
     loop {
         // Wait for the first transaction of the next batch.
         let first = match carried.take() {
@@ -315,25 +365,60 @@ async fn run(
             }
         }
         let mut judged_at = None;
+        let governance = batch
+            .pending
+            .iter()
+            .any(|it| it.stx.tx.governance.is_some());
         if batch
             .pending
             .iter()
             .any(|it| it.stx.tx.kind.carries_declaration())
         {
-            // This batch waits for every earlier one to apply; what queued
-            // meanwhile joins it (in order) instead of waiting a full round
-            // more in the next batch.
-            in_flight.drained().await;
+            // This batch waits until at most JUDGEMENT_LAG batches are in
+            // flight (all of them when their heights are not known); what
+            // queued meanwhile joins it (in order) instead of waiting a
+            // full round more in the next batch.
+            in_flight.at_most(JUDGEMENT_LAG as usize).await;
+            let height = loop {
+                if in_flight.count() == 0 {
+                    break None;
+                }
+                if let Some(h) = last_height {
+                    break Some(h + 1);
+                }
+                in_flight.drained().await;
+            };
             while carried.is_none() && batch.has_room(max_batch, config.max_bytes) {
                 let Ok(item) = rx.try_recv() else { break };
                 if let Err(item) = batch.push(item, config.max_bytes) {
                     carried = Some(item);
                 }
             }
-            judged_at = judge_batch(&node, judge.as_ref(), &mut batch.pending).await;
+            match judge_batch(&node, judge.as_ref(), &mut batch.pending, height).await {
+                Some((h, at)) => {
+                    judged_at = Some(at);
+                    last_height = Some(h);
+                }
+                None => last_height = None,
+            }
+        } else {
+            // Its height is known only behind a batch of known height.
+            last_height = match last_height {
+                Some(h) if in_flight.count() > 0 => Some(h + 1),
+                _ => None,
+            };
+        }
+        if governance {
+            // The next declarations are judged under the config after it.
+            last_height = None;
         }
         let pending = batch.pending;
         if pending.is_empty() {
+            // Nothing proposed: the height reserved for it is not used.
+            last_height = last_height.and_then(|h| h.checked_sub(1));
+            if in_flight.count() == 0 {
+                last_height = None;
+            }
             if closed {
                 return;
             }
@@ -378,6 +463,7 @@ async fn run(
                 });
             }
             Err(e) => {
+                last_height = None;
                 for r in replies {
                     let _ = r.send(Err(e.clone()));
                 }

@@ -315,7 +315,7 @@ impl LedgerStateMachine {
         let ledger = open_ledger(ledger_dir, &genesis, genesis_time_ms)
             .map_err(crate::ConsensusError::Raft)?;
         let mut content = content;
-        relearn(&ledger, content.as_mut()).map_err(crate::ConsensusError::Raft)?;
+        restore_learned(&ledger, content.as_mut()).map_err(crate::ConsensusError::Raft)?;
         Ok(LedgerStateMachine {
             shared: Arc::new(Shared {
                 reader: std::sync::RwLock::new(Some(ledger.store().clone())),
@@ -338,24 +338,72 @@ impl LedgerStateMachine {
     }
 }
 
-/// Rebuild the content validator's learned state from the ledger's blocks.
-fn relearn(
+/// Bring the content validator's learned state to the ledger's tip: from
+/// the stored checkpoint and journal, and the blocks they do not cover
+/// (ADR 0015). A stored record that opens but is damaged is an error.
+fn restore_learned(
     ledger: &Ledger<RocksStore>,
-    content: &mut (dyn ContentValidator + Send),
+    content: &mut dyn ContentValidator,
 ) -> Result<(), String> {
     let start = std::time::Instant::now();
-    let n = ledger
-        .relearn(content)
-        .map_err(|e| format!("relearning from the chain: {e}"))?;
-    if n > 0 {
+    let r = ledger
+        .restore_learned(content)
+        .map_err(|e| format!("restoring the learned state: {e}"))?;
+    if r != ledger::chain::LearnedRestore::default() {
         tracing::info!(
-            transactions = n,
+            checkpoint = r.checkpoint,
+            journal_records = r.journal,
+            blocks_relearned = r.replayed,
             height = ledger.tip().height,
             ms = start.elapsed().as_millis() as u64,
-            "learned state rebuilt from committed blocks"
+            "learned state restored"
         );
     }
     Ok(())
+}
+
+/// Bring `content`'s learned state to the one `batch` was judged against.
+/// A leader folds ahead as it judges later batches; that is fine while every
+/// declaration of the batch is one it judged itself. Otherwise (it lost its
+/// lead, or forgot its own judgement) it takes the state every node has from
+/// the stored records (ADR 0016).
+fn prepare_judging(
+    ledger: &Ledger<RocksStore>,
+    content: &mut dyn ContentValidator,
+    at: u64,
+    batch: &Batch,
+) -> Result<(), String> {
+    let declarations: Vec<(&ledger::Hash32, &ContentOutcome)> = batch
+        .txs
+        .txs()
+        .iter()
+        .zip(batch.txs.ids())
+        .zip(batch.outcomes.iter())
+        .filter(|((stx, _), _)| stx.tx.kind.carries_declaration())
+        .map(|((_, id), o)| (id, o))
+        .collect();
+    if declarations.is_empty() {
+        return Ok(());
+    }
+    if content.prepare_judging(at)? {
+        return Ok(());
+    }
+    if declarations
+        .iter()
+        .all(|(id, o)| content.own_outcome(id).as_ref() == Some(*o))
+    {
+        return Ok(());
+    }
+    tracing::info!(
+        at,
+        "the learned state is folded past the one this batch was judged against; restoring it"
+    );
+    restore_learned(ledger, content)?;
+    if content.prepare_judging(at)? {
+        Ok(())
+    } else {
+        Err(format!("cannot bring the learned state back to block {at}"))
+    }
 }
 
 fn tip_report(ledger: &Ledger<RocksStore>) -> ApplyReport {
@@ -379,15 +427,20 @@ fn apply_batch(
     batch: Batch,
     state: &AppliedState,
 ) -> Result<ApplyReport, String> {
+    // Declarations commit only if the leader judged them against the state
+    // this block's height calls for (ADR 0014, 0016): public data, so every
+    // node agrees on it.
+    let judged_at = ledger::validate::learned::judged_through(ledger.tip().height + 1);
+    let stale = batch.judged_at != Some(judged_at);
+    if !stale {
+        prepare_judging(ledger, content, judged_at, &batch)?;
+    }
     let ctx = BlockContext {
         raft_term: log_id.leader_id.term,
         raft_index: log_id.index,
         ..batch.ctx
     };
     let mut refused = Vec::new();
-    // Declarations commit only if the leader judged them against this
-    // block's parent (ADR 0014): public data, so every node agrees on it.
-    let stale = batch.judged_at != Some(ledger.tip().height);
     let mut diverged: Option<Divergence> = None;
     // Build with the leader's recorded content outcomes (ADR 0001); a
     // validator that can judge them says whether it agrees.
@@ -581,11 +634,11 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || -> Result<(), String> {
             install(&shared, &meta, received)?;
-            // What the validators learned comes from the installed chain
+            // What the validators learned comes with the installed chain
             // (locks in apply's order: ledger, then content).
             shared.with_ledger(|l| -> Result<(), String> {
                 let mut content = lock(&content)?;
-                relearn(l, content.as_mut())
+                restore_learned(l, content.as_mut())
             })?
         })
         .await

@@ -28,11 +28,12 @@ pub struct Batch {
     /// builds the block with these, so learners that cannot decrypt build
     /// the same block as customs nodes (ADR 0001).
     pub outcomes: Arc<[ContentOutcome]>,
-    /// Height of the ledger tip the leader had applied when it judged this
-    /// batch's declarations: the learned state they were judged against.
-    /// A declaration commits only if this is its block's parent, so every
-    /// customs node recomputes its outcome against exactly that state
-    /// (ADR 0014); `None` for a batch without declarations.
+    /// The learned state the leader judged this batch's declarations
+    /// against: folded through this block height. A declaration commits
+    /// only if it is the one its block's height calls for
+    /// (`judged_through(height)`), so every customs node recomputes its
+    /// outcome against exactly that state (ADR 0014, ADR 0016); `None` for
+    /// a batch without declarations.
     pub judged_at: Option<u64>,
 }
 

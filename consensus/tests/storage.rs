@@ -135,9 +135,11 @@ async fn apply_judged(
     reports.pop().unwrap()
 }
 
-/// A declaration commits only in the block its leader judged it for: one
-/// judged against another parent is refused on every node alike
-/// (`STALE_JUDGEMENT`), while the rest of its batch commits.
+/// A declaration commits only in the block its leader judged it for (a
+/// block at height `h` is judged against the state folded through
+/// `h - 1 - JUDGEMENT_LAG`): one judged against another state is refused on
+/// every node alike (`STALE_JUDGEMENT`), while the rest of its batch
+/// commits.
 #[tokio::test]
 async fn declarations_judged_against_another_parent_are_refused() {
     use ledger::event::EventKind as K;
@@ -148,10 +150,12 @@ async fn declarations_judged_against_another_parent_are_refused() {
         |s: &str, n: u64| testkit::event(K::DeclarationFiled, s, "broker", n, testkit::T0 + 1000);
     let r = apply_judged(&mut sm, 1, vec![book("J-1", 1), book("J-2", 2)], None).await;
     assert_eq!((r.height, r.accepted.len()), (1, 2), "{r:?}");
-    // Judged at height 0, landing on parent 1: the filing is stale, the
-    // booking in the same batch is not.
+    assert_eq!(ledger::validate::learned::judged_through(2), 0);
+    // Judged against the state after block 1, landing at height 2 (which
+    // calls for the state after block 0): the filing is stale, the booking
+    // in the same batch is not.
     let stale = file("J-1", 3);
-    let r = apply_judged(&mut sm, 2, vec![stale.clone(), book("J-3", 4)], Some(0)).await;
+    let r = apply_judged(&mut sm, 2, vec![stale.clone(), book("J-3", 4)], Some(1)).await;
     assert_eq!(r.height, 2);
     assert_eq!(r.accepted.len(), 1, "{r:?}");
     assert_eq!(r.rejected.len(), 1, "{r:?}");
@@ -160,7 +164,7 @@ async fn declarations_judged_against_another_parent_are_refused() {
     // Unjudged batches may not carry declarations either.
     let r = apply_judged(&mut sm, 3, vec![file("J-2", 5)], None).await;
     assert_eq!(r.rejected[0].1.code, "STALE_JUDGEMENT", "{r:?}");
-    // Judged against this block's parent (height 3): committed.
-    let r = apply_judged(&mut sm, 4, vec![stale], Some(3)).await;
+    // Judged against the state block 4 calls for (after block 2): committed.
+    let r = apply_judged(&mut sm, 4, vec![stale], Some(2)).await;
     assert_eq!((r.accepted.len(), r.rejected.len()), (1, 0), "{r:?}");
 }

@@ -19,7 +19,7 @@ use crate::crypto;
 use crate::event::{self, EventKind, ShipmentState};
 use crate::hash::{Bytes, Hash32};
 use crate::merkle;
-use crate::store::{BlockWrite, MemStore, Store, StoreError, Tip, TxLocation};
+use crate::store::{BlockWrite, LearnedWrite, MemStore, Store, StoreError, Tip, TxLocation};
 use crate::tx::{signing_message, Governance, SignedTransaction, TxBatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -78,12 +78,64 @@ pub trait ContentValidator {
         state: Option<&ShipmentState>,
     ) -> Result<ContentOutcome, Rejection>;
 
-    /// Called for each transaction once its block is committed (learning).
-    fn committed(&mut self, _config: &ChainConfig, _stx: &SignedTransaction, _result: &TxResult) {}
+    /// Whether this validator learns from committed blocks (and so has a
+    /// learned state to persist and restore).
+    fn learns(&self) -> bool {
+        false
+    }
+
+    /// Bring the learned state to the one a declaration batch is judged
+    /// against (folded through block `at`, ADR 0016). `Ok(false)`: it is
+    /// folded past it already (a leader that judged ahead), so only outcomes
+    /// this node judged itself can be vouched for.
+    fn prepare_judging(&mut self, at: u64) -> Result<bool, String> {
+        let _ = at;
+        Ok(true)
+    }
+
+    /// Learn from `block`, about to be committed, in commit order (`config`
+    /// is the config after it), and return the sealed records to write in
+    /// the block's batch (ADR 0015). If the write fails the ledger calls
+    /// [`ContentValidator::forget`].
+    fn learn(&mut self, config: &ChainConfig, block: &Block) -> Option<LearnedWrite> {
+        let _ = (config, block);
+        None
+    }
 
     /// Drop everything learned, before it is learned again from the chain
-    /// ([`Ledger::relearn`]).
+    /// or restored from stored records ([`Ledger::restore_learned`]).
     fn forget(&mut self) {}
+
+    /// Restore the learned state from a stored checkpoint. `Ok(None)`: this
+    /// validator cannot open it (no key for it); an error: it opens but is
+    /// damaged.
+    fn restore_checkpoint(
+        &mut self,
+        config: &ChainConfig,
+        sealed: &[u8],
+    ) -> Result<Option<u64>, String> {
+        let _ = (config, sealed);
+        Ok(None)
+    }
+
+    /// Fold a stored journal record of block `height` into the restored
+    /// state. `Ok(false)`: this validator cannot open it.
+    fn restore_journal(
+        &mut self,
+        config: &ChainConfig,
+        height: u64,
+        sealed: &[u8],
+    ) -> Result<bool, String> {
+        let _ = (config, height, sealed);
+        Ok(false)
+    }
+
+    /// A sealed checkpoint of the whole learned state as of block `height`
+    /// (after it was rebuilt from the blocks).
+    fn checkpoint(&mut self, config: &ChainConfig, height: u64) -> Option<Vec<u8>> {
+        let _ = (config, height);
+        None
+    }
 
     /// This node's own outcome for a transaction it disagreed on (for the
     /// evidence it keeps), if it has one.
@@ -194,6 +246,17 @@ impl ContentValidator for RecordedContent {
     }
 }
 
+/// How [`Ledger::restore_learned`] brought a learned state to the tip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LearnedRestore {
+    /// Height of the checkpoint loaded, or written after rebuilding.
+    pub checkpoint: Option<u64>,
+    /// Journal records folded in after the loaded checkpoint.
+    pub journal: u64,
+    /// Blocks learned from directly (no usable record covered them).
+    pub replayed: u64,
+}
+
 /// Ledger failures (not transaction rejections).
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -224,6 +287,8 @@ pub struct StoreCheck {
     pub blocks: u64,
     /// Transactions in them.
     pub transactions: u64,
+    /// Learned-state records (checkpoint and journal) checked.
+    pub learned_records: u64,
 }
 
 /// A block built but not yet written.
@@ -394,8 +459,33 @@ pub fn check_structure(
     Ok(())
 }
 
-/// Apply a governance action to a config copy.
-fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Rejection> {
+/// The chain config after committed block `block`, given the config before
+/// it: its governance transactions applied in order (every one of them was
+/// accepted, or it would not be in the block), checked against the hash the
+/// header names. For tools that replay an exported chain.
+pub fn config_after(config: &ChainConfig, block: &Block) -> Result<ChainConfig, LedgerError> {
+    let mut cfg = config.clone();
+    for stx in &block.txs {
+        if let Some(g) = &stx.tx.governance {
+            cfg = apply_governance(&cfg, g).map_err(|r| {
+                LedgerError::Mismatch(format!(
+                    "block {}: governance does not apply: {}",
+                    block.header.height, r.message
+                ))
+            })?;
+        }
+    }
+    if cfg.hash()? != block.header.config_hash {
+        return Err(LedgerError::Mismatch(format!(
+            "block {}: config after its governance does not match the header",
+            block.header.height
+        )));
+    }
+    Ok(cfg)
+}
+
+/// Apply a governance action to a config copy (as committing it does).
+pub fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Rejection> {
     let mut next = cfg.clone();
     let find = |next: &mut ChainConfig, id: &str| -> Result<usize, Rejection> {
         next.parties
@@ -885,7 +975,62 @@ impl<S: Store> Ledger<S> {
                 "is not the hash of the last block".into(),
             ));
         }
+        check.learned_records = self.verify_learned_records()?;
         Ok(check)
+    }
+
+    /// The learned-state records' framing, without keys (ADR 0015): each
+    /// decodes and names the height it is stored under, the checkpoint is
+    /// not above the tip, and the journal after it has no gaps. What they
+    /// hold is checked when a customs node opens them.
+    fn verify_learned_records(&self) -> Result<u64, LedgerError> {
+        let corrupt = |what: String, detail: String| {
+            LedgerError::Store(crate::store::StoreError::Corrupt { what, detail })
+        };
+        let tip = self.tip.height;
+        let mut n = 0;
+        let mut last = None;
+        if let Some(cp) = self.store.learned_checkpoint()? {
+            let (is_cp, h) = crate::validate::learned::record_height(&cp)
+                .map_err(|e| corrupt("learned checkpoint".into(), e))?;
+            if !is_cp || h > tip {
+                return Err(corrupt(
+                    "learned checkpoint".into(),
+                    format!("names block {h} (tip {tip})"),
+                ));
+            }
+            last = Some(h);
+            n += 1;
+        }
+        let mut from = 0;
+        loop {
+            let page = self.store.learned_journal(from, 1024)?;
+            let Some((end, _)) = page.last() else {
+                break;
+            };
+            from = end.saturating_add(1);
+            for (h, bytes) in &page {
+                let what = || format!("learned journal record {h}");
+                let (is_cp, named) = crate::validate::learned::record_height(bytes)
+                    .map_err(|e| corrupt(what(), e))?;
+                if is_cp || named != *h || *h > tip {
+                    return Err(corrupt(what(), format!("names block {named} (tip {tip})")));
+                }
+                let follows = match last {
+                    None => *h == 1,
+                    Some(l) => *h == l + 1,
+                };
+                if !follows {
+                    return Err(corrupt(
+                        what(),
+                        format!("does not follow block {}", last.unwrap_or(0)),
+                    ));
+                }
+                last = Some(*h);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// A committed transaction with its block and location.
@@ -1124,6 +1269,7 @@ impl<S: Store> Ledger<S> {
             merkle_nodes,
             config: new_config.clone(),
             meta: Vec::new(),
+            learned: None,
         };
         Ok(BuiltBlock {
             block,
@@ -1134,8 +1280,8 @@ impl<S: Store> Ledger<S> {
         })
     }
 
-    /// Write a built block (plus extra metadata in the same atomic batch)
-    /// and tell the content validator what committed.
+    /// Write a built block (plus extra metadata in the same atomic batch);
+    /// what `content` learned from it goes into the same batch.
     pub fn commit(
         &mut self,
         mut built: BuiltBlock,
@@ -1150,42 +1296,124 @@ impl<S: Store> Ledger<S> {
             ));
         }
         built.write.meta.extend(extra_meta);
+        let config_after = built.new_config.as_ref().unwrap_or(&self.config);
+        built.write.learned = content.learn(config_after, &built.block);
         let tip = built.write.tip.clone();
-        self.store.commit(built.write)?;
+        if let Err(e) = self.store.commit(built.write) {
+            // The validator learned from a block that is not stored.
+            content.forget();
+            return Err(e.into());
+        }
         if let Some(c) = built.new_config {
             self.config = Arc::new(c);
         }
         if let Some(t) = tip {
             self.tip = t;
         }
-        for (stx, r) in built.block.txs.iter().zip(&built.block.results) {
-            content.committed(&self.config, stx, r);
-        }
         Ok((built.block, built.rejected))
     }
 
-    /// Rebuild what `content` learns from committed blocks: forget, then
-    /// replay every block from height 1 in commit order through
-    /// [`ContentValidator::committed`], exactly as applying them did. So the
-    /// learned state is a function of the chain alone, whether this node
-    /// applied the blocks, restarted, or installed a snapshot. Returns the
-    /// number of transactions replayed.
-    pub fn relearn(&self, content: &mut dyn ContentValidator) -> Result<u64, LedgerError> {
-        if self.tip.height == 0 {
-            return Ok(0);
+    /// Bring `content`'s learned state to this ledger's tip, however the
+    /// ledger got its blocks (ADR 0015): forget, load the stored checkpoint
+    /// and the journal records after it, and learn whatever they do not
+    /// cover from the blocks themselves (none stored, or sealed under a key
+    /// this node lacks), then store a checkpoint at the tip. A record that
+    /// opens but is damaged, or a journal that does not follow its
+    /// checkpoint, is an error: the node refuses to start.
+    pub fn restore_learned(
+        &self,
+        content: &mut dyn ContentValidator,
+    ) -> Result<LearnedRestore, LedgerError> {
+        let mut r = LearnedRestore::default();
+        if !content.learns() {
+            return Ok(r);
         }
         content.forget();
-        let mut n = 0;
+        let config = self.config.clone();
+        let damaged = |what: String| {
+            LedgerError::Store(StoreError::Corrupt {
+                what,
+                detail: "learned state".into(),
+            })
+        };
+        let mut at = 0u64;
+        // Without a checkpoint the journal starts at block 1 from nothing.
+        let mut journal_follows = true;
+        if let Some(cp) = self.store.learned_checkpoint()? {
+            match content.restore_checkpoint(&config, &cp) {
+                Ok(Some(h)) if h <= self.tip.height => {
+                    at = h;
+                    r.checkpoint = Some(h);
+                }
+                Ok(Some(h)) => {
+                    return Err(damaged(format!(
+                        "learned checkpoint at {h} is above the ledger tip {}",
+                        self.tip.height
+                    )))
+                }
+                Ok(None) => {
+                    content.forget();
+                    journal_follows = false;
+                }
+                Err(e) => return Err(damaged(format!("learned checkpoint: {e}"))),
+            }
+        }
+        if journal_follows {
+            'journal: loop {
+                let page = self.store.learned_journal(at + 1, 256)?;
+                if page.is_empty() {
+                    break;
+                }
+                for (h, bytes) in page {
+                    if h != at + 1 || h > self.tip.height {
+                        // A gap: blocks this node applied without the key.
+                        break 'journal;
+                    }
+                    match content.restore_journal(&config, h, &bytes) {
+                        Ok(true) => {
+                            at = h;
+                            r.journal += 1;
+                        }
+                        Ok(false) => break 'journal,
+                        Err(e) => return Err(damaged(format!("learned journal at {h}: {e}"))),
+                    }
+                }
+            }
+        }
+        if at < self.tip.height {
+            for h in at + 1..=self.tip.height {
+                let block = self
+                    .block(h)?
+                    .ok_or_else(|| LedgerError::Mismatch(format!("block {h} missing")))?;
+                let _ = content.learn(&config, &block);
+                r.replayed += 1;
+            }
+            if let Some(cp) = content.checkpoint(&config, self.tip.height) {
+                self.store.put_learned(
+                    self.tip.height,
+                    &LearnedWrite {
+                        journal: None,
+                        checkpoint: Some(cp),
+                    },
+                )?;
+                r.checkpoint = Some(self.tip.height);
+            }
+        }
+        Ok(r)
+    }
+
+    /// Forget what `content` learned and learn it again from every block,
+    /// ignoring stored learned records (`customsctl verify --rejudge`,
+    /// tests); nothing is written.
+    pub fn relearn(&self, content: &mut dyn ContentValidator) -> Result<u64, LedgerError> {
+        content.forget();
         for h in 1..=self.tip.height {
             let block = self
                 .block(h)?
                 .ok_or_else(|| LedgerError::Mismatch(format!("block {h} missing")))?;
-            for (stx, r) in block.txs.iter().zip(&block.results) {
-                content.committed(&self.config, stx, r);
-                n += 1;
-            }
+            let _ = content.learn(&self.config, &block);
         }
-        Ok(n)
+        Ok(self.tip.height)
     }
 
     /// Build and commit in one step.
@@ -1247,6 +1475,15 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn commit(&self, w: BlockWrite) -> Result<(), StoreError> {
         (**self).commit(w)
+    }
+    fn learned_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).learned_checkpoint()
+    }
+    fn learned_journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        (**self).learned_journal(from, limit)
+    }
+    fn put_learned(&self, height: u64, write: &LearnedWrite) -> Result<(), StoreError> {
+        (**self).put_learned(height, write)
     }
 }
 

@@ -29,6 +29,21 @@ const CONFIG: Cfg = bincode::config::standard()
     .with_fixed_int_encoding()
     .with_limit::<MAX_RECORD_BYTES>();
 
+/// Largest state record [`encode_large`] writes and [`decode_large`] reads
+/// (1 GiB): a node's own learned state, authenticated before it is decoded.
+pub const MAX_STATE_BYTES: usize = 1 << 30;
+
+type LargeCfg = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::Limit<MAX_STATE_BYTES>,
+>;
+
+const LARGE_CONFIG: LargeCfg = bincode::config::standard()
+    .with_little_endian()
+    .with_fixed_int_encoding()
+    .with_limit::<MAX_STATE_BYTES>();
+
 /// Why bytes could not be decoded (or a value encoded).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -57,6 +72,33 @@ pub enum CodecError {
 /// Canonical bytes of `value`.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Canonical bytes of a state record that may exceed [`MAX_RECORD_BYTES`]
+/// (same encoding, larger limit). Never for wire records.
+pub fn encode_large<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, LARGE_CONFIG)
+        .map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Strictly decode what [`encode_large`] wrote (trailing bytes and
+/// non-canonical forms refused). Only for authenticated local state.
+pub fn decode_large<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > MAX_STATE_BYTES {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit: MAX_STATE_BYTES,
+        });
+    }
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, LARGE_CONFIG)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes(bytes.len() - read));
+    }
+    if !encodes_to_with(&value, bytes, LARGE_CONFIG) {
+        return Err(CodecError::NonCanonical);
+    }
+    Ok(value)
 }
 
 /// Strictly decode a record of at most [`MAX_RECORD_BYTES`].
@@ -111,6 +153,14 @@ pub fn decode_prefix<T: Serialize + DeserializeOwned>(
 /// Whether `value` encodes to exactly `bytes`, compared as the encoder
 /// writes (no buffer allocated; stops at the first difference).
 fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
+    encodes_to_with(value, bytes, CONFIG)
+}
+
+fn encodes_to_with<T: Serialize + ?Sized, C: bincode::config::Config>(
+    value: &T,
+    bytes: &[u8],
+    config: C,
+) -> bool {
     /// Compares written bytes against the expected ones.
     struct Compare<'a> {
         rest: &'a [u8],
@@ -127,7 +177,7 @@ fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
         }
     }
     let mut w = Compare { rest: bytes };
-    bincode::serde::encode_into_writer(value, &mut w, CONFIG).is_ok() && w.rest.is_empty()
+    bincode::serde::encode_into_writer(value, &mut w, config).is_ok() && w.rest.is_empty()
 }
 
 /// `#[serde(with = "crate::codec::bytes")]` for `Vec<u8>` fields: encoded

@@ -591,3 +591,80 @@ proptest! {
         }
     }
 }
+
+/// The startup walk reads the learned-state records' framing without keys
+/// (ADR 0015): a gap in the journal or a record that does not decode stops
+/// the node, like a damaged block.
+#[test]
+fn learned_records_are_walked_at_startup() {
+    use ledger::hs::{classifier::Classifier, nomenclature::Nomenclature};
+    use ledger::store::LearnedWrite;
+    use ledger::validate::{learned, risk::RiskHistory};
+    let mut l = mem_ledger();
+    for (i, tx) in lifecycle("SHP-L", 1, T0 + 1000).iter().enumerate() {
+        l.apply(std::slice::from_ref(tx), &ctx(i as u64 + 1), &mut NoContent)
+            .unwrap();
+    }
+    let cfg = testkit::config();
+    let nom = Nomenclature::parse(
+        b"# hs2022 test 00\n01\t2\tTOTAL\tAnimals; live\n0101\t4\t01\tHorses\n010121\t6\t0101\tHorses; pure-bred\n",
+    )
+    .unwrap();
+    let mut classifier = Classifier::new(&nom);
+    let mut state = learned::Learned::new(RiskHistory::default());
+    let mut record = |h: u64| {
+        learned::journal(
+            &cfg,
+            Some(&testkit::OUTCOME_SECRET),
+            &mut state,
+            &mut classifier,
+            h,
+            Vec::new(),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let journal = |bytes: Vec<u8>| LearnedWrite {
+        journal: Some(bytes),
+        checkpoint: None,
+    };
+    let records: Vec<Vec<u8>> = (1..=6).map(&mut record).collect();
+    for h in 1..=3u64 {
+        l.store()
+            .put_learned(h, &journal(records[h as usize - 1].clone()))
+            .unwrap();
+    }
+    assert_eq!(l.verify_store(|_, _| {}).unwrap().learned_records, 3);
+    // A record stored under another height.
+    l.store()
+        .put_learned(4, &journal(records[4].clone()))
+        .unwrap();
+    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("learned journal record 4"), "{e}");
+    // A gap.
+    l.store()
+        .put_learned(4, &journal(records[3].clone()))
+        .unwrap();
+    l.store()
+        .put_learned(6, &journal(records[5].clone()))
+        .unwrap();
+    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("does not follow block 4"), "{e}");
+    // Bytes that are no record.
+    l.store()
+        .put_learned(5, &journal(b"not a record".to_vec()))
+        .unwrap();
+    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("learned journal record 5"), "{e}");
+    // Beyond the tip.
+    l.store()
+        .put_learned(5, &journal(records[4].clone()))
+        .unwrap();
+    assert_eq!(l.verify_store(|_, _| {}).unwrap().learned_records, 6);
+    let beyond: Vec<Vec<u8>> = (7..=10).map(&mut record).collect();
+    for (h, r) in (7..=10u64).zip(beyond) {
+        l.store().put_learned(h, &journal(r)).unwrap();
+    }
+    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("learned journal record 10"), "{e}");
+}

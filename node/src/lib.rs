@@ -26,8 +26,9 @@ use ledger::config::{ChainConfig, Role};
 use ledger::crypto::Keypair;
 use ledger::disclosure::DecryptionKey;
 use ledger::hs::nomenclature::Nomenclature;
+use ledger::store::LearnedWrite;
 use ledger::validate::CustomsValidator;
-use ledger::{Hash32, SignedTransaction, TxResult};
+use ledger::{Hash32, SignedTransaction};
 use service::NodeCore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -53,15 +54,53 @@ impl ContentValidator for SharedContent {
             Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
         }
     }
-    fn committed(&mut self, config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
-        if let Ok(mut v) = self.0.write() {
-            v.committed(config, stx, result);
-        }
+    fn learns(&self) -> bool {
+        true
+    }
+    fn prepare_judging(&mut self, at: u64) -> Result<bool, String> {
+        self.0
+            .write()
+            .map_err(|_| "validator lock poisoned".to_string())?
+            .prepare_judging(at)
+    }
+    fn learn(&mut self, config: &ChainConfig, block: &ledger::Block) -> Option<LearnedWrite> {
+        // Opening the block's declarations needs the lock only shared, so
+        // the leader's judging goes on meanwhile; folding them takes it
+        // exclusive.
+        let facts = self.0.read().ok()?.facts(block);
+        self.0
+            .write()
+            .ok()?
+            .learn_facts(config, block.header.height, facts)
     }
     fn forget(&mut self) {
         if let Ok(mut v) = self.0.write() {
             v.forget();
         }
+    }
+    fn restore_checkpoint(
+        &mut self,
+        config: &ChainConfig,
+        sealed: &[u8],
+    ) -> Result<Option<u64>, String> {
+        self.0
+            .write()
+            .map_err(|_| "validator lock poisoned".to_string())?
+            .restore_checkpoint(config, sealed)
+    }
+    fn restore_journal(
+        &mut self,
+        config: &ChainConfig,
+        height: u64,
+        sealed: &[u8],
+    ) -> Result<bool, String> {
+        self.0
+            .write()
+            .map_err(|_| "validator lock poisoned".to_string())?
+            .restore_journal(config, height, sealed)
+    }
+    fn checkpoint(&mut self, config: &ChainConfig, height: u64) -> Option<Vec<u8>> {
+        self.0.write().ok()?.checkpoint(config, height)
     }
     fn own_outcome(&mut self, tx_id: &Hash32) -> Option<ContentOutcome> {
         self.0.write().ok().and_then(|mut v| v.own_outcome(tx_id))
@@ -104,6 +143,13 @@ impl consensus::Judge for SharedJudge {
             return Ok(ContentOutcome::default());
         }
         Ok(out)
+    }
+
+    fn prepare(&self, at: u64) -> Result<(), String> {
+        self.validator
+            .write()
+            .map_err(|_| "validator lock poisoned".to_string())?
+            .prepare(at)
     }
 }
 

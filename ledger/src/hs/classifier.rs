@@ -182,11 +182,26 @@ pub struct Classifier {
     lexicon: BTreeMap<String, Vec<LexPattern>>,
     /// (doc, over, not_over): subheadings split by engine cylinder capacity.
     cc_ranges: Vec<(u32, u64, u64)>,
+    /// What it learned from labelled examples.
+    learned: Evidence,
+}
+
+/// Distinct tokens the learned evidence holds at most; later new tokens
+/// are not added (counts of known ones still grow), so memory stays bounded
+/// and the state is still a function of the examples in commit order.
+const MAX_LEARNED_TOKENS: usize = 200_000;
+/// Distinct phrases the learned evidence holds at most (same rule).
+const MAX_LEARNED_PHRASES: usize = 100_000;
+
+/// The evidence a [`Classifier`] learned from labelled examples: part of the
+/// learned state customs nodes persist with the blocks (ADR 0015).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
     /// token → doc → count of learned examples.
-    learned_tokens: BTreeMap<String, BTreeMap<u32, u32>>,
-    learned_token_totals: BTreeMap<String, u32>,
+    tokens: BTreeMap<String, BTreeMap<u32, u32>>,
+    token_totals: BTreeMap<String, u32>,
     /// normalised phrase → doc → count.
-    learned_phrases: BTreeMap<String, BTreeMap<u32, u32>>,
+    phrases: BTreeMap<String, BTreeMap<u32, u32>>,
     examples: u64,
 }
 
@@ -1054,10 +1069,7 @@ impl Classifier {
             headings,
             lexicon,
             cc_ranges,
-            learned_tokens: BTreeMap::new(),
-            learned_token_totals: BTreeMap::new(),
-            learned_phrases: BTreeMap::new(),
-            examples: 0,
+            learned: Evidence::default(),
         }
     }
 
@@ -1068,7 +1080,29 @@ impl Classifier {
 
     /// Number of labelled examples learned so far.
     pub fn learned_examples(&self) -> u64 {
-        self.examples
+        self.learned.examples
+    }
+
+    /// The evidence learned so far.
+    pub fn evidence(&self) -> &Evidence {
+        &self.learned
+    }
+
+    /// Replace the learned evidence (restoring a persisted state). Evidence
+    /// naming subheadings this nomenclature lacks is refused.
+    pub fn set_evidence(&mut self, e: Evidence) -> Result<(), ClassifierError> {
+        let n = self.codes.len();
+        let bad = e
+            .tokens
+            .values()
+            .chain(e.phrases.values())
+            .flat_map(|m| m.keys())
+            .find(|d| **d as usize >= n);
+        if let Some(d) = bad {
+            return Err(ClassifierError::UnknownSubheading(format!("document {d}")));
+        }
+        self.learned = e;
+        Ok(())
     }
 
     fn doc_of(&self, hs6: &str) -> Option<u32> {
@@ -1101,22 +1135,23 @@ impl Classifier {
             return Err(ClassifierError::EmptyDescription);
         }
         let unique: BTreeSet<&String> = tokens.iter().collect();
+        let l = &mut self.learned;
         for t in unique {
-            let m = self.learned_tokens.entry(t.clone()).or_default();
+            if l.tokens.len() >= MAX_LEARNED_TOKENS && !l.tokens.contains_key(t) {
+                continue;
+            }
+            let m = l.tokens.entry(t.clone()).or_default();
             let c = m.entry(doc).or_insert(0);
             *c = c.saturating_add(1);
-            let tot = self.learned_token_totals.entry(t.clone()).or_insert(0);
+            let tot = l.token_totals.entry(t.clone()).or_insert(0);
             *tot = tot.saturating_add(1);
         }
         let phrase = tokens.join(" ");
-        let c = self
-            .learned_phrases
-            .entry(phrase)
-            .or_default()
-            .entry(doc)
-            .or_insert(0);
-        *c = c.saturating_add(1);
-        self.examples = self.examples.saturating_add(1);
+        if l.phrases.len() < MAX_LEARNED_PHRASES || l.phrases.contains_key(&phrase) {
+            let c = l.phrases.entry(phrase).or_default().entry(doc).or_insert(0);
+            *c = c.saturating_add(1);
+        }
+        l.examples = l.examples.saturating_add(1);
         Ok(())
     }
 
@@ -1202,11 +1237,11 @@ impl Classifier {
         }
 
         // 4. Learned evidence.
-        if self.examples > 0 {
+        if self.learned.examples > 0 {
             for t in &unique {
                 if let (Some(m), Some(&total)) = (
-                    self.learned_tokens.get(t.as_str()),
-                    self.learned_token_totals.get(t.as_str()),
+                    self.learned.tokens.get(t.as_str()),
+                    self.learned.token_totals.get(t.as_str()),
                 ) {
                     let idf_t =
                         u64::from(self.idf.get(t.as_str()).copied().unwrap_or(self.max_idf));
@@ -1218,7 +1253,7 @@ impl Classifier {
                     }
                 }
             }
-            if let Some(m) = self.learned_phrases.get(&tokens.join(" ")) {
+            if let Some(m) = self.learned.phrases.get(&tokens.join(" ")) {
                 let total: u64 = m.values().map(|&c| u64::from(c)).sum();
                 for (&doc, &count) in m {
                     if let Some(a) = acc.get_mut(doc as usize) {

@@ -16,6 +16,19 @@ struct Inner {
     config: Option<ChainConfig>,
     checkpoints: BTreeMap<u64, CosignedCheckpoint>,
     meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    learned_checkpoint: Option<Vec<u8>>,
+    learned_journal: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Inner {
+    fn put_learned(&mut self, height: u64, w: &LearnedWrite) {
+        if let Some(c) = &w.checkpoint {
+            self.learned_checkpoint = Some(c.clone());
+            self.learned_journal = self.learned_journal.split_off(&(height.saturating_add(1)));
+        } else if let Some(j) = &w.journal {
+            self.learned_journal.insert(height, j.clone());
+        }
+    }
 }
 
 /// A [`Store`] held in memory.
@@ -141,9 +154,28 @@ impl Store for MemStore {
         for (k, v) in w.meta {
             g.meta.insert(k, v);
         }
+        if let Some(l) = &w.learned {
+            g.put_learned(w.height, l);
+        }
         if w.tip.is_some() {
             g.tip = w.tip;
         }
+        Ok(())
+    }
+    fn learned_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.learned_checkpoint.clone())
+    }
+    fn learned_journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .lock()?
+            .learned_journal
+            .range(from..)
+            .take(limit)
+            .map(|(h, v)| (*h, v.clone()))
+            .collect())
+    }
+    fn put_learned(&self, height: u64, write: &LearnedWrite) -> Result<(), StoreError> {
+        self.lock()?.put_learned(height, write);
         Ok(())
     }
 }

@@ -67,6 +67,20 @@ pub struct BlockWrite {
     pub config: Option<ChainConfig>,
     /// Extra metadata written in the same batch (e.g. the applied Raft log id).
     pub meta: Vec<(Vec<u8>, Vec<u8>)>,
+    /// What a content validator learned from this block (ADR 0015).
+    pub learned: Option<LearnedWrite>,
+}
+
+/// Sealed learned-state records a content validator writes with a block
+/// (ADR 0015). The store does not read them; it keeps the newest checkpoint
+/// and the journal records after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LearnedWrite {
+    /// The journal record of this block's height (what the block taught).
+    pub journal: Option<Vec<u8>>,
+    /// The whole learned state after this block. Replaces the stored
+    /// checkpoint and drops every journal record at or below this height.
+    pub checkpoint: Option<Vec<u8>>,
 }
 
 /// Storage failures. Corruption names the record.
@@ -138,6 +152,14 @@ pub trait Store: Send + Sync {
     /// Atomically write one block and everything it changes. Refuses a
     /// height that is not exactly the tip's successor (or 0 on an empty store).
     fn commit(&self, write: BlockWrite) -> Result<(), StoreError>;
+    /// The stored learned-state checkpoint (sealed bytes).
+    fn learned_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Learned-state journal records at heights `from..`, at most `limit`,
+    /// in height order.
+    fn learned_journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Write learned-state records for `height` outside a block commit
+    /// (synced): a checkpoint after the state was rebuilt from the blocks.
+    fn put_learned(&self, height: u64, write: &LearnedWrite) -> Result<(), StoreError>;
 
     /// The header of the block at `height`, its body left undecoded.
     fn block_header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
@@ -182,6 +204,16 @@ pub(crate) fn shipment_event_key(shipment: &str, loc: TxLocation) -> Vec<u8> {
     k.extend_from_slice(&loc.index.to_be_bytes());
     k
 }
+
+/// Key of a learned-state journal record: `'j' || height(8 BE)`.
+pub(crate) fn learned_journal_key(height: u64) -> [u8; 9] {
+    let mut k = [b'j'; 9];
+    k[1..].copy_from_slice(&height.to_be_bytes());
+    k
+}
+
+/// Key of the learned-state checkpoint.
+pub(crate) const LEARNED_CHECKPOINT_KEY: &[u8] = b"c";
 
 pub(crate) fn merkle_key(level: u8, index: u64) -> [u8; 9] {
     let mut k = [0u8; 9];

@@ -16,9 +16,10 @@ const CF_SHIP_STATE: &str = "shipment_state";
 const CF_MERKLE: &str = "merkle";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_META: &str = "meta";
+const CF_LEARNED: &str = "learned";
 
 /// Column families, in creation order.
-pub const COLUMN_FAMILIES: [&str; 7] = [
+pub const COLUMN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_TX,
     CF_SHIP_IDX,
@@ -26,6 +27,7 @@ pub const COLUMN_FAMILIES: [&str; 7] = [
     CF_MERKLE,
     CF_CHECKPOINTS,
     CF_META,
+    CF_LEARNED,
 ];
 
 const META_TIP: &[u8] = b"\0tip";
@@ -196,6 +198,33 @@ impl RocksStore {
                 hash,
                 &self.write_opts(),
             )
+            .map_err(backend)
+    }
+
+    fn learned_into(
+        &self,
+        b: &mut WriteBatch,
+        height: u64,
+        w: &LearnedWrite,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_LEARNED)?;
+        if let Some(c) = &w.checkpoint {
+            b.put_cf(cf, LEARNED_CHECKPOINT_KEY, c);
+            b.delete_range_cf(
+                cf,
+                learned_journal_key(0),
+                learned_journal_key(height.saturating_add(1)),
+            );
+        } else if let Some(j) = &w.journal {
+            b.put_cf(cf, learned_journal_key(height), j);
+        }
+        Ok(())
+    }
+
+    /// Overwrite a stored learned-state record (corruption tests).
+    pub fn put_raw_learned(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(self.cf(CF_LEARNED)?, key, bytes, &self.write_opts())
             .map_err(backend)
     }
 
@@ -372,6 +401,40 @@ impl Store for RocksStore {
         if let Some(t) = &w.tip {
             b.put_cf(meta_cf, META_TIP, codec::encode(t)?);
         }
+        if let Some(l) = &w.learned {
+            self.learned_into(&mut b, w.height, l)?;
+        }
+        self.db.write_opt(b, &self.write_opts()).map_err(backend)
+    }
+    fn learned_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_LEARNED, LEARNED_CHECKPOINT_KEY)
+    }
+    fn learned_journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let start = learned_journal_key(from);
+        let iter = self.db.iterator_cf(
+            self.cf(CF_LEARNED)?,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(backend)?;
+            if k.first() != Some(&b'j') {
+                break;
+            }
+            let h: [u8; 8] = k
+                .get(1..)
+                .and_then(|r| r.try_into().ok())
+                .ok_or_else(|| corrupt("learned journal key", "wrong length"))?;
+            out.push((u64::from_be_bytes(h), v.to_vec()));
+        }
+        Ok(out)
+    }
+    fn put_learned(&self, height: u64, write: &LearnedWrite) -> Result<(), StoreError> {
+        let mut b = WriteBatch::default();
+        self.learned_into(&mut b, height, write)?;
         self.db.write_opt(b, &self.write_opts()).map_err(backend)
     }
 }

@@ -57,6 +57,7 @@ fn write(height: u64) -> BlockWrite {
         merkle_nodes: vec![(0, height, [height as u8; 32])],
         config: None,
         meta: vec![(b"applied".to_vec(), height.to_be_bytes().to_vec())],
+        learned: None,
     }
 }
 
@@ -66,6 +67,7 @@ pub fn run_store_suite<S: Store>(make: impl Fn() -> S) {
     commits_are_sequential(&make());
     indexes_and_pagination(&make());
     checkpoints_and_meta(&make());
+    learned_records_go_with_blocks(&make());
 }
 
 fn empty_store<S: Store>(s: &S) {
@@ -150,4 +152,50 @@ fn checkpoints_and_meta<S: Store>(s: &S) {
     s.put_meta(b"k", b"v").unwrap();
     assert_eq!(s.meta(b"k").unwrap(), Some(b"v".to_vec()));
     assert_eq!(s.meta(b"missing").unwrap(), None);
+}
+
+fn learned_records_go_with_blocks<S: Store>(s: &S) {
+    assert_eq!(s.learned_checkpoint().unwrap(), None);
+    assert!(s.learned_journal(0, 10).unwrap().is_empty());
+    let journal = |h: u64| LearnedWrite {
+        journal: Some(vec![h as u8; 4]),
+        checkpoint: None,
+    };
+    for h in 0..5 {
+        let mut w = write(h);
+        w.learned = Some(journal(h));
+        s.commit(w).unwrap();
+    }
+    let all = s.learned_journal(0, 100).unwrap();
+    assert_eq!(
+        all.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    assert_eq!(all[3].1, vec![3; 4]);
+    assert_eq!(s.learned_journal(2, 2).unwrap().len(), 2);
+    assert_eq!(s.learned_journal(2, 2).unwrap()[0].0, 2);
+    // A checkpoint with block 5 replaces the journal up to it.
+    let mut w = write(5);
+    w.learned = Some(LearnedWrite {
+        journal: Some(vec![5; 4]),
+        checkpoint: Some(b"state@5".to_vec()),
+    });
+    s.commit(w).unwrap();
+    assert_eq!(s.learned_checkpoint().unwrap(), Some(b"state@5".to_vec()));
+    assert!(s.learned_journal(0, 100).unwrap().is_empty());
+    let mut w = write(6);
+    w.learned = Some(journal(6));
+    s.commit(w).unwrap();
+    assert_eq!(s.learned_journal(0, 100).unwrap(), vec![(6, vec![6; 4])]);
+    // Outside a block (a state rebuilt from the blocks).
+    s.put_learned(
+        6,
+        &LearnedWrite {
+            journal: None,
+            checkpoint: Some(b"state@6".to_vec()),
+        },
+    )
+    .unwrap();
+    assert_eq!(s.learned_checkpoint().unwrap(), Some(b"state@6".to_vec()));
+    assert!(s.learned_journal(0, 100).unwrap().is_empty());
 }

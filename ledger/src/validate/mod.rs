@@ -6,9 +6,10 @@
 //! only parties that can decrypt it (customs) can evaluate.
 
 pub mod formats;
+pub mod learned;
 pub mod risk;
 
-use crate::block::{ClassificationOutcome, RiskOutcome, TxResult};
+use crate::block::{Block, ClassificationOutcome, RiskOutcome};
 use crate::chain::{reject, ContentOutcome, ContentValidator, Rejection};
 use crate::config::{ChainConfig, FieldClass};
 use crate::declaration::Declaration;
@@ -18,7 +19,9 @@ use crate::hash::{sha256, Hash32};
 use crate::hs::classifier::{Classifier, Verdict};
 use crate::hs::nomenclature::Nomenclature;
 use crate::outcome::{self, Judgement};
+use crate::store::LearnedWrite;
 use crate::tx::SignedTransaction;
+use learned::{Fact, Learned};
 use risk::{Presence, RiskConfig, RiskHistory, RiskInput, RiskLevel};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,9 +32,10 @@ pub const CONTENT_RULES_VERSION: &str = "content-1";
 /// Risk points added when a declared HS code contradicts its description.
 pub const HS_MISMATCH_POINTS: u8 = 25;
 
-/// Declarations remembered per shipment for learning on release/inspection
-/// (a shipment is forgotten once released: nothing after release teaches).
-const MAX_REMEMBERED: usize = 200_000;
+/// Journal bytes written since the last learned checkpoint before the next
+/// one is written, at least (else the size of the last checkpoint: the
+/// journal a restart replays stays below the state it rebuilds).
+const MIN_CHECKPOINT_INTERVAL_BYTES: usize = 8 << 20;
 
 /// Suggestions recorded per goods item.
 const TOP_K: usize = 5;
@@ -58,13 +62,18 @@ pub struct CustomsValidator {
     nomenclature: Arc<Nomenclature>,
     classifier: Classifier,
     risk_cfg: RiskConfig,
-    history: RiskHistory,
-    seq: u64,
-    /// shipment -> (sequence, declaration, declarant)
-    remembered: BTreeMap<String, (u64, Declaration, String)>,
-    /// sequence -> shipment of `remembered`, so the oldest is evicted in
-    /// O(log n) when it is full.
-    remembered_order: BTreeMap<u64, String>,
+    /// Everything learned from committed blocks but the classifier's
+    /// evidence (ADR 0015).
+    learned: Learned,
+    /// Sealed journal bytes since the last checkpoint.
+    journal_bytes: usize,
+    /// Plaintext size of the last checkpoint.
+    checkpoint_bytes: usize,
+    /// Outcome secret the journal since the last checkpoint is sealed under.
+    journal_key: Option<Hash32>,
+    /// Height of the last learned record stored (journal or checkpoint):
+    /// a journal record must follow it, else a checkpoint is written.
+    persisted: u64,
     /// Declarations opened by `check`/[`CustomsValidator::admit`], waiting
     /// for `committed`, with the outcome this node computed for them. Behind
     /// a lock of its own so admission can judge through `&self`.
@@ -79,7 +88,7 @@ impl std::fmt::Debug for CustomsValidator {
             f,
             "CustomsValidator(party={}, seq={}, learned={})",
             self.party,
-            self.seq,
+            self.learned.seq,
             self.classifier.learned_examples()
         )
     }
@@ -250,11 +259,12 @@ impl CustomsValidator {
             keys,
             classifier: Classifier::new(&nomenclature),
             nomenclature,
-            history: RiskHistory::new(&risk_cfg.limits),
+            learned: Learned::new(RiskHistory::new(&risk_cfg.limits)),
             risk_cfg,
-            seq: 0,
-            remembered: BTreeMap::new(),
-            remembered_order: BTreeMap::new(),
+            journal_bytes: 0,
+            checkpoint_bytes: 0,
+            journal_key: None,
+            persisted: 0,
             opened: Mutex::new(BTreeMap::new()),
             secrets: Mutex::new(BTreeMap::new()),
         }
@@ -384,6 +394,126 @@ impl CustomsValidator {
         }
     }
 
+    /// What `block`'s transactions teach, in commit order: declarations
+    /// opened (from the admission cache, or decrypted), releases, and
+    /// inspection findings.
+    pub fn facts(&self, block: &Block) -> Vec<Fact> {
+        let mut facts = Vec::new();
+        for (stx, r) in block.txs.iter().zip(&block.results) {
+            let tx = &stx.tx;
+            match tx.kind {
+                k if k.carries_declaration() => {
+                    let cached = self.opened().remove(&r.tx_id);
+                    let d = match cached {
+                        Some(o) => o.declaration,
+                        None => match declared_fields(stx, &self.party, &self.keys) {
+                            Ok(d) => d,
+                            Err(_) => continue,
+                        },
+                    };
+                    facts.push(Fact::Declared {
+                        shipment: tx.shipment_id.clone(),
+                        inputs: risk_inputs(&d, &tx.submitter, 0),
+                        labels: d
+                            .goods
+                            .iter()
+                            .map(|g| (g.description.clone(), g.hs_code.clone()))
+                            .collect(),
+                    });
+                }
+                EventKind::Released => facts.push(Fact::Released {
+                    shipment: tx.shipment_id.clone(),
+                }),
+                EventKind::InspectionResult => {
+                    let fraud = disclosure::open(tx, &self.party, &self.keys)
+                        .ok()
+                        .and_then(|fs| {
+                            fs.into_iter()
+                                .find(|f| f.field.path == "inspection.fraud_found")
+                                .map(|f| f.field.value == "true")
+                        });
+                    if let Some(fraud) = fraud {
+                        facts.push(Fact::Inspected {
+                            shipment: tx.shipment_id.clone(),
+                            fraud,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    /// Fold `facts` of block `height` (from [`CustomsValidator::facts`])
+    /// and return the records to write with the block (ADR 0015).
+    pub fn learn_facts(
+        &mut self,
+        config: &ChainConfig,
+        height: u64,
+        facts: Vec<Fact>,
+    ) -> Option<LearnedWrite> {
+        let secret = self.outcome_secret(config).ok();
+        let sealed = learned::journal(
+            config,
+            secret.as_ref(),
+            &mut self.learned,
+            &mut self.classifier,
+            height,
+            facts,
+        )
+        .ok()
+        .flatten();
+        let (secret, journal) = (secret?, sealed?);
+        let key = config.outcome_key.id;
+        self.journal_bytes = self.journal_bytes.saturating_add(journal.len());
+        let rotated = self.journal_key.is_some_and(|k| k != key);
+        self.journal_key = Some(key);
+        let gap = height != self.persisted + 1;
+        // A checkpoint holds the state every node has at this height (folded
+        // JUDGEMENT_LAG behind), never a leader's state folded ahead.
+        let canonical = self.learned.folded == height.saturating_sub(learned::JUDGEMENT_LAG);
+        let due = rotated
+            || gap
+            || self.journal_bytes >= self.checkpoint_bytes.max(MIN_CHECKPOINT_INTERVAL_BYTES);
+        if due && canonical {
+            if let Ok((cp, len)) =
+                learned::checkpoint(config, &secret, &self.learned, &self.classifier)
+            {
+                self.journal_bytes = 0;
+                self.checkpoint_bytes = len;
+                self.persisted = height;
+                return Some(LearnedWrite {
+                    journal: None,
+                    checkpoint: Some(cp),
+                });
+            }
+        }
+        if gap {
+            // Cannot follow the stored records: the next canonical block
+            // writes a checkpoint.
+            return None;
+        }
+        self.persisted = height;
+        Some(LearnedWrite {
+            journal: Some(journal),
+            checkpoint: None,
+        })
+    }
+
+    /// Fold the learned blocks through `at`, the state a batch is judged
+    /// against (the leader, before judging a batch; a node applying one,
+    /// before re-judging it). An error if the state is already folded past
+    /// it or has not learned that far.
+    pub fn prepare(&mut self, at: u64) -> Result<(), String> {
+        self.learned.fold_through(&mut self.classifier, at)
+    }
+
+    /// The learned state (risk history, shipments awaiting release).
+    pub fn learned(&self) -> &Learned {
+        &self.learned
+    }
+
     /// Examples the classifier has learned from released shipments.
     pub fn learned_examples(&self) -> u64 {
         self.classifier.learned_examples()
@@ -421,8 +551,8 @@ impl CustomsValidator {
             });
         }
         let mut best: Option<risk::RiskAssessment> = None;
-        for input in risk_inputs(d, declarant, self.seq) {
-            let a = risk::score(&self.history, &input, &self.risk_cfg);
+        for input in risk_inputs(d, declarant, self.learned.seq) {
+            let a = risk::score(&self.learned.history, &input, &self.risk_cfg);
             if best.as_ref().is_none_or(|b| a.score_milli > b.score_milli) {
                 best = Some(a);
             }
@@ -491,77 +621,95 @@ impl ContentValidator for CustomsValidator {
         self.opened().get(tx_id).and_then(|o| o.outcome.clone())
     }
 
-    fn forget(&mut self) {
-        self.classifier = Classifier::new(&self.nomenclature);
-        self.history = RiskHistory::new(&self.risk_cfg.limits);
-        self.seq = 0;
-        self.remembered.clear();
-        self.remembered_order.clear();
+    fn learns(&self) -> bool {
+        true
     }
 
-    fn committed(&mut self, _config: &ChainConfig, stx: &SignedTransaction, result: &TxResult) {
-        let tx = &stx.tx;
-        match tx.kind {
-            k if k.carries_declaration() => {
-                let cached = self.opened().remove(&result.tx_id);
-                let d = match cached {
-                    Some(o) => o.declaration,
-                    None => match declared_fields(stx, &self.party, &self.keys) {
-                        Ok(d) => d,
-                        Err(_) => return,
-                    },
-                };
-                self.seq += 1;
-                for input in risk_inputs(&d, &tx.submitter, self.seq) {
-                    self.history.observe(&input);
-                }
-                if !self.remembered.contains_key(&tx.shipment_id)
-                    && self.remembered.len() >= MAX_REMEMBERED
-                {
-                    // Evict the oldest (deterministically: by sequence).
-                    if let Some((_, oldest)) = self.remembered_order.pop_first() {
-                        self.remembered.remove(&oldest);
-                    }
-                }
-                if let Some((old_seq, _, _)) = self
-                    .remembered
-                    .insert(tx.shipment_id.clone(), (self.seq, d, tx.submitter.clone()))
-                {
-                    self.remembered_order.remove(&old_seq);
-                }
-                self.remembered_order
-                    .insert(self.seq, tx.shipment_id.clone());
-            }
-            EventKind::Released => {
-                // Customs released the goods under the declared codes: they
-                // become labelled examples.
-                // Released goods are never inspected again: forget them.
-                if let Some((seq, d, _)) = self.remembered.remove(&tx.shipment_id) {
-                    self.remembered_order.remove(&seq);
-                    for g in &d.goods {
-                        if let Some(hs6) = g.hs_code.get(..6) {
-                            let _ = self.classifier.learn(&g.description, hs6);
-                        }
-                    }
-                }
-            }
-            EventKind::InspectionResult => {
-                let fraud = disclosure::open(tx, &self.party, &self.keys)
-                    .ok()
-                    .and_then(|fs| {
-                        fs.into_iter()
-                            .find(|f| f.field.path == "inspection.fraud_found")
-                            .map(|f| f.field.value == "true")
-                    });
-                if let (Some(fraud), Some((seq, d, declarant))) =
-                    (fraud, self.remembered.get(&tx.shipment_id))
-                {
-                    for input in risk_inputs(d, declarant, *seq) {
-                        self.history.observe_outcome(&input, fraud);
-                    }
-                }
-            }
-            _ => {}
+    fn prepare_judging(&mut self, at: u64) -> Result<bool, String> {
+        if self.learned.folded > at {
+            return Ok(false);
         }
+        self.prepare(at).map(|()| true)
+    }
+
+    fn learn(&mut self, config: &ChainConfig, block: &Block) -> Option<LearnedWrite> {
+        let facts = self.facts(block);
+        self.learn_facts(config, block.header.height, facts)
+    }
+
+    fn forget(&mut self) {
+        // The nomenclature index stays; only what was learned goes.
+        let _ = self.classifier.set_evidence(Default::default());
+        self.learned = Learned::new(RiskHistory::new(&self.risk_cfg.limits));
+        self.journal_bytes = 0;
+        self.checkpoint_bytes = 0;
+        self.journal_key = None;
+        self.persisted = 0;
+    }
+
+    fn restore_checkpoint(
+        &mut self,
+        config: &ChainConfig,
+        sealed: &[u8],
+    ) -> Result<Option<u64>, String> {
+        let Ok(secret) = self.outcome_secret(config) else {
+            return Ok(None);
+        };
+        let Some((state, evidence, len)) = learned::restore_checkpoint(config, &secret, sealed)?
+        else {
+            return Ok(None);
+        };
+        if state.history.limits() != &self.risk_cfg.limits {
+            return Err("checkpoint holds a risk history of other limits".into());
+        }
+        self.classifier
+            .set_evidence(evidence)
+            .map_err(|e| e.to_string())?;
+        let height = state.height;
+        self.learned = state;
+        self.checkpoint_bytes = len;
+        self.journal_bytes = 0;
+        self.journal_key = Some(config.outcome_key.id);
+        self.persisted = height;
+        Ok(Some(height))
+    }
+
+    fn restore_journal(
+        &mut self,
+        config: &ChainConfig,
+        height: u64,
+        sealed: &[u8],
+    ) -> Result<bool, String> {
+        let Ok(secret) = self.outcome_secret(config) else {
+            return Ok(false);
+        };
+        let folded = learned::restore_journal(
+            config,
+            &secret,
+            &mut self.learned,
+            &mut self.classifier,
+            height,
+            sealed,
+        )?;
+        if folded {
+            self.journal_bytes = self.journal_bytes.saturating_add(sealed.len());
+            self.journal_key = Some(config.outcome_key.id);
+            self.persisted = height;
+        }
+        Ok(folded)
+    }
+
+    fn checkpoint(&mut self, config: &ChainConfig, height: u64) -> Option<Vec<u8>> {
+        if self.learned.height != height {
+            return None;
+        }
+        let secret = self.outcome_secret(config).ok()?;
+        let (cp, len) =
+            learned::checkpoint(config, &secret, &self.learned, &self.classifier).ok()?;
+        self.checkpoint_bytes = len;
+        self.journal_bytes = 0;
+        self.journal_key = Some(config.outcome_key.id);
+        self.persisted = height;
+        Some(cp)
     }
 }

@@ -374,11 +374,28 @@ pub struct OutcomeStats {
 }
 
 /// A `BTreeMap` bounded to `cap` keys with deterministic least-recently-seen
-/// eviction by `(last_seq, key)`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// eviction by `(last_seq, key)`. Serialized as its entries alone (the
+/// eviction order is rebuilt from them).
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct BoundedMap<K: Ord, V> {
     entries: BTreeMap<K, (u64, V)>,
     by_seq: BTreeSet<(u64, K)>,
+}
+
+impl<K: Ord + Serialize, V: Serialize> Serialize for BoundedMap<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.entries.serialize(s)
+    }
+}
+
+impl<'de, K: Ord + Clone + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de>
+    for BoundedMap<K, V>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries = BTreeMap::<K, (u64, V)>::deserialize(d)?;
+        let by_seq = entries.iter().map(|(k, (s, _))| (*s, k.clone())).collect();
+        Ok(BoundedMap { entries, by_seq })
+    }
 }
 
 impl<K: Ord + Clone, V: Default> BoundedMap<K, V> {
@@ -579,6 +596,11 @@ impl RiskHistory {
             consignments: BoundedMap::new(),
             dedupe: BoundedMap::new(),
         }
+    }
+
+    /// The memory bounds it was created with.
+    pub fn limits(&self) -> &HistoryLimits {
+        &self.limits
     }
 
     fn cap(&self) -> usize {
