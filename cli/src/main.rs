@@ -11,6 +11,7 @@ mod demo;
 mod outcomes;
 mod proofs;
 mod spec;
+mod subscribe;
 mod tls;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -128,6 +129,27 @@ enum Cmd {
         /// Stop after this many blocks (default: follow forever).
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Follow committed events as they commit (resumes after a disconnect
+    /// or a node restart, no event lost or repeated).
+    Subscribe {
+        #[command(flatten)]
+        conn: Conn,
+        /// First block height (default: the block after the node's tip).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Only this shipment's events.
+        #[arg(long)]
+        shipment: Option<String>,
+        /// Only events of this kind (repeatable), e.g. RELEASED.
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// Stop after this many events (default: follow forever).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Node status.
     Status {
@@ -422,6 +444,26 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => history(&conn, &shipment, json).await?,
         Cmd::Blocks { conn, from, count } => blocks(&conn, from, count).await?,
+        Cmd::Subscribe {
+            conn,
+            from,
+            shipment,
+            kinds,
+            count,
+            json,
+        } => {
+            subscribe::run(
+                &conn,
+                subscribe::Follow {
+                    from,
+                    shipment,
+                    kinds,
+                    count,
+                    json,
+                },
+            )
+            .await?
+        }
         Cmd::Status { conn } => {
             let mut c = conn.client().await?;
             let r = c

@@ -480,3 +480,28 @@ async fn submit_batch_answers_each_transaction() {
     }
     cl.status().await.unwrap();
 }
+
+/// A customs node built with another classifier or risk model than its
+/// chain names refuses to start, saying which (it would judge unlike its
+/// peers and halt its own cosigning at the first declaration).
+#[test]
+fn a_customs_node_with_other_model_versions_does_not_start() {
+    for (field, value, what) in [
+        ("classifier_version", "hs-other/9", "classifier"),
+        ("risk_model_version", "risk-0.0.1", "risk model"),
+    ] {
+        let net = Net::new(&STANDARD, 3, &[], "");
+        let path = net.net().join("genesis.json");
+        let mut g: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        g[field] = value.into();
+        std::fs::write(&path, serde_json::to_string_pretty(&g).unwrap()).unwrap();
+        let log = net.start_refused("de-customs");
+        assert!(
+            log.contains("VERSION_MISMATCH")
+                && log.contains(&format!("{what} version"))
+                && log.contains(value),
+            "{log}"
+        );
+    }
+}

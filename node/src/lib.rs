@@ -163,6 +163,34 @@ fn forge_outcomes() -> bool {
     on
 }
 
+/// A customs node judges with the classifier and risk model its chain
+/// names, or not at all: another version would judge differently from its
+/// peers and halt its own cosigning at the first declaration.
+fn check_versions(config: &ChainConfig) -> Result<()> {
+    let ours = [
+        (
+            "classifier",
+            &config.classifier_version,
+            ledger::hs::classifier::CLASSIFIER_VERSION,
+        ),
+        (
+            "risk model",
+            &config.risk_model_version,
+            ledger::validate::risk::RISK_MODEL_VERSION,
+        ),
+    ];
+    for (what, pinned, built) in ours {
+        if pinned != built {
+            bail!(
+                "VERSION_MISMATCH: the chain config names {what} version {pinned:?}, but this \
+                 customs-node build runs {built:?}; run a build with {what} {pinned:?} (or change \
+                 the chain's version by governance)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Running {
@@ -463,6 +491,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                 genesis.nomenclature.sha256
             );
         }
+        check_versions(&genesis)?;
         Some(Arc::new(RwLock::new(CustomsValidator::new(
             &cfg.party,
             dkeys.clone(),
