@@ -8,6 +8,7 @@
 use anyhow::{Context, Result};
 use ledger::crypto::Keypair;
 use prost::Message;
+use proto::v1::admin_client::AdminClient;
 use proto::v1::ledger_client::LedgerClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -16,6 +17,8 @@ use tonic::transport::Channel;
 pub struct Client {
     /// The generated client.
     pub inner: LedgerClient<Channel>,
+    /// The membership and governance service on the same connection.
+    pub admin: AdminClient<Channel>,
     party: String,
     key: Keypair,
     chain_id: String,
@@ -60,6 +63,7 @@ impl Client {
             .await
             .with_context(|| format!("cannot connect to node at {url}"))?;
         let mut c = Client {
+            admin: AdminClient::new(channel.clone()),
             inner: LedgerClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
             party: party.to_string(),
             key,
@@ -92,6 +96,7 @@ impl Client {
     pub fn clone_identity(other: &Client) -> Client {
         Client {
             inner: other.inner.clone(),
+            admin: other.admin.clone(),
             party: other.party.clone(),
             key: Keypair::from_seed(&other.key.seed()),
             chain_id: other.chain_id.clone(),

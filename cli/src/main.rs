@@ -4,6 +4,7 @@
 //! config, classifies goods offline, verifies whole chains, and writes and
 //! checks single-field disclosure proofs. It never trusts the node it talks to.
 
+mod admin;
 mod audit;
 mod bench;
 mod client;
@@ -150,6 +151,13 @@ enum Cmd {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Cluster membership: add a learner, promote, remove, list members.
+    Admin {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: admin::AdminCmd,
     },
     /// Node status.
     Status {
@@ -444,6 +452,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => history(&conn, &shipment, json).await?,
         Cmd::Blocks { conn, from, count } => blocks(&conn, from, count).await?,
+        Cmd::Admin { conn, cmd } => admin::run(&conn, cmd).await?,
         Cmd::Subscribe {
             conn,
             from,
