@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod bulk;
 mod client;
 mod demo;
 mod outcomes;
@@ -93,12 +94,15 @@ enum Cmd {
         #[arg(long)]
         nomenclature: Option<PathBuf>,
     },
-    /// Seal, sign and submit an event from a JSON file.
+    /// Seal, sign and submit events: JSON files, directories of them (in
+    /// name order), or `-` for JSON lines on standard input; in order, with
+    /// a progress bar and one result line per event when there are several.
     Submit {
         #[command(flatten)]
         conn: Conn,
-        /// Event JSON file.
-        file: PathBuf,
+        /// Event JSON files, directories, or `-`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Do not wait for the commit.
         #[arg(long)]
         no_wait: bool,
@@ -442,9 +446,15 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Submit {
             conn,
-            file,
+            files,
             no_wait,
-        } => submit(&conn, &file, !no_wait).await?,
+        } => {
+            let items = bulk::expand(&files)?;
+            match items.as_slice() {
+                [one] => submit(&conn, &one.name, &one.text, !no_wait).await?,
+                _ => bulk::submit_all(&conn, &items, !no_wait).await?,
+            }
+        }
         Cmd::Tx { conn, tx_id } => show_tx(&conn, &parse_id(&tx_id)?).await?,
         Cmd::History {
             conn,
@@ -730,12 +740,15 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn submit(conn: &Conn, file: &Path, wait: bool) -> Result<()> {
-    let (cfg, _) = conn.trusted()?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let ev: EventFile = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an event file", file.display()))?;
+/// Seal and sign the event in `text` (named `name`) as the caller.
+fn seal_event(
+    conn: &Conn,
+    cfg: &ChainConfig,
+    name: &str,
+    text: &str,
+) -> Result<ledger::SignedTransaction> {
+    let ev: EventFile =
+        serde_json::from_str(text).with_context(|| format!("{name} is not an event file"))?;
     let mut fields = ev.fields;
     if let Some(d) = &ev.declaration {
         fields.extend(d.to_fields());
@@ -750,9 +763,14 @@ async fn submit(conn: &Conn, file: &Path, wait: bool) -> Result<()> {
         shipment_parties: ev.shipment_parties,
         governance: None,
     };
-    let stx = disclosure::seal(&cfg, &draft)
+    Ok(disclosure::seal(cfg, &draft)
         .map_err(|e| anyhow!("{e}"))?
-        .sign(&conn.signing_key()?)?;
+        .sign(&conn.signing_key()?)?)
+}
+
+async fn submit(conn: &Conn, name: &str, text: &str, wait: bool) -> Result<()> {
+    let (cfg, _) = conn.trusted()?;
+    let stx = seal_event(conn, &cfg, name, text)?;
     let id = stx.id()?;
     let mut c = conn.client().await?;
     let r = c
