@@ -1124,8 +1124,10 @@ async fn export(conn: &Conn, out: &Path) -> Result<()> {
 
 /// Recompute every declaration's committed outcome as customs party
 /// `party`, replaying the chain in commit order exactly as applying it
-/// does (judge against the state after the previous block, then learn from
-/// the block). Fails naming each transaction whose outcome differs.
+/// does: judge each block's declarations under the config in force before
+/// it, against the learned state one block behind (ADR 0016), then learn
+/// from the block under the config after it. Fails naming each transaction
+/// whose outcome differs.
 fn rejudge_chain(
     blocks: &[Vec<u8>],
     cfg: &ChainConfig,
@@ -1135,24 +1137,14 @@ fn rejudge_chain(
 ) -> Result<()> {
     let mut v = ledger::validate::CustomsValidator::new(party, keys, std::sync::Arc::new(nom));
     // The config in force changes with governance (outcome key, risk
-    // thresholds): each block is judged under the config after its parent.
+    // thresholds).
     let mut cfg = cfg.clone();
     let bar = progress(blocks.len() as u64, "re-judging");
     let mut judged = 0u64;
     let mut differ = Vec::new();
     for bytes in blocks {
         let b = Block::decode(bytes).map_err(|e| anyhow!("block does not decode: {e}"))?;
-        let before = cfg.clone();
         for (stx, r) in b.txs.iter().zip(&b.results) {
-            if let Some(g) = &stx.tx.governance {
-                cfg = ledger::chain::apply_governance(&cfg, g).map_err(|e| {
-                    anyhow!(
-                        "block {}: committed governance does not apply: {}",
-                        b.header.height,
-                        e.message
-                    )
-                })?;
-            }
             if !stx.tx.kind.carries_declaration() {
                 continue;
             }
@@ -1169,10 +1161,10 @@ fn rejudge_chain(
                 )),
             }
         }
-        let after = ledger::chain::config_after(&before, &b)
+        cfg = ledger::chain::config_after(&cfg, &b)
             .map_err(|e| anyhow!("replaying the config history: {e}"))?;
         let facts = v.facts(&b);
-        v.learn_facts(&after, b.header.height, facts);
+        v.learn_facts(&cfg, b.header.height, facts);
         bar.inc(1);
     }
     bar.finish();

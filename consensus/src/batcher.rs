@@ -365,10 +365,6 @@ async fn run(
             }
         }
         let mut judged_at = None;
-        let governance = batch
-            .pending
-            .iter()
-            .any(|it| it.stx.tx.governance.is_some());
         if batch
             .pending
             .iter()
@@ -408,8 +404,13 @@ async fn run(
                 _ => None,
             };
         }
-        if governance {
-            // The next declarations are judged under the config after it.
+        if batch
+            .pending
+            .iter()
+            .any(|it| it.stx.tx.governance.is_some())
+        {
+            // The next declarations are judged under the config after it
+            // (what joined the batch while it waited counts too).
             last_height = None;
         }
         let pending = batch.pending;

@@ -484,8 +484,8 @@ pub fn config_after(config: &ChainConfig, block: &Block) -> Result<ChainConfig, 
     Ok(cfg)
 }
 
-/// Apply a governance action to a config copy (as committing it does).
-pub fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Rejection> {
+/// Apply a governance action to a config copy.
+fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Rejection> {
     let mut next = cfg.clone();
     let find = |next: &mut ChainConfig, id: &str| -> Result<usize, Rejection> {
         next.parties
