@@ -87,13 +87,7 @@ pub(crate) async fn run(conn: &Conn, cmd: AdminCmd) -> Result<()> {
             c.admin.remove_node(req).await
         }
         AdminCmd::Members => {
-            let req = c.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {});
-            let s = c
-                .inner
-                .status(req)
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let s = c.status().await?;
             println!(
                 "node of {} ({}, term {}), leader {} (node {}), height {}",
                 s.node_party, s.raft_role, s.term, s.leader_party, s.leader_id, s.height

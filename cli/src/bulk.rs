@@ -65,13 +65,7 @@ fn read(p: &PathBuf) -> Result<Item> {
 pub(crate) async fn submit_all(conn: &Conn, items: &[Item], wait: bool) -> Result<()> {
     let (cfg, _) = conn.trusted()?;
     let mut c = conn.client().await?;
-    let bar = indicatif::ProgressBar::new(items.len() as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg:12} [{bar:40}] {pos}/{len} events ({per_sec})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message("submitting");
+    let bar = crate::progress_of(items.len() as u64, "submitting", "events");
     let mut failed = 0usize;
     for it in items {
         let line = match crate::seal_event(conn, &cfg, &it.name, &it.text) {
@@ -81,14 +75,7 @@ pub(crate) async fn submit_all(conn: &Conn, items: &[Item], wait: bool) -> Resul
             }
             Ok(stx) => {
                 let id = stx.id()?;
-                let req = c.signed(
-                    "/customs.v1.Ledger/Submit",
-                    proto::v1::SubmitRequest {
-                        signed_tx: stx.encode()?,
-                        wait_for_commit: wait,
-                    },
-                );
-                match c.inner.submit(req).await {
+                match crate::send(&mut c, &stx, wait).await? {
                     Err(s) => {
                         // The node refused it (the message starts with its
                         // reason code).
@@ -96,7 +83,6 @@ pub(crate) async fn submit_all(conn: &Conn, items: &[Item], wait: bool) -> Resul
                         format!("REJECTED  {} tx {id}: {}", it.name, status_error(s))
                     }
                     Ok(r) => {
-                        let r = r.into_inner();
                         if let Some(rj) = r.rejections.first() {
                             failed += 1;
                             format!("REJECTED  {} tx {id}: {}: {}", it.name, rj.code, rj.message)

@@ -104,6 +104,17 @@ impl Client {
         }
     }
 
+    /// The addressed node's `Status`, asked as this party.
+    pub async fn status(&mut self) -> anyhow::Result<proto::v1::StatusResponse> {
+        let req = self.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {});
+        Ok(self
+            .inner
+            .status(req)
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
     /// Wrap `msg` in a request signed for `method` (e.g. `/customs.v1.Ledger/Status`).
     pub fn signed<T: Message>(&self, method: &str, msg: T) -> tonic::Request<T> {
         let body = msg.encode_to_vec();

@@ -484,13 +484,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await?
         }
         Cmd::Status { conn } => {
-            let mut c = conn.client().await?;
-            let r = c
-                .inner
-                .status(c.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {}))
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let r = conn.client().await?.status().await?;
             println!("chain      {}", r.chain_id);
             println!("node       {} ({})", r.node_party, r.version);
             println!(
@@ -773,18 +767,7 @@ async fn submit(conn: &Conn, name: &str, text: &str, wait: bool) -> Result<()> {
     let stx = seal_event(conn, &cfg, name, text)?;
     let id = stx.id()?;
     let mut c = conn.client().await?;
-    let r = c
-        .inner
-        .submit(c.signed(
-            "/customs.v1.Ledger/Submit",
-            proto::v1::SubmitRequest {
-                signed_tx: stx.encode()?,
-                wait_for_commit: wait,
-            },
-        ))
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let r = send(&mut c, &stx, wait).await?.map_err(status_error)?;
     if !r.rejections.is_empty() {
         for rj in &r.rejections {
             eprintln!("rejected: {}: {}", rj.code, rj.message);
@@ -796,6 +779,23 @@ async fn submit(conn: &Conn, name: &str, text: &str, wait: bool) -> Result<()> {
         print_result(&cfg, &stx, &res, &conn.party, &conn.decryption_keys()?);
     }
     Ok(())
+}
+
+/// Submit `stx` through `c` (waiting for its commit if `wait`); the outer
+/// error is ours (it does not encode), the inner one the node's.
+async fn send(
+    c: &mut Client,
+    stx: &ledger::SignedTransaction,
+    wait: bool,
+) -> Result<std::result::Result<proto::v1::SubmitResponse, tonic::Status>> {
+    let req = c.signed(
+        "/customs.v1.Ledger/Submit",
+        proto::v1::SubmitRequest {
+            signed_tx: stx.encode()?,
+            wait_for_commit: wait,
+        },
+    );
+    Ok(c.inner.submit(req).await.map(|r| r.into_inner()))
 }
 
 /// Print what `party` may read of a committed result: its status and the
@@ -1007,10 +1007,15 @@ async fn fetch_chain(
 }
 
 fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
+    progress_of(len, msg, "blocks")
+}
+
+/// A progress bar over `len` things called `unit`.
+fn progress_of(len: u64, msg: &str, unit: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg:12} [{bar:40}] {pos}/{len} blocks ({per_sec})",
-    ) {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{msg:12}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}})"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(msg.to_string());
@@ -1088,12 +1093,7 @@ pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()>
     );
     // A customs node that disputes an outcome it was asked to vouch for
     // says so in its status; the auditor hears it named.
-    let status = c
-        .inner
-        .status(c.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {}))
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let status = c.status().await?;
     if status.divergence_height > 0 {
         bail!(
             "node {} disputes block {} and cosigns nothing from it on: {}",

@@ -66,16 +66,7 @@ fn print(n: &proto::v1::EventNotice, json: bool) {
 pub(crate) async fn run(conn: &Conn, f: Follow) -> Result<()> {
     let mut from = match f.from {
         Some(h) => h,
-        None => {
-            let mut c = conn.client().await?;
-            let s = c
-                .inner
-                .status(c.signed("/customs.v1.Ledger/Status", proto::v1::StatusRequest {}))
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            s.height + 1
-        }
+        None => conn.client().await?.status().await?.height + 1,
     };
     let mut last: Option<(u64, u32)> = None;
     let mut printed = 0u64;

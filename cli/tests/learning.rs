@@ -164,7 +164,7 @@ async fn learning_survives_restart_and_snapshot_recovery() {
     assert!(learned.score > before.score, "{before:?} -> {learned:?}");
     no_divergence(&net, "while learning");
 
-    // Two customs nodes restart: they relearn from their blocks.
+    // Two customs nodes restart: they restore what they learned.
     for p in ["de-customs", "fr-customs"] {
         net.kill9(p);
         net.start(p);

@@ -8,20 +8,17 @@ mod common;
 use common::{event, Net, STANDARD};
 use ledger::EventKind as K;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_resumes_across_a_node_restart_without_loss_or_repeats() {
     let mut net = Net::new(&STANDARD, 3, &[("pl-exporter", "exporter")], "");
     net.start_all();
-    let mut sub = Command::new(common::customsctl())
+    let mut sub = net
+        .ctl_command("carrier", "carrier")
         .args(["subscribe", "--from", "0", "--kind", "SHIPMENT_BOOKED"])
         .args(["--count", "10", "--json"])
-        .env("CUSTOMS_NODE", net.url("carrier"))
-        .env("CUSTOMS_PARTY", "carrier")
-        .env("CUSTOMS_KEYS", net.net().join("keys"))
-        .env("CUSTOMS_GENESIS", net.net().join("genesis.json"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

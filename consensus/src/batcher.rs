@@ -221,6 +221,14 @@ impl Collecting {
     }
 }
 
+/// Answer every item of `pending` with `error`; nothing is proposed.
+fn fail_all<T>(pending: &mut Vec<Item>, error: String) -> Option<T> {
+    for it in pending.drain(..) {
+        let _ = it.reply.send(Err(ProposeError::Raft(error.clone())));
+    }
+    None
+}
+
 /// Judge the declarations of `pending`, which will be the block at
 /// `height` (`None`: no batch in flight, the tip's successor); refused
 /// ones are answered and dropped. Returns the height of the learned state
@@ -245,18 +253,8 @@ async fn judge_batch(
         });
     let (config, tip) = match read {
         Ok(Ok(x)) => x,
-        Ok(Err(e)) | Err(crate::ConsensusError::Raft(e)) => {
-            for it in pending.drain(..) {
-                let _ = it.reply.send(Err(ProposeError::Raft(e.clone())));
-            }
-            return None;
-        }
-        Err(e) => {
-            for it in pending.drain(..) {
-                let _ = it.reply.send(Err(ProposeError::Raft(e.to_string())));
-            }
-            return None;
-        }
+        Ok(Err(e)) | Err(crate::ConsensusError::Raft(e)) => return fail_all(pending, e),
+        Err(e) => return fail_all(pending, e.to_string()),
     };
     let height = height.unwrap_or(tip + 1);
     let at = ledger::validate::learned::judged_through(height);
@@ -288,14 +286,7 @@ async fn judge_batch(
     .await;
     let judged = match judged {
         Ok(j) => j,
-        Err(e) => {
-            for it in pending.drain(..) {
-                let _ = it
-                    .reply
-                    .send(Err(ProposeError::Raft(format!("judging failed: {e}"))));
-            }
-            return None;
-        }
+        Err(e) => return fail_all(pending, format!("judging failed: {e}")),
     };
     let mut refused = vec![None; pending.len()];
     for (i, r) in judged {

@@ -1402,20 +1402,6 @@ impl<S: Store> Ledger<S> {
         Ok(r)
     }
 
-    /// Forget what `content` learned and learn it again from every block,
-    /// ignoring stored learned records (`customsctl verify --rejudge`,
-    /// tests); nothing is written.
-    pub fn relearn(&self, content: &mut dyn ContentValidator) -> Result<u64, LedgerError> {
-        content.forget();
-        for h in 1..=self.tip.height {
-            let block = self
-                .block(h)?
-                .ok_or_else(|| LedgerError::Mismatch(format!("block {h} missing")))?;
-            let _ = content.learn(&self.config, &block);
-        }
-        Ok(self.tip.height)
-    }
-
     /// Build and commit in one step.
     pub fn apply(
         &mut self,

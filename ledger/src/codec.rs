@@ -84,18 +84,28 @@ pub fn encode_large<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecEr
 /// Strictly decode what [`encode_large`] wrote (trailing bytes and
 /// non-canonical forms refused). Only for authenticated local state.
 pub fn decode_large<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    if bytes.len() > MAX_STATE_BYTES {
+    decode_strict(bytes, MAX_STATE_BYTES, LARGE_CONFIG)
+}
+
+/// Refuse `bytes` longer than `limit`, decode them with `config`, and
+/// refuse trailing bytes and any form that does not re-encode to them.
+fn decode_strict<T: Serialize + DeserializeOwned, C: bincode::config::Config>(
+    bytes: &[u8],
+    limit: usize,
+    config: C,
+) -> Result<T, CodecError> {
+    if bytes.len() > limit {
         return Err(CodecError::TooLarge {
             len: bytes.len(),
-            limit: MAX_STATE_BYTES,
+            limit,
         });
     }
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, LARGE_CONFIG)
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - read));
     }
-    if !encodes_to_with(&value, bytes, LARGE_CONFIG) {
+    if !encodes_to(&value, bytes, config) {
         return Err(CodecError::NonCanonical);
     }
     Ok(value)
@@ -111,22 +121,7 @@ pub fn decode_limited<T: Serialize + DeserializeOwned>(
     bytes: &[u8],
     limit: usize,
 ) -> Result<T, CodecError> {
-    let limit = limit.min(MAX_RECORD_BYTES);
-    if bytes.len() > limit {
-        return Err(CodecError::TooLarge {
-            len: bytes.len(),
-            limit,
-        });
-    }
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, CONFIG)
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    if read != bytes.len() {
-        return Err(CodecError::TrailingBytes(bytes.len() - read));
-    }
-    if !encodes_to(&value, bytes) {
-        return Err(CodecError::NonCanonical);
-    }
-    Ok(value)
+    decode_strict(bytes, limit.min(MAX_RECORD_BYTES), CONFIG)
 }
 
 /// Strictly decode the record at the start of `bytes` (a record that
@@ -145,18 +140,14 @@ pub fn decode_prefix<T: Serialize + DeserializeOwned>(
     let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, CONFIG)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     match bytes.get(..read) {
-        Some(prefix) if encodes_to(&value, prefix) => Ok((value, read)),
+        Some(prefix) if encodes_to(&value, prefix, CONFIG) => Ok((value, read)),
         _ => Err(CodecError::NonCanonical),
     }
 }
 
 /// Whether `value` encodes to exactly `bytes`, compared as the encoder
 /// writes (no buffer allocated; stops at the first difference).
-fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
-    encodes_to_with(value, bytes, CONFIG)
-}
-
-fn encodes_to_with<T: Serialize + ?Sized, C: bincode::config::Config>(
+fn encodes_to<T: Serialize + ?Sized, C: bincode::config::Config>(
     value: &T,
     bytes: &[u8],
     config: C,

@@ -592,6 +592,11 @@ proptest! {
     }
 }
 
+/// Why the startup walk refuses `l`.
+fn walk_error(l: &Ledger<MemStore>) -> String {
+    l.verify_store(|_, _| {}).unwrap_err().to_string()
+}
+
 /// The startup walk reads the learned-state records' framing without keys
 /// (ADR 0015): a gap in the journal or a record that does not decode stops
 /// the node, like a damaged block.
@@ -639,7 +644,7 @@ fn learned_records_are_walked_at_startup() {
     l.store()
         .put_learned(4, &journal(records[4].clone()))
         .unwrap();
-    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    let e = walk_error(&l);
     assert!(e.contains("learned journal record 4"), "{e}");
     // A gap.
     l.store()
@@ -648,13 +653,13 @@ fn learned_records_are_walked_at_startup() {
     l.store()
         .put_learned(6, &journal(records[5].clone()))
         .unwrap();
-    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    let e = walk_error(&l);
     assert!(e.contains("does not follow block 4"), "{e}");
     // Bytes that are no record.
     l.store()
         .put_learned(5, &journal(b"not a record".to_vec()))
         .unwrap();
-    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    let e = walk_error(&l);
     assert!(e.contains("learned journal record 5"), "{e}");
     // Beyond the tip.
     l.store()
@@ -665,6 +670,6 @@ fn learned_records_are_walked_at_startup() {
     for (h, r) in (7..=10u64).zip(beyond) {
         l.store().put_learned(h, &journal(r)).unwrap();
     }
-    let e = l.verify_store(|_, _| {}).unwrap_err().to_string();
+    let e = walk_error(&l);
     assert!(e.contains("learned journal record 10"), "{e}");
 }

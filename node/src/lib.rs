@@ -32,13 +32,28 @@ use ledger::{Hash32, SignedTransaction};
 use service::NodeCore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Lets the state machine and the admission path share one validator:
 /// judging takes the lock shared, learning from a commit takes it exclusive.
 struct SharedContent(Arc<RwLock<CustomsValidator>>);
+
+/// The validator taken shared (judging); a poisoned lock refuses.
+fn shared(
+    v: &RwLock<CustomsValidator>,
+) -> Result<RwLockReadGuard<'_, CustomsValidator>, Rejection> {
+    v.read()
+        .map_err(|_| ledger::chain::reject("INTERNAL", "validator lock poisoned"))
+}
+
+/// The validator taken exclusive (learning, restoring, folding).
+fn exclusive(
+    v: &RwLock<CustomsValidator>,
+) -> Result<RwLockWriteGuard<'_, CustomsValidator>, String> {
+    v.write().map_err(|_| "validator lock poisoned".to_string())
+}
 
 impl ContentValidator for SharedContent {
     fn check(
@@ -49,19 +64,13 @@ impl ContentValidator for SharedContent {
         state: Option<&ledger::ShipmentState>,
     ) -> Result<ContentOutcome, Rejection> {
         let _ = state;
-        match self.0.read() {
-            Ok(v) => v.admit(config, stx, tx_id),
-            Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
-        }
+        shared(&self.0)?.admit(config, stx, tx_id)
     }
     fn learns(&self) -> bool {
         true
     }
     fn prepare_judging(&mut self, at: u64) -> Result<bool, String> {
-        self.0
-            .write()
-            .map_err(|_| "validator lock poisoned".to_string())?
-            .prepare_judging(at)
+        exclusive(&self.0)?.prepare_judging(at)
     }
     fn learn(&mut self, config: &ChainConfig, block: &ledger::Block) -> Option<LearnedWrite> {
         // Opening the block's declarations needs the lock only shared, so
@@ -83,10 +92,7 @@ impl ContentValidator for SharedContent {
         config: &ChainConfig,
         sealed: &[u8],
     ) -> Result<Option<u64>, String> {
-        self.0
-            .write()
-            .map_err(|_| "validator lock poisoned".to_string())?
-            .restore_checkpoint(config, sealed)
+        exclusive(&self.0)?.restore_checkpoint(config, sealed)
     }
     fn restore_journal(
         &mut self,
@@ -94,10 +100,7 @@ impl ContentValidator for SharedContent {
         height: u64,
         sealed: &[u8],
     ) -> Result<bool, String> {
-        self.0
-            .write()
-            .map_err(|_| "validator lock poisoned".to_string())?
-            .restore_journal(config, height, sealed)
+        exclusive(&self.0)?.restore_journal(config, height, sealed)
     }
     fn checkpoint(&mut self, config: &ChainConfig, height: u64) -> Option<Vec<u8>> {
         self.0.write().ok()?.checkpoint(config, height)
@@ -135,10 +138,7 @@ impl consensus::Judge for SharedJudge {
         stx: &SignedTransaction,
         id: &Hash32,
     ) -> Result<ContentOutcome, Rejection> {
-        let out = match self.validator.read() {
-            Ok(v) => v.admit(config, stx, id),
-            Err(_) => Err(ledger::chain::reject("INTERNAL", "validator lock poisoned")),
-        }?;
+        let out = shared(&self.validator)?.admit(config, stx, id)?;
         if self.forge {
             return Ok(ContentOutcome::default());
         }
@@ -146,10 +146,7 @@ impl consensus::Judge for SharedJudge {
     }
 
     fn prepare(&self, at: u64) -> Result<(), String> {
-        self.validator
-            .write()
-            .map_err(|_| "validator lock poisoned".to_string())?
-            .prepare(at)
+        exclusive(&self.validator)?.prepare(at)
     }
 }
 

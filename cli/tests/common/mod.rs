@@ -429,17 +429,21 @@ impl Net {
 
     /// Run customsctl acting as `party` against `node`'s gRPC.
     pub fn ctl(&self, party: &str, node: &str, args: &[&str]) -> std::process::Output {
+        self.ctl_command(party, node).args(args).output().unwrap()
+    }
+
+    /// `customsctl` acting as `party` against `node`'s gRPC address (the
+    /// caller adds the arguments and runs it).
+    pub fn ctl_command(&self, party: &str, node: &str) -> Command {
         let mut cmd = Command::new(customsctl());
         if self.tls {
             cmd.env("CUSTOMS_CA", self.net().join("tls").join("ca.crt"));
         }
-        cmd.args(args)
-            .env("CUSTOMS_NODE", self.url(node))
+        cmd.env("CUSTOMS_NODE", self.url(node))
             .env("CUSTOMS_PARTY", party)
             .env("CUSTOMS_KEYS", self.net().join("keys"))
-            .env("CUSTOMS_GENESIS", self.net().join("genesis.json"))
-            .output()
-            .unwrap()
+            .env("CUSTOMS_GENESIS", self.net().join("genesis.json"));
+        cmd
     }
 
     pub async fn client(&self, party: &str, node: &str) -> Api {

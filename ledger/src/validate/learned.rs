@@ -226,10 +226,18 @@ impl Learned {
     }
 }
 
-/// The digest of everything learned after `prev`, once `facts` (encoded)
-/// are folded.
-fn next_digest(prev: &Hash32, facts_bytes: &[u8]) -> Hash32 {
-    tagged_hash(LEARNED_DIGEST, &[&prev.0, facts_bytes])
+/// Learn a block's journal body: `body_bytes` is its canonical encoding
+/// (the previous digest, then the facts), and the digest of everything
+/// learned becomes `SHA-256(tag || body_bytes)`.
+fn advance(
+    state: &mut Learned,
+    classifier: &mut Classifier,
+    height: u64,
+    body_bytes: &[u8],
+    facts: Vec<Fact>,
+) {
+    state.digest = tagged_hash(LEARNED_DIGEST, &[body_bytes]);
+    state.push(classifier, height, facts);
 }
 
 /// A sealed record as stored.
@@ -316,11 +324,10 @@ pub fn record_height(bytes: &[u8]) -> Result<(bool, u64), String> {
     Ok((e.kind == KIND_CHECKPOINT, e.height))
 }
 
-/// Open a record of `kind`: `Ok(None)` when it is sealed under a secret
-/// other than `secret`'s (`key_id`).
+/// Open a record of `kind` with the secret of `config`'s outcome key:
+/// `Ok(None)` when it is sealed under another secret.
 fn open(
     config: &ChainConfig,
-    key_id: &Hash32,
     secret: &[u8; 32],
     kind: u8,
     bytes: &[u8],
@@ -329,7 +336,7 @@ fn open(
     if e.format != FORMAT || e.kind != kind {
         return Err(format!("record format {} kind {}", e.format, e.kind));
     }
-    if &e.key_id != key_id {
+    if e.key_id != config.outcome_key.id {
         return Ok(None);
     }
     let pt = cipher(secret, &e.salt)
@@ -359,9 +366,7 @@ pub fn journal(
         facts,
     };
     let pt = codec::encode_large(&body).map_err(|e| e.to_string())?;
-    let facts_bytes = codec::encode_large(&body.facts).map_err(|e| e.to_string())?;
-    state.digest = next_digest(&body.prev, &facts_bytes);
-    state.push(classifier, height, body.facts);
+    advance(state, classifier, height, &pt, body.facts);
     let Some(secret) = secret else {
         return Ok(None);
     };
@@ -378,7 +383,7 @@ pub fn restore_journal(
     height: u64,
     bytes: &[u8],
 ) -> Result<bool, String> {
-    let Some((h, pt)) = open(config, &config.outcome_key.id, secret, KIND_JOURNAL, bytes)? else {
+    let Some((h, pt)) = open(config, secret, KIND_JOURNAL, bytes)? else {
         return Ok(false);
     };
     if h != height || height != state.height + 1 {
@@ -393,9 +398,7 @@ pub fn restore_journal(
             "record of block {h} does not follow the learned state before it"
         ));
     }
-    let facts_bytes = codec::encode_large(&body.facts).map_err(|e| e.to_string())?;
-    state.digest = next_digest(&body.prev, &facts_bytes);
-    state.push(classifier, height, body.facts);
+    advance(state, classifier, height, &pt, body.facts);
     Ok(true)
 }
 
@@ -423,14 +426,7 @@ pub fn restore_checkpoint(
     secret: &[u8; 32],
     bytes: &[u8],
 ) -> Result<Option<(Learned, Evidence, usize)>, String> {
-    let Some((h, pt)) = open(
-        config,
-        &config.outcome_key.id,
-        secret,
-        KIND_CHECKPOINT,
-        bytes,
-    )?
-    else {
+    let Some((h, pt)) = open(config, secret, KIND_CHECKPOINT, bytes)? else {
         return Ok(None);
     };
     let body: CheckpointBody = codec::decode_large(&pt).map_err(|e| e.to_string())?;
@@ -512,21 +508,42 @@ mod tests {
         (Learned::new(RiskHistory::default()), classifier())
     }
 
+    /// Learn `blocks` from nothing (heights from 1), sealing each journal
+    /// record when `secret` is given: the state, the classifier and the
+    /// records.
+    fn learn_all(
+        secret: Option<&[u8; 32]>,
+        blocks: Vec<Vec<Fact>>,
+    ) -> (Learned, Classifier, Vec<Option<Vec<u8>>>) {
+        let cfg = testkit::config();
+        let (mut s, mut c) = fresh();
+        let records = blocks
+            .into_iter()
+            .zip(1u64..)
+            .map(|(facts, h)| journal(&cfg, secret, &mut s, &mut c, h, facts).unwrap())
+            .collect();
+        (s, c, records)
+    }
+
+    /// [`learn_all`] with the fixture secret: every record sealed.
+    fn sealed_all(blocks: Vec<Vec<Fact>>) -> (Learned, Classifier, Vec<Vec<u8>>) {
+        let (s, c, records) = learn_all(Some(&testkit::OUTCOME_SECRET), blocks);
+        (s, c, records.into_iter().map(Option::unwrap).collect())
+    }
+
     #[test]
     fn journal_and_checkpoint_restore_the_same_state() {
         let cfg = testkit::config();
         let secret = testkit::OUTCOME_SECRET;
-        let (mut live, mut live_c) = fresh();
-        let mut records = Vec::new();
-        let mut cp = None;
-        for (i, facts) in blocks().into_iter().enumerate() {
-            let h = i as u64 + 1;
+        let mut all = blocks();
+        let later = all.split_off(3);
+        let (mut live, mut live_c, mut records) = sealed_all(all);
+        let cp = checkpoint(&cfg, &secret, &live, &live_c).unwrap().0;
+        for (facts, h) in later.into_iter().zip(4u64..) {
             let r = journal(&cfg, Some(&secret), &mut live, &mut live_c, h, facts).unwrap();
-            records.push((h, r.unwrap()));
-            if h == 3 {
-                cp = Some(checkpoint(&cfg, &secret, &live, &live_c).unwrap().0);
-            }
+            records.push(r.unwrap());
         }
+        let records: Vec<(u64, Vec<u8>)> = (1u64..).zip(records).collect();
         assert_eq!(live.height, 6);
         // Block 6 waits in the delay line: releases of S0..S3 are folded.
         assert_eq!(live.folded, 5);
@@ -542,9 +559,7 @@ mod tests {
         assert_eq!(a, live);
         assert_eq!(a_c.evidence(), live_c.evidence());
         // ...or the checkpoint at 3 and the journal after it.
-        let (mut b, ev, _) = restore_checkpoint(&cfg, &secret, &cp.unwrap())
-            .unwrap()
-            .unwrap();
+        let (mut b, ev, _) = restore_checkpoint(&cfg, &secret, &cp).unwrap().unwrap();
         let mut b_c = classifier();
         b_c.set_evidence(ev).unwrap();
         assert_eq!((b.height, b.folded), (3, 2));
@@ -559,13 +574,7 @@ mod tests {
     fn damaged_reordered_or_foreign_records_are_refused() {
         let cfg = testkit::config();
         let secret = testkit::OUTCOME_SECRET;
-        let (mut live, mut live_c) = fresh();
-        let mut records = Vec::new();
-        for (i, facts) in blocks().into_iter().enumerate() {
-            let h = i as u64 + 1;
-            let r = journal(&cfg, Some(&secret), &mut live, &mut live_c, h, facts).unwrap();
-            records.push(r.unwrap());
-        }
+        let (_, _, records) = sealed_all(blocks());
         // A flipped ciphertext byte does not authenticate.
         let mut bad = records[0].clone();
         let last = bad.len() - 1;
@@ -586,18 +595,9 @@ mod tests {
         assert_eq!(record_height(&records[4]).unwrap(), (false, 5));
         assert!(record_height(b"garbage").is_err());
         // Spliced: record 2 of another history does not follow record 1.
-        let (mut o, mut o_c) = fresh();
         let mut fork = blocks();
         fork[0] = vec![declared("X", 1)];
-        let mut forked = Vec::new();
-        for (i, facts) in fork.into_iter().enumerate() {
-            let h = i as u64 + 1;
-            forked.push(
-                journal(&cfg, Some(&secret), &mut o, &mut o_c, h, facts)
-                    .unwrap()
-                    .unwrap(),
-            );
-        }
+        let (_, _, forked) = sealed_all(fork);
         let (mut s, mut c) = fresh();
         assert!(restore_journal(&cfg, &secret, &mut s, &mut c, 1, &records[0]).unwrap());
         let e = restore_journal(&cfg, &secret, &mut s, &mut c, 2, &forked[1]).unwrap_err();
@@ -628,12 +628,12 @@ mod tests {
 
     #[test]
     fn the_state_is_a_function_of_the_facts() {
-        let cfg = testkit::config();
         let run = || {
-            let (mut s, mut c) = fresh();
-            for (i, facts) in blocks().into_iter().enumerate() {
-                journal(&cfg, None, &mut s, &mut c, i as u64 + 1, facts).unwrap();
-            }
+            let (s, c, records) = learn_all(None, blocks());
+            assert!(
+                records.iter().all(Option::is_none),
+                "nothing sealed without a key"
+            );
             (s, c.evidence().clone())
         };
         let (a, b) = (run(), run());

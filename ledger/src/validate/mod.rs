@@ -53,6 +53,50 @@ struct Opened {
     outcome: Option<ContentOutcome>,
 }
 
+/// Where this validator's stored learned records stand (ADR 0015): what
+/// decides whether the next block gets a journal record or a checkpoint.
+#[derive(Debug, Default)]
+struct Records {
+    /// Height of the last record stored (journal or checkpoint): a journal
+    /// record must follow it, else a checkpoint is written.
+    height: u64,
+    /// Sealed journal bytes since the last checkpoint.
+    journal_bytes: usize,
+    /// Plaintext size of the last checkpoint.
+    checkpoint_bytes: usize,
+    /// Outcome secret the records since the last checkpoint are sealed under.
+    key: Option<Hash32>,
+}
+
+impl Records {
+    /// A checkpoint of `len` plaintext bytes at `height`, under `key`.
+    fn checkpointed(&mut self, key: Hash32, height: u64, len: usize) {
+        *self = Records {
+            height,
+            journal_bytes: 0,
+            checkpoint_bytes: len,
+            key: Some(key),
+        };
+    }
+
+    /// A journal record of `len` sealed bytes at `height`, under `key`.
+    fn journaled(&mut self, key: Hash32, height: u64, len: usize) {
+        self.height = height;
+        self.journal_bytes = self.journal_bytes.saturating_add(len);
+        self.key = Some(key);
+    }
+
+    /// Whether block `height`, whose journal record is `len` bytes under
+    /// `key`, should be stored as a checkpoint instead: a record is missing
+    /// before it, the secret changed, or the journal outgrew the checkpoint.
+    fn checkpoint_due(&self, key: Hash32, height: u64, len: usize) -> bool {
+        height != self.height + 1
+            || self.key.is_some_and(|k| k != key)
+            || self.journal_bytes.saturating_add(len)
+                >= self.checkpoint_bytes.max(MIN_CHECKPOINT_INTERVAL_BYTES)
+    }
+}
+
 /// The customs content validator: opens declarations with this customs
 /// party's key, checks formats, classifies every goods item and scores risk.
 /// It learns from committed history (`committed`), deterministically.
@@ -65,17 +109,11 @@ pub struct CustomsValidator {
     /// Everything learned from committed blocks but the classifier's
     /// evidence (ADR 0015).
     learned: Learned,
-    /// Sealed journal bytes since the last checkpoint.
-    journal_bytes: usize,
-    /// Plaintext size of the last checkpoint.
-    checkpoint_bytes: usize,
-    /// Outcome secret the journal since the last checkpoint is sealed under.
-    journal_key: Option<Hash32>,
-    /// Height of the last learned record stored (journal or checkpoint):
-    /// a journal record must follow it, else a checkpoint is written.
-    persisted: u64,
+    /// Where the stored learned records stand.
+    records: Records,
     /// Declarations opened by `check`/[`CustomsValidator::admit`], waiting
-    /// for `committed`, with the outcome this node computed for them. Behind
+    /// for [`CustomsValidator::facts`], with the outcome this node computed
+    /// for them. Behind
     /// a lock of its own so admission can judge through `&self`.
     opened: Mutex<BTreeMap<Hash32, Opened>>,
     /// Outcome secrets this party unwrapped from chain configs, by id.
@@ -261,10 +299,7 @@ impl CustomsValidator {
             nomenclature,
             learned: Learned::new(RiskHistory::new(&risk_cfg.limits)),
             risk_cfg,
-            journal_bytes: 0,
-            checkpoint_bytes: 0,
-            journal_key: None,
-            persisted: 0,
+            records: Records::default(),
             opened: Mutex::new(BTreeMap::new()),
             secrets: Mutex::new(BTreeMap::new()),
         }
@@ -466,35 +501,26 @@ impl CustomsValidator {
         .flatten();
         let (secret, journal) = (secret?, sealed?);
         let key = config.outcome_key.id;
-        self.journal_bytes = self.journal_bytes.saturating_add(journal.len());
-        let rotated = self.journal_key.is_some_and(|k| k != key);
-        self.journal_key = Some(key);
-        let gap = height != self.persisted + 1;
         // A checkpoint holds the state every node has at this height (folded
         // JUDGEMENT_LAG behind), never a leader's state folded ahead.
         let canonical = self.learned.folded == height.saturating_sub(learned::JUDGEMENT_LAG);
-        let due = rotated
-            || gap
-            || self.journal_bytes >= self.checkpoint_bytes.max(MIN_CHECKPOINT_INTERVAL_BYTES);
-        if due && canonical {
+        if self.records.checkpoint_due(key, height, journal.len()) && canonical {
             if let Ok((cp, len)) =
                 learned::checkpoint(config, &secret, &self.learned, &self.classifier)
             {
-                self.journal_bytes = 0;
-                self.checkpoint_bytes = len;
-                self.persisted = height;
+                self.records.checkpointed(key, height, len);
                 return Some(LearnedWrite {
                     journal: None,
                     checkpoint: Some(cp),
                 });
             }
         }
-        if gap {
+        if height != self.records.height + 1 {
             // Cannot follow the stored records: the next canonical block
             // writes a checkpoint.
             return None;
         }
-        self.persisted = height;
+        self.records.journaled(key, height, journal.len());
         Some(LearnedWrite {
             journal: Some(journal),
             checkpoint: None,
@@ -641,10 +667,7 @@ impl ContentValidator for CustomsValidator {
         // The nomenclature index stays; only what was learned goes.
         let _ = self.classifier.set_evidence(Default::default());
         self.learned = Learned::new(RiskHistory::new(&self.risk_cfg.limits));
-        self.journal_bytes = 0;
-        self.checkpoint_bytes = 0;
-        self.journal_key = None;
-        self.persisted = 0;
+        self.records = Records::default();
     }
 
     fn restore_checkpoint(
@@ -667,10 +690,8 @@ impl ContentValidator for CustomsValidator {
             .map_err(|e| e.to_string())?;
         let height = state.height;
         self.learned = state;
-        self.checkpoint_bytes = len;
-        self.journal_bytes = 0;
-        self.journal_key = Some(config.outcome_key.id);
-        self.persisted = height;
+        self.records
+            .checkpointed(config.outcome_key.id, height, len);
         Ok(Some(height))
     }
 
@@ -692,9 +713,8 @@ impl ContentValidator for CustomsValidator {
             sealed,
         )?;
         if folded {
-            self.journal_bytes = self.journal_bytes.saturating_add(sealed.len());
-            self.journal_key = Some(config.outcome_key.id);
-            self.persisted = height;
+            self.records
+                .journaled(config.outcome_key.id, height, sealed.len());
         }
         Ok(folded)
     }
@@ -706,10 +726,8 @@ impl ContentValidator for CustomsValidator {
         let secret = self.outcome_secret(config).ok()?;
         let (cp, len) =
             learned::checkpoint(config, &secret, &self.learned, &self.classifier).ok()?;
-        self.checkpoint_bytes = len;
-        self.journal_bytes = 0;
-        self.journal_key = Some(config.outcome_key.id);
-        self.persisted = height;
+        self.records
+            .checkpointed(config.outcome_key.id, height, len);
         Some(cp)
     }
 }
