@@ -184,7 +184,17 @@ async fn learning_survives_restart_and_snapshot_recovery() {
         assert!(!line.contains("journal_records=0"), "{p}: {line}");
     }
 
-    // One loses its data and recovers from a snapshot (logs are purged).
+    // Enough entries for every customs node, restarted or not, to take a
+    // snapshot and purge its log (snapshot_every = 20, keep_logs = 0) twice
+    // over, so a node that loses its data can only catch up by snapshot.
+    let mut exporter = net.client("pl-exporter", "de-customs").await;
+    for i in 0..45 {
+        let tx = common::event(&net, K::ShipmentBooked, &format!("LRN-B{i}"), "pl-exporter");
+        exporter.submit_retry(&tx, Duration::from_secs(60)).await;
+    }
+    settle(&net).await;
+
+    // One loses its data and recovers from a snapshot.
     net.kill9("pl-customs");
     net.wipe("pl-customs");
     net.start("pl-customs");
