@@ -462,26 +462,109 @@ pub fn check_structure(
 /// The chain config after committed block `block`, given the config before
 /// it: its governance transactions applied in order (every one of them was
 /// accepted, or it would not be in the block), checked against the hash the
-/// header names. For tools that replay an exported chain.
+/// header names. For tools that replay an exported chain they verify anyway.
 pub fn config_after(config: &ChainConfig, block: &Block) -> Result<ChainConfig, LedgerError> {
+    governance_after(config, block, false)
+}
+
+/// [`config_after`] for a light client that follows the chain config from a
+/// trusted one without replaying the chain (an auditor holding only the
+/// genesis config): the block's body must match its header, and every
+/// governance transaction in it must be signed by its submitter, allowed to
+/// it and approved by a majority of validators, all under the config before
+/// it ([`check_governance`]). A node cannot make such a client accept a
+/// config that the validators of the previous one did not approve, and
+/// leaving a governance block out shows as a config hash that does not
+/// match the next header.
+pub fn follow_governance(config: &ChainConfig, block: &Block) -> Result<ChainConfig, LedgerError> {
+    if block.header.chain_id != config.chain_id {
+        return Err(LedgerError::Mismatch(format!(
+            "block {} is of chain {:?}, not {:?}",
+            block.header.height, block.header.chain_id, config.chain_id
+        )));
+    }
+    if !block.body_matches_header() {
+        return Err(LedgerError::Mismatch(format!(
+            "block {}: body does not match its header",
+            block.header.height
+        )));
+    }
+    governance_after(config, block, true)
+}
+
+fn governance_after(
+    config: &ChainConfig,
+    block: &Block,
+    check: bool,
+) -> Result<ChainConfig, LedgerError> {
     let mut cfg = config.clone();
     for stx in &block.txs {
         if let Some(g) = &stx.tx.governance {
-            cfg = apply_governance(&cfg, g).map_err(|r| {
+            let applied = if check {
+                check_governance(&cfg, stx).and_then(|()| apply_governance(&cfg, g))
+            } else {
+                apply_governance(&cfg, g)
+            };
+            cfg = applied.map_err(|r| {
                 LedgerError::Mismatch(format!(
-                    "block {}: governance does not apply: {}",
-                    block.header.height, r.message
+                    "block {}: governance does not apply: {} ({})",
+                    block.header.height, r.message, r.code
                 ))
             })?;
         }
     }
-    if cfg.hash()? != block.header.config_hash {
+    if cfg.hash()? != block.header.config_hash || cfg.seq != block.header.config_seq {
         return Err(LedgerError::Mismatch(format!(
             "block {}: config after its governance does not match the header",
             block.header.height
         )));
     }
     Ok(cfg)
+}
+
+/// Is `stx` a governance transaction that `config` accepts, apart from
+/// replay and time: a governance kind with an action, signed (strictly) by a
+/// registered, unrevoked submitter whose role may submit it, and approved by
+/// a majority of the validators. What an approver checks before signing and
+/// what a light client checks of committed governance.
+pub fn check_governance(config: &ChainConfig, stx: &SignedTransaction) -> Result<(), Rejection> {
+    let tx = &stx.tx;
+    if !tx.kind.is_governance() || tx.governance.is_none() || !tx.shipment_id.is_empty() {
+        return Err(reject(
+            "TX_BAD_GOVERNANCE",
+            "not a governance transaction with an action",
+        ));
+    }
+    if tx.chain_id != config.chain_id {
+        return Err(reject(
+            "TX_WRONG_CHAIN",
+            format!("chain id {:?} is not {:?}", tx.chain_id, config.chain_id),
+        ));
+    }
+    let id = stx
+        .id()
+        .map_err(|e| reject("TX_MALFORMED", e.to_string()))?;
+    let party = submitter_of(config, stx)?;
+    crypto::verify_strict(&party.signing_key, &signing_message(&id), &stx.signature)
+        .map_err(|e| reject("TX_BAD_SIGNATURE", e.to_string()))?;
+    if !config.may_submit(party, tx.kind) {
+        return Err(reject(
+            "TX_ROLE_NOT_ALLOWED",
+            format!("{} may not submit {}", party.id, tx.kind.name()),
+        ));
+    }
+    for w in stx.approvals.windows(2) {
+        if w[0].party >= w[1].party {
+            return Err(reject("TX_BAD_GOVERNANCE", "approvals not sorted by party"));
+        }
+    }
+    check_quorum(config, stx, &id)
+}
+
+/// The config a governance action would produce from `config` (what a
+/// proposer or approver shows as a diff before signing).
+pub fn propose_governance(config: &ChainConfig, g: &Governance) -> Result<ChainConfig, Rejection> {
+    apply_governance(config, g)
 }
 
 /// Apply a governance action to a config copy.
@@ -548,6 +631,21 @@ fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Re
         }
         Governance::SetOutcomeKey(k) => {
             next.outcome_key = k.clone();
+        }
+        Governance::SetRiskPolicy {
+            review_at,
+            inspect_at,
+            policy,
+        } => {
+            if let Some(r) = review_at {
+                next.risk_review_at = *r;
+            }
+            if let Some(i) = inspect_at {
+                next.risk_inspect_at = *i;
+            }
+            if let Some(p) = policy {
+                next.risk_policy = p.clone();
+            }
         }
     }
     next.seq = cfg.seq.saturating_add(1);
@@ -1530,6 +1628,132 @@ pub fn read_inclusion_proof<S: Store + ?Sized>(
     tree_size: u64,
 ) -> Result<Vec<merkle::Hash>, LedgerError> {
     merkle::inclusion_proof_at(&Nodes(store), height, tree_size).map_err(merkle_err)
+}
+
+/// What a light client needs to follow the chain config up to `height`:
+/// that block's header, and the blocks at or below it that changed the
+/// config after sequence number `after_seq` (at most `limit` of them, oldest
+/// first), each with its inclusion proof in the ledger tree of size
+/// `height + 1`. `more` says the limit cut the list short. Found by
+/// bisection over the headers' config sequence numbers, which never
+/// decrease, so it reads O(changes x log height) headers.
+pub fn governance_blocks<S: Store + ?Sized>(
+    store: &S,
+    height: u64,
+    after_seq: u64,
+    limit: usize,
+) -> Result<GovernanceBlocks, LedgerError> {
+    let header = |h: u64| -> Result<BlockHeader, LedgerError> {
+        store
+            .block_header(h)?
+            .ok_or_else(|| LedgerError::Mismatch(format!("no block {h}")))
+    };
+    let target = header(height)?;
+    let mut blocks = Vec::new();
+    let mut seq = after_seq;
+    let mut lo = 0u64;
+    while seq < target.config_seq {
+        if blocks.len() >= limit {
+            return Ok(GovernanceBlocks {
+                header: target,
+                blocks,
+                more: true,
+            });
+        }
+        // The lowest height in [lo, height] whose config is past `seq`.
+        let mut hi = height;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if header(mid)?.config_seq > seq {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let block = read_block(store, lo)?
+            .ok_or_else(|| LedgerError::Mismatch(format!("no block {lo}")))?;
+        if block.header.config_seq <= seq {
+            return Err(LedgerError::Mismatch(format!(
+                "config sequence numbers decrease below height {height}"
+            )));
+        }
+        let proof = read_inclusion_proof(store, lo, height + 1)?;
+        seq = block.header.config_seq;
+        blocks.push((block, proof));
+        lo += 1;
+    }
+    Ok(GovernanceBlocks {
+        header: target,
+        blocks,
+        more: false,
+    })
+}
+
+/// See [`governance_blocks`].
+#[derive(Clone, Debug)]
+pub struct GovernanceBlocks {
+    /// Header of the block at the height asked for.
+    pub header: BlockHeader,
+    /// Blocks that changed the config, with their inclusion proofs.
+    pub blocks: Vec<(Block, Vec<merkle::Hash>)>,
+    /// More remain after the last one.
+    pub more: bool,
+}
+
+/// The chain config in force after block `header.height`, followed from
+/// `trusted` (the config after height `trusted_height`) through `blocks` as
+/// [`governance_blocks`] returns them ([`follow_blocks`]); the result must
+/// be the config `header` names. `header` itself is the caller's to check
+/// against the checkpoint whose tree has root `root`.
+pub fn follow_config(
+    trusted: &ChainConfig,
+    trusted_height: u64,
+    header: &BlockHeader,
+    root: &merkle::Hash,
+    blocks: &[(Block, Vec<merkle::Hash>)],
+) -> Result<ChainConfig, LedgerError> {
+    let (cfg, _) = follow_blocks(trusted, trusted_height, header.height, root, blocks)?;
+    if cfg.seq != header.config_seq || cfg.hash()? != header.config_hash {
+        return Err(LedgerError::Mismatch(format!(
+            "the config followed to height {} (sequence {}) is not the one its header names (sequence {}): a governance block is missing",
+            header.height, cfg.seq, header.config_seq
+        )));
+    }
+    Ok(cfg)
+}
+
+/// One page of [`follow_config`]: each block must be in the ledger tree of
+/// size `height + 1` with root `root`, above the previous one and at most
+/// `height`, and pass [`follow_governance`]. Returns the config reached and
+/// the height of the last block.
+pub fn follow_blocks(
+    trusted: &ChainConfig,
+    trusted_height: u64,
+    height: u64,
+    root: &merkle::Hash,
+    blocks: &[(Block, Vec<merkle::Hash>)],
+) -> Result<(ChainConfig, u64), LedgerError> {
+    let mut cfg = trusted.clone();
+    let mut after = trusted_height;
+    for (block, proof) in blocks {
+        let h = block.header.height;
+        if h <= after || h > height {
+            return Err(LedgerError::Mismatch(format!(
+                "governance block {h} is out of order (after {after}, up to {height})"
+            )));
+        }
+        merkle::verify_inclusion(
+            &merkle::leaf_hash(&block.hash()?.0),
+            h,
+            height + 1,
+            proof,
+            root,
+        )
+        .map_err(|e| LedgerError::Mismatch(format!("block {h} is not in the tree: {e}")))?;
+        cfg = follow_governance(&cfg, block)?;
+        after = h;
+    }
+    Ok((cfg, after))
 }
 
 /// Header of the genesis block of `config`.

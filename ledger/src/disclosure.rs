@@ -563,6 +563,13 @@ pub struct FieldDisclosure {
     pub block_proof: Vec<Hash32>,
     /// The cosigned checkpoint.
     pub checkpoint: CosignedCheckpoint,
+    /// The chain config from the trusted one to the checkpoint's height,
+    /// proven (absent when the chain had no governance, or for a verifier
+    /// that trusts the config in force): the transaction's signature is
+    /// checked under the config it was admitted under and the cosignatures
+    /// under the one in force at the checkpoint.
+    #[serde(default)]
+    pub config: Option<crate::history::ConfigProof>,
 }
 
 /// Build a disclosure proof of `path` from a transaction the holder opened.
@@ -601,6 +608,7 @@ pub fn disclose(
         tx_proof: tx_proof.into_iter().map(Bytes).collect(),
         block_proof: block_proof.into_iter().map(Bytes).collect(),
         checkpoint,
+        config: None,
     })
 }
 
@@ -659,13 +667,38 @@ pub struct VerifiedField {
     pub cosigners: Vec<String>,
 }
 
-/// Verify a disclosure offline against a trusted chain config.
+/// Verify a disclosure offline against a trusted chain config, requiring
+/// `quorum` cosignatures.
 pub fn verify_disclosure(
     d: &FieldDisclosure,
     trusted: &ChainConfig,
     quorum: u32,
 ) -> Result<VerifiedField, DisclosureError> {
+    verify_disclosure_with(d, trusted, Some(quorum))
+}
+
+/// [`verify_disclosure`], requiring `quorum` cosignatures or, when `None`,
+/// the quorum of the config in force at the checkpoint.
+pub fn verify_disclosure_with(
+    d: &FieldDisclosure,
+    trusted: &ChainConfig,
+    quorum: Option<u32>,
+) -> Result<VerifiedField, DisclosureError> {
     let p = |m: String| DisclosureError::Proof(m);
+    let timeline = match &d.config {
+        Some(proof) => {
+            if trusted.chain_id != d.checkpoint.checkpoint.chain_id {
+                return Err(p("chain id differs from the trusted config".into()));
+            }
+            crate::history::ConfigTimeline::verify(trusted, proof, &d.checkpoint.checkpoint)
+                .map_err(|e| p(format!("chain config history: {e}")))?
+        }
+        None => crate::history::ConfigTimeline::trusting(trusted.clone()),
+    };
+    let admitted = timeline
+        .for_tx(d.header.height, d.tx_index)
+        .map_err(|e| p(e.to_string()))?;
+    let trusted = &admitted;
     let tx = &d.tx.tx;
     if tx.chain_id != trusted.chain_id || d.checkpoint.checkpoint.chain_id != trusted.chain_id {
         return Err(p("chain id differs from the trusted config".into()));
@@ -731,8 +764,11 @@ pub fn verify_disclosure(
         &cp.tree_root.0,
     )
     .map_err(|e| p(format!("block not in checkpoint tree: {e}")))?;
-    // 5. checkpoint cosigned by a quorum of trusted parties
-    let cosigners = verify_cosignatures(trusted, &d.checkpoint, quorum)?;
+    // 5. checkpoint cosigned by a quorum of the parties of the config in
+    // force at its height
+    let at_checkpoint = timeline.latest();
+    let quorum = quorum.unwrap_or(at_checkpoint.checkpoint_quorum);
+    let cosigners = verify_cosignatures(at_checkpoint, &d.checkpoint, quorum)?;
     Ok(VerifiedField {
         field: f.clone(),
         tx_id,

@@ -23,6 +23,7 @@ pub mod declaration;
 pub mod disclosure;
 pub mod event;
 pub mod hash;
+pub mod history;
 pub mod hs;
 pub mod merkle;
 pub mod outcome;

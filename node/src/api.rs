@@ -49,6 +49,9 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 
 const PAGE_MAX: u32 = 200;
 
+/// Most config changes one GetConfigHistory answer carries.
+const CONFIG_HISTORY_PAGE: usize = 256;
+
 fn parse_hash(b: &[u8]) -> Result<Hash32, Status> {
     let a: [u8; 32] = b
         .try_into()
@@ -373,6 +376,51 @@ impl LedgerApi for Api {
             old_size: r.old_size,
             new_size: r.new_size,
             proof: proof.into_iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    async fn get_config_history(
+        &self,
+        req: Request<v1::GetConfigHistoryRequest>,
+    ) -> Result<Response<v1::ConfigHistory>, Status> {
+        let party = self
+            .core
+            .authenticate(&req, "/customs.v1.Ledger/GetConfigHistory")?;
+        let _reading = self.core.limits.reads.take(&party, 1)?;
+        let r = req.into_inner();
+        let tip = self
+            .core
+            .consensus
+            .ledger()
+            .tip()
+            .map_err(status::internal)?
+            .height;
+        if r.height > tip {
+            return Err(status::not_found(
+                "BLOCK_NOT_FOUND",
+                format!("no block {} (tip {tip})", r.height),
+            ));
+        }
+        let g = self
+            .core
+            .consensus
+            .ledger()
+            .with_store(|s| {
+                ledger::chain::governance_blocks(s, r.height, r.after_seq, CONFIG_HISTORY_PAGE)
+            })
+            .map_err(status::internal)?
+            .map_err(status::corrupt)?;
+        let mut blocks = Vec::with_capacity(g.blocks.len());
+        for (b, proof) in &g.blocks {
+            blocks.push(v1::ProvenBlock {
+                block: b.encode().map_err(status::internal)?,
+                block_proof: proof.iter().map(|h| h.to_vec()).collect(),
+            });
+        }
+        Ok(Response::new(v1::ConfigHistory {
+            header: ledger::codec::encode(&g.header).map_err(status::internal)?,
+            blocks,
+            more: g.more,
         }))
     }
 

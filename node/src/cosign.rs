@@ -64,6 +64,8 @@ pub struct Cosigner {
     /// (height, signing party), at most [`MAX_PENDING_AHEAD`] heights ahead.
     pending: Mutex<BTreeMap<(u64, String), CosignMessage>>,
     refused: Mutex<bool>,
+    /// The rotated-key warning was logged.
+    key_warned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Cosigner {
@@ -108,6 +110,7 @@ impl Cosigner {
             quorum_height: AtomicU64::new(0),
             pending: Mutex::new(BTreeMap::new()),
             refused: Mutex::new(false),
+            key_warned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -184,6 +187,31 @@ impl Cosigner {
                     if height >= d.height {
                         return Ok(None);
                     }
+                }
+                // A cosignature is checked against the config in force at
+                // its height: sign only with the key that config registers
+                // for this party, and only heights whose config is still
+                // the one in force (after a key rotation, older heights are
+                // left to the cosignatures made before it).
+                let config = l.config();
+                let registered = config.party(&self.party).map(|p| p.signing_key);
+                if registered != Some(self.key.public()) {
+                    if !self.key_warned.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "the chain config registers another signing key for {} (rotated by governance): this node cosigns nothing until it is restarted with that key",
+                            self.party
+                        );
+                    }
+                    return Ok(None);
+                }
+                let config_seq = config.seq;
+                let at = l
+                    .store()
+                    .block_header(height)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no block {height}"))?;
+                if at.config_seq != config_seq {
+                    return Ok(None);
                 }
                 let cp = l.checkpoint_at(height).map_err(|e| e.to_string())?;
                 // The block named must be the leaf of the tree named (a block
@@ -285,7 +313,7 @@ impl Cosigner {
         // the ledger lock (a flood of gossip must not hold up apply).
         let r = match self.check_signature(&msg) {
             Err(m) => Ok(m),
-            Ok(()) => self.ledger.with_ledger(|l| merge_verified(l, &msg)),
+            Ok(seq) => self.ledger.with_ledger(|l| merge_verified(l, &msg, seq)),
         };
         let outcome = r.unwrap_or_else(|e| Merge::Invalid(e.to_string()));
         match &outcome {
@@ -317,7 +345,8 @@ impl Cosigner {
 
     /// The cosignature in `msg` is by an unrevoked party of this chain and
     /// verifies (strict) over the checkpoint, under the committed config.
-    fn check_signature(&self, msg: &CosignMessage) -> Result<(), Merge> {
+    /// Returns that config's sequence number.
+    fn check_signature(&self, msg: &CosignMessage) -> Result<u64, Merge> {
         let config = self
             .ledger
             .with_ledger(|l| l.shared_config())
@@ -337,7 +366,8 @@ impl Cosigner {
             .signing_bytes()
             .map_err(|_| Merge::Invalid("unencodable".into()))?;
         crypto::verify_strict(&p.signing_key, &bytes, &msg.cosignature.signature)
-            .map_err(|_| Merge::Invalid(format!("bad cosignature from {}", p.id)))
+            .map_err(|_| Merge::Invalid(format!("bad cosignature from {}", p.id)))?;
+        Ok(config.seq)
     }
 
     /// Retry pending cosignatures for heights now reached.
@@ -360,7 +390,7 @@ impl Cosigner {
 /// accepted, under the ledger lock: pending when this node has not reached
 /// its height (dropped when far above), merged when it matches this node's
 /// checkpoint, kept as evidence when it conflicts.
-fn merge_verified(l: &Ledger<RocksStore>, msg: &CosignMessage) -> Merge {
+fn merge_verified(l: &Ledger<RocksStore>, msg: &CosignMessage, checked_seq: u64) -> Merge {
     let h = msg.checkpoint.height;
     let tip = l.tip().height;
     if h > tip {
@@ -370,6 +400,20 @@ fn merge_verified(l: &Ledger<RocksStore>, msg: &CosignMessage) -> Merge {
             ));
         }
         return Merge::Pending;
+    }
+    // The signature was checked under config `checked_seq`: it counts only
+    // if that is the config in force at height `h` (auditors check it
+    // under that one) and still the committed one.
+    match l.store().block_header(h) {
+        Ok(Some(at)) if at.config_seq == checked_seq && l.config().seq == checked_seq => {}
+        Ok(Some(_)) => {
+            return Merge::Invalid(format!(
+                "cosignature by {} for height {h}, whose chain config governance has since changed",
+                msg.cosignature.party
+            ))
+        }
+        Ok(None) => return Merge::Invalid(format!("no block {h}")),
+        Err(e) => return Merge::Invalid(e.to_string()),
     }
     match l.checkpoint_at(h) {
         Ok(own) if own == msg.checkpoint => match merge_into(l, &own, msg.cosignature.clone()) {

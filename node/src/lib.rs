@@ -433,6 +433,33 @@ pub fn clear_divergence(cfg: &NodeConfig) -> Result<Option<consensus::Divergence
     Ok(found)
 }
 
+/// The signing key file must be the key the committed chain config
+/// registers for this party, or, for a node whose ledger has not yet caught
+/// up with a rotation, the genesis one; a node holding a key the chain has
+/// since rotated away starts (it replicates and serves) but cosigns nothing,
+/// and says so.
+fn check_signing_key(
+    node: &ConsensusNode,
+    party: &str,
+    signing: &Keypair,
+    genesis_key: bool,
+) -> Result<()> {
+    let committed = node
+        .ledger()
+        .with_ledger(|l| l.config().party(party).map(|p| p.signing_key))
+        .map_err(|e| anyhow!("cannot read the committed config: {e}"))?;
+    if committed == Some(signing.public()) {
+        return Ok(());
+    }
+    if !genesis_key {
+        bail!("signing key file matches neither the committed nor the genesis key of {party}");
+    }
+    tracing::warn!(
+        "the committed chain config registers another signing key for {party}: this node cosigns only once restarted with it"
+    );
+    Ok(())
+}
+
 /// Start a node from its configuration.
 pub async fn start(cfg: NodeConfig) -> Result<Running> {
     let genesis = load_genesis(&cfg.genesis)?;
@@ -441,12 +468,9 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         .ok_or_else(|| anyhow!("party {} is not in the genesis config", cfg.party))?
         .clone();
     let signing = Keypair::from_seed(&keys::read_secret(&cfg.signing_key)?);
-    if signing.public() != me.signing_key {
-        bail!(
-            "signing key file does not match the registered key of {}",
-            cfg.party
-        );
-    }
+    // The key is checked against the committed config once the ledger is
+    // open (governance may have rotated it since genesis).
+    let genesis_key = signing.public() == me.signing_key;
     let mut dkeys = vec![DecryptionKey::from_secret(keys::read_secret(
         &cfg.encryption_key,
     )?)];
@@ -574,6 +598,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
     )
     .await
     .map_err(|e| anyhow!("consensus: {e}"))?;
+    check_signing_key(&node, &cfg.party, &signing, genesis_key)?;
 
     // The lowest-id voter forms the cluster on first start.
     let mut voters: BTreeMap<NodeId, PeerNode> = cfg
