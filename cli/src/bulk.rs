@@ -63,8 +63,8 @@ fn read(p: &PathBuf) -> Result<Item> {
 
 /// Submit every item in order; one line each, then a summary.
 pub(crate) async fn submit_all(conn: &Conn, items: &[Item], wait: bool) -> Result<()> {
-    let (cfg, _) = conn.trusted()?;
     let mut c = conn.client().await?;
+    let cfg = conn.current_config(&mut c).await?;
     let bar = crate::progress_of(items.len() as u64, "submitting", "events");
     let mut failed = 0usize;
     for it in items {

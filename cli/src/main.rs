@@ -8,13 +8,16 @@ mod admin;
 mod audit;
 mod bench;
 mod bulk;
+mod catalogue;
 mod client;
 mod demo;
+mod governance;
 mod outcomes;
 mod proofs;
 mod spec;
 mod subscribe;
 mod tls;
+mod trust;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -168,10 +171,22 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Classify a goods description offline (HS 2022).
+    /// Classify a goods description, or a catalogue (--file products.csv),
+    /// offline (HS 2022).
     Classify {
         /// Goods description.
-        description: String,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        description: Option<String>,
+        /// CSV catalogue with a `description` column (optional `id`/`sku`
+        /// and `hs_code` columns).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// With --file: output file (default: standard output).
+        #[arg(long, requires = "file")]
+        out: Option<PathBuf>,
+        /// With --file: output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: catalogue::Format,
         /// Suggestions to show.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -313,6 +328,12 @@ enum Cmd {
         #[arg(long)]
         net: PathBuf,
     },
+    /// Change the chain config by a majority of validators: propose,
+    /// approve, submit, show.
+    Governance {
+        #[command(subcommand)]
+        cmd: governance::GovCmd,
+    },
     /// Check a disclosure proof offline; exits non-zero with a reason when any part is wrong.
     VerifyDisclosure {
         /// Proof file.
@@ -385,6 +406,27 @@ impl Conn {
         let cfg = load_genesis(&self.genesis)?;
         let q = self.quorum.unwrap_or(cfg.checkpoint_quorum);
         Ok((cfg, q))
+    }
+    /// The trusted config, from which the node's answers are followed.
+    fn trust(&self) -> Result<trust::Trust> {
+        Ok(trust::Trust::new(load_genesis(&self.genesis)?, self.quorum))
+    }
+    /// The config in force at the node's newest cosigned checkpoint,
+    /// followed from the trusted one with proofs: what events are sealed
+    /// for (the recipients' current keys). The trusted config itself while
+    /// the node has no cosigned checkpoint yet.
+    async fn current_config(&self, c: &mut Client) -> Result<ChainConfig> {
+        let mut trust = self.trust()?;
+        match trust.current(c).await {
+            Ok((_, cfg)) => Ok(cfg),
+            Err(e)
+                if e.to_string().contains("NO_CHECKPOINT")
+                    && !e.to_string().contains("cannot be followed") =>
+            {
+                Ok(trust.genesis().clone())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -512,6 +554,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Classify {
             description,
+            file,
+            out,
+            format,
             top,
             json,
             declared,
@@ -522,6 +567,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let nom = load_nomenclature(nom.as_deref())?;
             let c = Classifier::new(&nom);
+            if let Some(file) = file {
+                let (n, failed) = catalogue::run(&c, &file, out.as_deref(), format, top)?;
+                eprintln!("{n} products classified, {failed} without a description");
+                return Ok(());
+            }
+            let description = description.unwrap_or_default();
             let sugg = c.classify(&description, top);
             let verdict = declared
                 .as_ref()
@@ -637,7 +688,7 @@ async fn run(cli: Cli) -> Result<()> {
             path,
             out,
         } => {
-            let (cfg, q) = conn.trusted()?;
+            let mut trust = conn.trust()?;
             let mut c = conn.client().await?;
             let id = parse_id(&tx_id)?;
             let p = c
@@ -651,10 +702,11 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            let t = proofs::transaction(&p, &cfg, q)?;
+            let (t, _) = trust.transaction(&mut c, &p).await?;
             let opened = disclosure::open(&t.stx.tx, &conn.party, &conn.decryption_keys()?)
                 .map_err(|e| anyhow!("{e}"))?;
-            let d = disclosure::disclose(
+            let config = trust.proof(&mut c, &t.checkpoint.checkpoint).await?;
+            let mut d = disclosure::disclose(
                 &opened,
                 &path,
                 &t.stx,
@@ -665,6 +717,11 @@ async fn run(cli: Cli) -> Result<()> {
                 t.checkpoint,
             )
             .map_err(|e| anyhow!("{e}"))?;
+            // Only when the chain has moved on from the trusted config: a
+            // verifier then follows it to the checkpoint.
+            if !config.blocks.is_empty() {
+                d.config = Some(config);
+            }
             std::fs::write(&out, serde_json::to_string_pretty(&d)?)?;
             println!(
                 "disclosure of {path} in {tx_id} written to {}",
@@ -706,6 +763,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await?
         }
         Cmd::Demo { net } => demo::run(demo::DemoArgs { net }).await?,
+        Cmd::Governance { cmd } => governance::run(cmd).await?,
         Cmd::VerifyDisclosure {
             file,
             genesis,
@@ -716,9 +774,8 @@ async fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let d: disclosure::FieldDisclosure =
                 serde_json::from_str(&text).context("not a disclosure proof file")?;
-            let v =
-                disclosure::verify_disclosure(&d, &cfg, quorum.unwrap_or(cfg.checkpoint_quorum))
-                    .map_err(|e| anyhow!("{e}"))?;
+            let v = disclosure::verify_disclosure_with(&d, &cfg, quorum)
+                .map_err(|e| anyhow!("{e}"))?;
             println!("VALID: {} = {:?}", v.field.path, v.field.value);
             println!(
                 "  in {} {} of shipment {} by {}, block {}, cosigned by {}",
@@ -763,10 +820,10 @@ fn seal_event(
 }
 
 async fn submit(conn: &Conn, name: &str, text: &str, wait: bool) -> Result<()> {
-    let (cfg, _) = conn.trusted()?;
+    let mut c = conn.client().await?;
+    let cfg = conn.current_config(&mut c).await?;
     let stx = seal_event(conn, &cfg, name, text)?;
     let id = stx.id()?;
-    let mut c = conn.client().await?;
     let r = send(&mut c, &stx, wait).await?.map_err(status_error)?;
     if !r.rejections.is_empty() {
         for rj in &r.rejections {
@@ -838,7 +895,7 @@ fn print_opened(t: &proofs::ProvenTx, party: &str, keys: &[DecryptionKey]) {
 }
 
 async fn show_tx(conn: &Conn, id: &Hash32) -> Result<()> {
-    let (cfg, q) = conn.trusted()?;
+    let mut trust = conn.trust()?;
     let mut c = conn.client().await?;
     let p = c
         .inner
@@ -851,7 +908,7 @@ async fn show_tx(conn: &Conn, id: &Hash32) -> Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    let t = proofs::transaction(&p, &cfg, q)?;
+    let (t, cfg) = trust.transaction(&mut c, &p).await?;
     println!(
         "tx {} {} shipment {} by {} — block {} index {} (proof OK, checkpoint {} cosigned by {})",
         t.tx_id,
@@ -872,7 +929,7 @@ async fn show_tx(conn: &Conn, id: &Hash32) -> Result<()> {
 }
 
 async fn history(conn: &Conn, shipment: &str, json: bool) -> Result<()> {
-    let (cfg, q) = conn.trusted()?;
+    let mut trust = conn.trust()?;
     let keys = conn.decryption_keys()?;
     let mut c = conn.client().await?;
     let mut token = String::new();
@@ -892,7 +949,9 @@ async fn history(conn: &Conn, shipment: &str, json: bool) -> Result<()> {
             .map_err(status_error)?
             .into_inner();
         for e in &h.events {
-            let t = proofs::transaction(e, &cfg, q)
+            let (t, cfg) = trust
+                .transaction(&mut c, e)
+                .await
                 .with_context(|| format!("event {n} of {shipment} fails verification"))?;
             n += 1;
             let opened = disclosure::open(&t.stx.tx, &conn.party, &keys).unwrap_or_default();
@@ -1029,16 +1088,26 @@ fn progress_of(len: u64, msg: &str, unit: &str) -> indicatif::ProgressBar {
 /// block height and the parties whose signatures conflict with it), the
 /// replay of every block, then consistency with the trusted checkpoint.
 pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()> {
-    let (cfg, q) = conn.trusted()?;
+    let (genesis, _) = conn.trusted()?;
     let fetch = progress(0, "fetching");
     let (chain, cp) = fetch_chain(conn, &fetch).await?;
     fetch.finish();
-    let (checkpoint, signers) = proofs::checkpoint(&cp, &cfg, q)?;
+    // The checkpoint is signed by the parties of the config in force at its
+    // height, followed through the served chain's governance.
+    let at = trust::config_from_chain(&genesis, &chain, cp.height).with_context(|| {
+        format!(
+            "the chain config at height {} cannot be followed",
+            cp.height
+        )
+    })?;
+    let q = conn.quorum.unwrap_or(at.checkpoint_quorum);
+    let (checkpoint, signers) = proofs::checkpoint(&cp, &at, q)?;
+    let cfg = genesis;
     let leaves = proofs::block_leaves(&chain)
         .map_err(|(h, why)| anyhow!("chain verification failed at block {h}: {why}"))?;
     let mut c = conn.client().await?;
     if proofs::served_matches(&leaves, &checkpoint.checkpoint).is_err() {
-        return Err(audit::locate_fork(&mut c, &cfg, &leaves, &checkpoint).await);
+        return Err(audit::locate_fork(&mut c, &at, &leaves, &checkpoint).await);
     }
     let bar = progress(chain.len() as u64, "verifying");
     let replay = ledger::verify_chain(&cfg, chain.iter().cloned().map(Ok), |h| {
@@ -1080,7 +1149,7 @@ pub(crate) async fn verify_node(conn: &Conn, trust: Option<&Path>) -> Result<()>
         );
     }
     if let Some(t) = trust {
-        audit::trusted(&mut c, &cfg, t, &leaves, &checkpoint).await?;
+        audit::trusted(&mut c, &at, t, &leaves, &checkpoint).await?;
         std::fs::write(t, serde_json::to_string_pretty(&checkpoint)?)?;
     }
     println!(

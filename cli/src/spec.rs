@@ -235,6 +235,7 @@ pub fn generate(
         risk_model_version: ledger::validate::risk::RISK_MODEL_VERSION.into(),
         risk_review_at: spec.risk_review_at,
         risk_inspect_at: spec.risk_inspect_at,
+        risk_policy: ledger::validate::risk::RiskPolicy::default(),
         checkpoint_quorum: spec.checkpoint_quorum,
         limits: Limits::default(),
         outcome_key: ledger::outcome::OutcomeKey {

@@ -170,6 +170,10 @@ pub struct ChainConfig {
     pub risk_review_at: u8,
     /// Risk score at or above which inspection is recommended.
     pub risk_inspect_at: u8,
+    /// Sanction and restricted-goods lists and tolerances the risk model
+    /// applies (absent from older genesis files: the model's defaults).
+    #[serde(default)]
+    pub risk_policy: crate::validate::risk::RiskPolicy,
     /// Checkpoint trust rule: cosignatures needed.
     pub checkpoint_quorum: u32,
     /// Limits.
@@ -255,6 +259,7 @@ impl ChainConfig {
             r.roles.dedup();
         }
         self.outcome_key.wraps.sort_by(|a, b| a.party.cmp(&b.party));
+        self.risk_policy.normalize();
         self.events.sort_by_key(|r| r.kind);
         for r in &mut self.events {
             r.roles.sort();
@@ -322,6 +327,9 @@ impl ChainConfig {
         if self.risk_review_at > self.risk_inspect_at || self.risk_inspect_at > 100 {
             return Err(invalid("need risk_review_at <= risk_inspect_at <= 100"));
         }
+        self.risk_policy
+            .check()
+            .map_err(|e| invalid(format!("risk policy: {e}")))?;
         let l = &self.limits;
         if l.max_tx_bytes < 256
             || l.max_block_txs == 0

@@ -90,6 +90,7 @@ pub fn config() -> ChainConfig {
         risk_model_version: "test".into(),
         risk_review_at: 40,
         risk_inspect_at: 70,
+        risk_policy: crate::validate::risk::RiskPolicy::default(),
         checkpoint_quorum: 4,
         limits: Limits::default(),
         outcome_key: crate::outcome::OutcomeKey {

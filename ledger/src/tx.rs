@@ -92,6 +92,16 @@ pub enum Governance {
     /// Replace the outcome secret's wraps (a new secret, or the same one
     /// wrapped to a changed set of `Security` readers).
     SetOutcomeKey(crate::outcome::OutcomeKey),
+    /// Change the risk thresholds and/or the risk policy (sanction and
+    /// restricted lists, tolerances).
+    SetRiskPolicy {
+        /// New review threshold (score 0-100).
+        review_at: Option<u8>,
+        /// New inspection threshold (score 0-100).
+        inspect_at: Option<u8>,
+        /// New policy.
+        policy: Option<crate::validate::risk::RiskPolicy>,
+    },
 }
 
 /// The unsigned transaction body.

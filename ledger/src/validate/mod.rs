@@ -106,6 +106,8 @@ pub struct CustomsValidator {
     nomenclature: Arc<Nomenclature>,
     classifier: Classifier,
     risk_cfg: RiskConfig,
+    /// `risk_cfg` under the risk policy of the config last judged under.
+    risk_under: Mutex<Option<(risk::RiskPolicy, Arc<RiskConfig>)>>,
     /// Everything learned from committed blocks but the classifier's
     /// evidence (ADR 0015).
     learned: Learned,
@@ -299,9 +301,23 @@ impl CustomsValidator {
             nomenclature,
             learned: Learned::new(RiskHistory::new(&risk_cfg.limits)),
             risk_cfg,
+            risk_under: Mutex::new(None),
             records: Records::default(),
             opened: Mutex::new(BTreeMap::new()),
             secrets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The risk model under `config`'s risk policy (built once per policy).
+    fn risk_config(&self, config: &ChainConfig) -> Arc<RiskConfig> {
+        let mut cached = self.risk_under.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cached {
+            Some((p, c)) if *p == config.risk_policy => c.clone(),
+            _ => {
+                let c = Arc::new(self.risk_cfg.with_policy(&config.risk_policy));
+                *cached = Some((config.risk_policy.clone(), c.clone()));
+                c
+            }
         }
     }
 
@@ -577,8 +593,9 @@ impl CustomsValidator {
             });
         }
         let mut best: Option<risk::RiskAssessment> = None;
+        let risk_cfg = self.risk_config(config);
         for input in risk_inputs(d, declarant, self.learned.seq) {
-            let a = risk::score(&self.learned.history, &input, &self.risk_cfg);
+            let a = risk::score(&self.learned.history, &input, &risk_cfg);
             if best.as_ref().is_none_or(|b| a.score_milli > b.score_milli) {
                 best = Some(a);
             }

@@ -262,6 +262,125 @@ impl Default for RiskConfig {
     }
 }
 
+/// The part of the risk model a chain sets by governance (`SetRiskPolicy`):
+/// the lists and tolerances customs validators apply. The rest of
+/// [`RiskConfig`] (weights, smoothing, memory bounds) belongs to the
+/// risk-model version the chain config names.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RiskPolicy {
+    /// HS prefixes (2..=6 digits) of restricted goods (licence regimes), sorted.
+    pub restricted_hs_prefixes: Vec<String>,
+    /// Fully embargoed countries (ISO 3166-1 alpha-2), sorted.
+    pub sanctioned_countries: Vec<String>,
+    /// Goods-specific sanctions for certain countries, sorted.
+    pub sectoral_sanctions: Vec<SectoralSanction>,
+    /// Sanctioned UN/LOCODEs (no space), sorted.
+    pub sanctioned_locodes: Vec<String>,
+    /// Low-value consignment threshold, EUR cents (EUR 150 = 15 000).
+    pub low_value_threshold_eur_cents: u64,
+    /// "Just below the threshold" band, percent of it.
+    pub low_value_band_pct: u8,
+    /// Value-per-kg tolerance: robust z-score (x1000) from which the factor
+    /// starts.
+    pub value_z_milli: u32,
+}
+
+impl Default for RiskPolicy {
+    fn default() -> Self {
+        let mut p = RiskConfig::default().policy();
+        p.normalize();
+        p
+    }
+}
+
+impl RiskPolicy {
+    /// Sort and dedupe the lists (canonical order).
+    pub fn normalize(&mut self) {
+        for l in [
+            &mut self.restricted_hs_prefixes,
+            &mut self.sanctioned_countries,
+            &mut self.sanctioned_locodes,
+        ] {
+            l.sort();
+            l.dedup();
+        }
+        self.sectoral_sanctions
+            .sort_by(|a, b| (&a.country, &a.hs_prefix).cmp(&(&b.country, &b.hs_prefix)));
+        self.sectoral_sanctions.dedup();
+    }
+
+    /// Why the policy is not acceptable, if it is not.
+    pub fn check(&self) -> Result<(), String> {
+        let digits = |s: &str| (2..=6).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        let country = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase());
+        if let Some(p) = self.restricted_hs_prefixes.iter().find(|p| !digits(p)) {
+            return Err(format!("restricted HS prefix {p:?} is not 2-6 digits"));
+        }
+        if let Some(c) = self.sanctioned_countries.iter().find(|c| !country(c)) {
+            return Err(format!("sanctioned country {c:?} is not ISO 3166 alpha-2"));
+        }
+        if let Some(s) = self
+            .sectoral_sanctions
+            .iter()
+            .find(|s| !country(&s.country) || !digits(&s.hs_prefix))
+        {
+            return Err(format!(
+                "bad sectoral sanction {}/{}",
+                s.country, s.hs_prefix
+            ));
+        }
+        if let Some(l) = self.sanctioned_locodes.iter().find(|l| {
+            l.len() != 5
+                || !l
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        }) {
+            return Err(format!("sanctioned place {l:?} is not a UN/LOCODE"));
+        }
+        if self.low_value_band_pct > 100 || self.value_z_milli == 0 {
+            return Err("need low_value_band_pct <= 100 and value_z_milli > 0".into());
+        }
+        let total = self.restricted_hs_prefixes.len()
+            + self.sanctioned_countries.len()
+            + self.sectoral_sanctions.len()
+            + self.sanctioned_locodes.len();
+        if total > 10_000 {
+            return Err(format!("{total} list entries; at most 10000"));
+        }
+        Ok(())
+    }
+}
+
+impl RiskConfig {
+    /// The governance-set part of this configuration.
+    pub fn policy(&self) -> RiskPolicy {
+        RiskPolicy {
+            restricted_hs_prefixes: self.restricted_hs_prefixes.clone(),
+            sanctioned_countries: self.sanctioned_countries.clone(),
+            sectoral_sanctions: self.sectoral_sanctions.clone(),
+            sanctioned_locodes: self.sanctioned_locodes.clone(),
+            low_value_threshold_eur_cents: self.low_value_threshold_eur_cents,
+            low_value_band_pct: self.low_value_band_pct,
+            value_z_milli: self.value_z_milli,
+        }
+    }
+
+    /// This configuration under `policy` (the lists and tolerances a chain
+    /// config sets).
+    pub fn with_policy(&self, policy: &RiskPolicy) -> RiskConfig {
+        RiskConfig {
+            restricted_hs_prefixes: policy.restricted_hs_prefixes.clone(),
+            sanctioned_countries: policy.sanctioned_countries.clone(),
+            sectoral_sanctions: policy.sectoral_sanctions.clone(),
+            sanctioned_locodes: policy.sanctioned_locodes.clone(),
+            low_value_threshold_eur_cents: policy.low_value_threshold_eur_cents,
+            low_value_band_pct: policy.low_value_band_pct,
+            value_z_milli: policy.value_z_milli,
+            ..self.clone()
+        }
+    }
+}
+
 /// Which optional data items were supplied. A field whose flag is false is
 /// ignored and scored as missing.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
