@@ -14,6 +14,7 @@ mod demo;
 mod governance;
 mod outcomes;
 mod proofs;
+mod quote;
 mod spec;
 mod subscribe;
 mod tls;
@@ -327,6 +328,23 @@ enum Cmd {
         /// Directory written by `customsctl genesis` (keys/, genesis.json, node configs).
         #[arg(long)]
         net: PathBuf,
+    },
+    /// Landed-cost quote of a basket (duty, VAT, IOSS), offline, from the
+    /// compiled-in EU tariff (2020) and VAT tables and the exchange rates given.
+    Quote {
+        /// Basket (JSON: origin, destination, date, currency, shipping_minor,
+        /// insurance_minor, lines of code, quantity, value_minor, net_mass_g).
+        #[arg(long)]
+        basket: PathBuf,
+        /// Exchange rates (JSON: date, source, per_eur {"USD": "1.0812"}).
+        #[arg(long)]
+        rates: PathBuf,
+        /// Chain config whose risk policy flags restricted goods.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Output JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Change the chain config by a majority of validators: propose,
     /// approve, submit, show.
@@ -764,6 +782,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Demo { net } => demo::run(demo::DemoArgs { net }).await?,
         Cmd::Governance { cmd } => governance::run(cmd).await?,
+        Cmd::Quote {
+            basket,
+            rates,
+            genesis,
+            json,
+        } => quote::run(&basket, &rates, genesis.as_deref(), json)?,
         Cmd::VerifyDisclosure {
             file,
             genesis,

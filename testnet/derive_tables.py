@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Derive the compact duty and VAT tables kept in ledger/data/ from the
+reference files (run by a maintainer when the sources change; nothing at
+build or run time reads the sources):
+
+    testnet/derive_tables.py REFERENCE_DIR
+
+REFERENCE_DIR holds eu_cet2020_ukgt2021_global-uk-tariff.csv (uktrade/
+global-uk-tariff @ ab1e602, Crown copyright, OGL v3 / MIT) and
+eu_vat_rates_ibericode.json (ibericode/vat-rates @ 5abb1e1, MIT). Writes
+ledger/data/tariff-cet2020.tsv (tariff code, EU third-country duty as
+published) and ledger/data/vat-rates.tsv (member state, effective from,
+standard rate, reduced rates), and prints their sha256."""
+import csv, hashlib, json, os, sys
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+src = sys.argv[1]
+out = os.path.join(root, "ledger", "data")
+
+rows = []
+with open(os.path.join(src, "eu_cet2020_ukgt2021_global-uk-tariff.csv"), newline="") as f:
+    for r in csv.DictReader(f):
+        code = r["commodity"].strip()
+        rate = " ".join(r["cet_duty_rate"].replace("\u00a0", " ").replace("\u20ac", " EUR ").split())
+        if code.isdigit() and rate:
+            rows.append((code, rate))
+rows.sort()
+with open(os.path.join(out, "tariff-cet2020.tsv"), "w") as f:
+    f.write("# EU Common Customs Tariff 2020, third-country duty by CN8/CN10 code (2020 code list).\n")
+    f.write("# Source: uktrade/global-uk-tariff @ ab1e6029071ee8262289f44a4928dc0cf52f90cd, column cet_duty_rate.\n")
+    for code, rate in rows:
+        f.write(f"{code}\t{rate}\n")
+
+vat = json.load(open(os.path.join(src, "eu_vat_rates_ibericode.json")))
+lines = []
+for cc, periods in sorted(vat["items"].items()):
+    for p in periods:
+        rates = p["rates"]
+        reduced = sorted(v for k, v in rates.items() if k != "standard")
+        lines.append((cc, p["effective_from"], rates["standard"], reduced))
+with open(os.path.join(out, "vat-rates.tsv"), "w") as f:
+    f.write("# VAT rates of EU member states (and GB) with the date each set took effect.\n")
+    f.write("# Source: ibericode/vat-rates @ 5abb1e1be91faa42d21c743c603a0aec9b5bab70 (MIT).\n")
+    for cc, since, std, reduced in lines:
+        f.write(f"{cc}\t{since}\t{std}\t{','.join(str(x) for x in reduced)}\n")
+
+for name in ("tariff-cet2020.tsv", "vat-rates.tsv"):
+    data = open(os.path.join(out, name), "rb").read()
+    print(f"{name}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
