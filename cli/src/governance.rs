@@ -168,6 +168,16 @@ pub(crate) enum Action {
         #[arg(long)]
         value_z_milli: Option<u32>,
     },
+    /// Publish (or correct) the customs exchange rates of a month, which
+    /// every conversion customs validators commit uses from then on.
+    PublishRates {
+        /// Rates file (JSON: source, per_eur {"USD": "1.0812", ...}).
+        #[arg(long)]
+        file: PathBuf,
+        /// Month the rates apply to, YYYY-MM.
+        #[arg(long)]
+        month: String,
+    },
     /// Wrap the risk-outcome secret again to the parties that read
     /// `Security` now (after one of them rotated its encryption key or
     /// joined), or replace it (--new-secret, after one was revoked).
@@ -403,6 +413,24 @@ fn build(conn: &Conn, cfg: &ChainConfig, action: &Action) -> Result<(EventKind, 
                     policy,
                 },
             )
+        }
+        Action::PublishRates { file, month } => {
+            let r: ledger::quote::Rates = read_json(file, "an exchange-rate file")?;
+            let mut per_eur = Vec::new();
+            for (c, v) in &r.per_eur {
+                let micro = r.micro_per_eur(c).map_err(|e| anyhow!("{e}"))?;
+                if micro == 0 || v.is_empty() {
+                    bail!("bad rate for {c}");
+                }
+                per_eur.push((c.clone(), micro));
+            }
+            let t = ledger::tariff::RateTable {
+                month: month.clone(),
+                source: r.source.clone(),
+                per_eur,
+            };
+            t.check().map_err(|e| anyhow!("exchange rates: {e}"))?;
+            (EventKind::PolicyChanged, Governance::PublishRates(t))
         }
         Action::RewrapOutcomeKey { new_secret } => {
             let key = if *new_secret {
@@ -754,6 +782,12 @@ pub(crate) fn summary(stx: &SignedTransaction) -> String {
             }
             format!("set {}", parts.join(", "))
         }
+        Some(Governance::PublishRates(t)) => format!(
+            "publish the exchange rates of {} ({} currencies, {})",
+            t.month,
+            t.per_eur.len(),
+            t.source
+        ),
         Some(Governance::SetOutcomeKey(k)) => format!(
             "outcome key {}… wrapped to {}",
             short(&k.id),

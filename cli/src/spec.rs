@@ -236,6 +236,7 @@ pub fn generate(
         risk_review_at: spec.risk_review_at,
         risk_inspect_at: spec.risk_inspect_at,
         risk_policy: ledger::validate::risk::RiskPolicy::default(),
+        exchange_rates: Vec::new(),
         checkpoint_quorum: spec.checkpoint_quorum,
         limits: Limits::default(),
         outcome_key: ledger::outcome::OutcomeKey {

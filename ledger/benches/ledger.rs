@@ -141,7 +141,7 @@ fn content(c: &mut Criterion) {
     });
     let d = declaration::sample();
     c.bench_function("content/assess_opened_declaration", |b| {
-        b.iter(|| black_box(v.assess(&cfg, &d, "broker")))
+        b.iter(|| black_box(v.assess(&cfg, &d, "broker", 0)))
     });
 }
 

@@ -632,6 +632,16 @@ fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Re
         Governance::SetOutcomeKey(k) => {
             next.outcome_key = k.clone();
         }
+        Governance::PublishRates(t) => {
+            next.exchange_rates.retain(|x| x.month != t.month);
+            next.exchange_rates.push(t.clone());
+            next.exchange_rates.sort_by(|a, b| a.month.cmp(&b.month));
+            let excess = next
+                .exchange_rates
+                .len()
+                .saturating_sub(crate::tariff::MAX_RATE_TABLES);
+            next.exchange_rates.drain(..excess);
+        }
         Governance::SetRiskPolicy {
             review_at,
             inspect_at,

@@ -174,6 +174,11 @@ pub struct ChainConfig {
     /// applies (absent from older genesis files: the model's defaults).
     #[serde(default)]
     pub risk_policy: crate::validate::risk::RiskPolicy,
+    /// Customs exchange rates by month, oldest first (at most
+    /// [`crate::tariff::MAX_RATE_TABLES`]); every conversion a validator
+    /// commits uses the table in force at the declaration's date.
+    #[serde(default)]
+    pub exchange_rates: Vec<crate::tariff::RateTable>,
     /// Checkpoint trust rule: cosignatures needed.
     pub checkpoint_quorum: u32,
     /// Limits.
@@ -260,6 +265,10 @@ impl ChainConfig {
         }
         self.outcome_key.wraps.sort_by(|a, b| a.party.cmp(&b.party));
         self.risk_policy.normalize();
+        self.exchange_rates.sort_by(|a, b| a.month.cmp(&b.month));
+        for t in &mut self.exchange_rates {
+            t.per_eur.sort();
+        }
         self.events.sort_by_key(|r| r.kind);
         for r in &mut self.events {
             r.roles.sort();
@@ -330,6 +339,20 @@ impl ChainConfig {
         self.risk_policy
             .check()
             .map_err(|e| invalid(format!("risk policy: {e}")))?;
+        if self.exchange_rates.len() > crate::tariff::MAX_RATE_TABLES {
+            return Err(invalid("too many exchange-rate tables"));
+        }
+        for w in self.exchange_rates.windows(2) {
+            if w[0].month >= w[1].month {
+                return Err(invalid(
+                    "exchange-rate tables must be sorted by month, one per month",
+                ));
+            }
+        }
+        for t in &self.exchange_rates {
+            t.check()
+                .map_err(|e| invalid(format!("exchange rates of {}: {e}", t.month)))?;
+        }
         let l = &self.limits;
         if l.max_tx_bytes < 256
             || l.max_block_txs == 0

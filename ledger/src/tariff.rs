@@ -442,9 +442,137 @@ impl VatTable {
     }
 }
 
+/// Most monthly rate tables a chain config keeps (older ones drop out).
+pub const MAX_RATE_TABLES: usize = 24;
+
+/// Customs exchange rates for one month, published on the ledger by
+/// governance (`PublishRates`): units of each currency per EUR, in
+/// millionths, sorted by currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateTable {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Who published the rates (e.g. "ECB reference rates of 2026-11-27").
+    pub source: String,
+    /// (ISO 4217 currency, millionths of a unit per EUR), sorted.
+    pub per_eur: Vec<(String, u64)>,
+}
+
+impl RateTable {
+    /// Millionths of `currency` per EUR (EUR itself is 1).
+    pub fn micro_per_eur(&self, currency: &str) -> Option<u64> {
+        if currency == "EUR" {
+            return Some(1_000_000);
+        }
+        self.per_eur
+            .binary_search_by(|(c, _)| c.as_str().cmp(currency))
+            .ok()
+            .and_then(|i| self.per_eur.get(i))
+            .map(|(_, r)| *r)
+    }
+
+    /// `minor` units of `currency` in EUR cents, rounded half up.
+    pub fn to_eur_cents(&self, minor: u64, currency: &str) -> Option<u64> {
+        let micro = self.micro_per_eur(currency)?;
+        Some(match crate::quote::minor_exponent(currency) {
+            0 => mul_div(minor, 100_000_000, micro),
+            1 => mul_div(minor, 10_000_000, micro),
+            2 => mul_div(minor, 1_000_000, micro),
+            _ => mul_div(minor, 100_000, micro),
+        })
+    }
+
+    /// Why the table is not acceptable, if it is not.
+    pub fn check(&self) -> Result<(), String> {
+        let m = self.month.as_bytes();
+        let month_ok = m.len() == 7
+            && m[4] == b'-'
+            && m[..4].iter().chain(&m[5..]).all(u8::is_ascii_digit)
+            && matches!(self.month.get(5..), Some(mm) if ("01"..="12").contains(&mm));
+        if !month_ok {
+            return Err(format!("month {:?} is not YYYY-MM", self.month));
+        }
+        if self.source.is_empty() || self.source.len() > 200 {
+            return Err("source must be 1-200 bytes".into());
+        }
+        if self.per_eur.is_empty() || self.per_eur.len() > 200 {
+            return Err("1 to 200 currencies".into());
+        }
+        for w in self.per_eur.windows(2) {
+            if w[0].0 >= w[1].0 {
+                return Err("currencies must be sorted and unique".into());
+            }
+        }
+        for (c, r) in &self.per_eur {
+            crate::validate::formats::validate_currency(c).map_err(|e| e.to_string())?;
+            if c == "EUR" || *r == 0 {
+                return Err(format!("bad rate for {c}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table in force in `month` (`YYYY-MM`): that month's, else the
+/// newest before it.
+pub fn rates_for<'a>(tables: &'a [RateTable], month: &str) -> Option<&'a RateTable> {
+    tables
+        .iter()
+        .filter(|t| t.month.as_str() <= month)
+        .max_by(|a, b| a.month.cmp(&b.month))
+}
+
+/// `YYYY-MM` of a time in ms since the Unix epoch (UTC, proleptic
+/// Gregorian; integer arithmetic only).
+pub fn month_of(ms: u64) -> String {
+    let days = i64::try_from(ms / 86_400_000).unwrap_or(i64::MAX / 2);
+    // Days to civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_and_rate_tables() {
+        assert_eq!(month_of(0), "1970-01");
+        assert_eq!(month_of(1_764_000_000_000), "2025-11");
+        assert_eq!(month_of(1_798_761_599_999), "2026-12");
+        assert_eq!(month_of(1_798_761_600_000), "2027-01");
+        assert_eq!(month_of(951_782_400_000), "2000-02"); // 2000-02-29
+        let t = |m: &str| RateTable {
+            month: m.into(),
+            source: "test".into(),
+            per_eur: vec![("GBP".into(), 860_000), ("USD".into(), 1_081_200)],
+        };
+        let tables = vec![t("2026-10"), t("2026-12")];
+        assert_eq!(
+            rates_for(&tables, "2026-11").map(|t| t.month.as_str()),
+            Some("2026-10")
+        );
+        assert_eq!(
+            rates_for(&tables, "2027-03").map(|t| t.month.as_str()),
+            Some("2026-12")
+        );
+        assert!(rates_for(&tables, "2026-09").is_none());
+        assert_eq!(t("2026-12").to_eur_cents(129_900, "USD"), Some(120_144));
+        assert_eq!(t("2026-12").to_eur_cents(500, "EUR"), Some(500));
+        assert_eq!(t("2026-12").to_eur_cents(1, "CHF"), None);
+        t("2026-12").check().unwrap();
+        assert!(t("2026-13").check().is_err());
+        let mut unsorted = t("2026-12");
+        unsorted.per_eur.reverse();
+        assert!(unsorted.check().is_err());
+    }
 
     #[test]
     fn fixed_point_parsing_rounds_half_up() {

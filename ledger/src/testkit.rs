@@ -91,6 +91,7 @@ pub fn config() -> ChainConfig {
         risk_review_at: 40,
         risk_inspect_at: 70,
         risk_policy: crate::validate::risk::RiskPolicy::default(),
+        exchange_rates: Vec::new(),
         checkpoint_quorum: 4,
         limits: Limits::default(),
         outcome_key: crate::outcome::OutcomeKey {

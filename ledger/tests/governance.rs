@@ -243,3 +243,70 @@ fn timeline_names_the_config_of_each_height() {
     wrong.header = l.block(7).unwrap().unwrap().header;
     assert!(ConfigTimeline::verify(&genesis, &wrong, &cp).is_err());
 }
+
+/// Exchange rates are published by governance, one table per month (a
+/// correction replaces it, the oldest drop out past 24), and a
+/// declaration's values are converted with the table in force at its date.
+#[test]
+fn exchange_rates_on_the_ledger() {
+    use ledger::tariff::{month_of, RateTable, MAX_RATE_TABLES};
+    use ledger::validate::{declaration_rates, risk_inputs};
+    let mut l = Ledger::init(MemStore::new(), testkit::config(), T0).unwrap();
+    let table = |month: String, usd: u64| RateTable {
+        month,
+        source: "ECB reference rates (test)".into(),
+        per_eur: vec![("GBP".into(), 860_000), ("USD".into(), usd)],
+    };
+    let publish = |l: &mut Ledger<MemStore>, t: RateTable, h: u64| {
+        let cfg = l.config().clone();
+        let tx = governance(
+            &cfg,
+            EventKind::PolicyChanged,
+            Governance::PublishRates(t),
+            &["fr-customs"],
+        );
+        let (_, r) = l.apply(&[tx], &ctx(h), &mut NoContent).unwrap();
+        assert!(r.is_empty(), "{r:?}");
+    };
+    publish(&mut l, table("2025-11".into(), 1_081_200), 1);
+    publish(&mut l, table("2025-11".into(), 1_100_000), 2);
+    assert_eq!(l.config().exchange_rates.len(), 1);
+    assert_eq!(l.config().exchange_rates[0].per_eur[1].1, 1_100_000);
+    for i in 0..30u64 {
+        let month = format!("{}-{:02}", 2023 + i / 12, i % 12 + 1);
+        publish(&mut l, table(month, 1_000_000 + i), 3 + i);
+    }
+    let cfg = l.config().clone();
+    assert_eq!(cfg.exchange_rates.len(), MAX_RATE_TABLES);
+    assert!(cfg
+        .exchange_rates
+        .windows(2)
+        .all(|w| w[0].month < w[1].month));
+
+    // A malformed table is refused by the chain (a month that is not one).
+    let bad = table("2026-13".into(), 1);
+    let tx = governance(
+        &cfg,
+        EventKind::PolicyChanged,
+        Governance::PublishRates(bad),
+        &["fr-customs"],
+    );
+    let (_, r) = l.apply(&[tx], &ctx(40), &mut NoContent).unwrap();
+    assert_eq!(r[0].1.code, "GOV_INVALID_CONFIG");
+
+    // T0 is in 2025-11: that month's corrected table (1.1 USD per EUR).
+    assert_eq!(month_of(T0), "2025-11");
+    let rates = declaration_rates(&cfg, T0).unwrap();
+    assert_eq!(rates.month, "2025-11");
+    let mut d = ledger::declaration::sample();
+    d.goods[0].currency = "USD".into();
+    d.goods[0].value_minor = 1_100_000;
+    let with = risk_inputs(&d, "broker", 0, Some(rates));
+    assert_eq!(with[0].value_eur_cents, 1_000_000);
+    assert!(with[0].present.value);
+    let without = risk_inputs(&d, "broker", 0, None);
+    assert!(!without[0].present.value);
+    assert_eq!(without[0].value_eur_cents, 0);
+    // EUR needs no rate.
+    assert_eq!(without[1].value_eur_cents, d.goods[1].value_minor);
+}

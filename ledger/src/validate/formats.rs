@@ -90,6 +90,12 @@ pub enum FormatError {
     /// Net mass zero or above [`MAX_MASS_G`].
     #[error("invalid net mass {grams} g: must be 1..={max}", max = MAX_MASS_G)]
     Mass { grams: u64 },
+    /// Malformed IOSS number.
+    #[error("invalid IOSS number {value:?}: {why}")]
+    Ioss { value: String, why: &'static str },
+    /// Malformed Digital Product Passport id.
+    #[error("invalid DPP id {value:?}: {why}")]
+    Dpp { value: String, why: &'static str },
     /// Value zero or above [`MAX_VALUE_MINOR`].
     #[error("invalid value {minor} minor units: must be 1..={max}", max = MAX_VALUE_MINOR)]
     Value { minor: u64 },
@@ -107,6 +113,8 @@ impl FormatError {
             FormatError::HsCode { .. } => "FORMAT_HS_CODE",
             FormatError::Mass { .. } => "FORMAT_MASS",
             FormatError::Value { .. } => "FORMAT_VALUE",
+            FormatError::Ioss { .. } => "FORMAT_IOSS",
+            FormatError::Dpp { .. } => "FORMAT_DPP",
         }
     }
 }
@@ -163,6 +171,133 @@ pub fn validate_eori(eori: &str) -> Result<(), FormatError> {
         return Err(err("identifier must be uppercase alphanumeric"));
     }
     Ok(())
+}
+
+/// Member states (and XI, Northern Ireland) by the ISO 3166-1 numeric code
+/// that opens their IOSS numbers.
+const IOSS_STATES: [(&str, &str); 28] = [
+    ("040", "AT"),
+    ("056", "BE"),
+    ("100", "BG"),
+    ("191", "HR"),
+    ("196", "CY"),
+    ("203", "CZ"),
+    ("208", "DK"),
+    ("233", "EE"),
+    ("246", "FI"),
+    ("250", "FR"),
+    ("276", "DE"),
+    ("300", "EL"),
+    ("348", "HU"),
+    ("372", "IE"),
+    ("380", "IT"),
+    ("428", "LV"),
+    ("440", "LT"),
+    ("442", "LU"),
+    ("470", "MT"),
+    ("528", "NL"),
+    ("616", "PL"),
+    ("620", "PT"),
+    ("642", "RO"),
+    ("703", "SK"),
+    ("705", "SI"),
+    ("724", "ES"),
+    ("752", "SE"),
+    ("900", "XI"),
+];
+
+/// IOSS number: `IM`, the ISO 3166-1 numeric code of the member state of
+/// identification (or 900 for Northern Ireland), then 7 digits (10 digits
+/// in all). Returns the issuing state. (No public check-digit rule.)
+pub fn validate_ioss(ioss: &str) -> Result<&'static str, FormatError> {
+    let err = |why| FormatError::Ioss {
+        value: echo(ioss),
+        why,
+    };
+    let digits = ioss
+        .strip_prefix("IM")
+        .ok_or_else(|| err("must start with IM"))?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err("IM must be followed by 10 digits"));
+    }
+    IOSS_STATES
+        .iter()
+        .find(|(n, _)| digits.starts_with(n))
+        .map(|(_, s)| *s)
+        .ok_or_else(|| err("digits 1-3 name no member state (ISO 3166-1 numeric)"))
+}
+
+/// GS1 mod-10 check digit of the digits before it.
+fn gs1_check_digit(body: &[u8]) -> u8 {
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+/// Digital Product Passport id, in one of two documented forms:
+/// - a GS1 Digital Link URI, `https://<host>/.../01/<GTIN>[/<AI>/<value>...]`,
+///   whose GTIN (8, 12, 13 or 14 digits) carries a valid GS1 check digit;
+/// - a URN, `urn:dpp:<scheme>:<id>[:<more>]`, segments of `[A-Za-z0-9._-]`.
+///
+/// At most 256 characters.
+pub fn validate_dpp_id(id: &str) -> Result<(), FormatError> {
+    let err = |why| FormatError::Dpp {
+        value: echo(id),
+        why,
+    };
+    if id.is_empty() || id.len() > 256 {
+        return Err(err("length must be 1..=256"));
+    }
+    if let Some(rest) = id.strip_prefix("urn:dpp:") {
+        let segs: Vec<&str> = rest.split(':').collect();
+        let seg_ok = |s: &&str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        };
+        if segs.len() < 2 || !segs.iter().all(seg_ok) {
+            return Err(err("a DPP URN is urn:dpp:<scheme>:<id> of [A-Za-z0-9._-]"));
+        }
+        return Ok(());
+    }
+    if let Some(rest) = id.strip_prefix("https://") {
+        let (host, path) = rest.split_once('/').ok_or_else(|| err("no path"))?;
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !host_ok {
+            return Err(err("host must be lowercase [a-z0-9.-]"));
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        let gtin = parts
+            .windows(2)
+            .find(|w| w[0] == "01")
+            .map(|w| w[1])
+            .ok_or_else(|| err("a GS1 Digital Link names a GTIN after /01/"))?;
+        let g = gtin.as_bytes();
+        if ![8, 12, 13, 14].contains(&g.len()) || !g.iter().all(|b| b.is_ascii_digit()) {
+            return Err(err("GTIN must be 8, 12, 13 or 14 digits"));
+        }
+        let (body, check) = g.split_at(g.len() - 1);
+        if gs1_check_digit(body) != check[0] - b'0' {
+            return Err(err("GTIN check digit is wrong"));
+        }
+        if !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~%".contains(&b))
+        {
+            return Err(err("path has characters outside the URI's unreserved set"));
+        }
+        return Ok(());
+    }
+    Err(err(
+        "must be a GS1 Digital Link (https://...) or urn:dpp:...",
+    ))
 }
 
 /// Normalise a UN/LOCODE (`"PL GDN"` or `"PLGDN"`) to its 5-char form.
@@ -352,6 +487,42 @@ mod tests {
         }
         for bad in ["eur", "HRK", "BGN", "XXX", "XAU", "EU", "EURO", "", "DEM"] {
             assert_eq!(code(validate_currency(bad)), "FORMAT_CURRENCY", "{bad}");
+        }
+    }
+
+    #[test]
+    fn ioss_and_dpp() {
+        assert_eq!(validate_ioss("IM2760000001"), Ok("DE"));
+        assert_eq!(validate_ioss("IM9001234567"), Ok("XI"));
+        for bad in [
+            "IM276000000",
+            "IM27600000012",
+            "IN2760000001",
+            "IM8400000001",
+            "IM27600000A1",
+            "",
+        ] {
+            assert_eq!(code(validate_ioss(bad).map(|_| ())), "FORMAT_IOSS", "{bad}");
+        }
+        for ok in [
+            "urn:dpp:eu:battery:PL-778812-01",
+            "https://id.gs1.org/01/09506000134352/21/ABC-1",
+            "https://dpp.example.com/01/4006381333931",
+            "https://id.gs1.org/01/96385074",
+        ] {
+            assert_eq!(code(validate_dpp_id(ok)), "OK", "{ok}");
+        }
+        for bad in [
+            "urn:dpp:eu",
+            "urn:dpp:eu:bat tery",
+            "https://id.gs1.org/01/09506000134353",
+            "https://id.gs1.org/21/ABC",
+            "https://ID.gs1.org/01/09506000134352",
+            "http://id.gs1.org/01/09506000134352",
+            "ftp://x",
+            "",
+        ] {
+            assert_eq!(code(validate_dpp_id(bad)), "FORMAT_DPP", "{bad}");
         }
     }
 

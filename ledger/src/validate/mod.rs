@@ -227,6 +227,12 @@ pub fn check_formats(d: &Declaration, nom: &Nomenclature) -> Result<(), Rejectio
     for c in &d.routing {
         formats::validate_country(c).map_err(f)?;
     }
+    if let Some(i) = &d.ioss {
+        formats::validate_ioss(i).map_err(f)?;
+    }
+    for id in &d.dpp_ids {
+        formats::validate_dpp_id(id).map_err(f)?;
+    }
     Ok(())
 }
 
@@ -236,7 +242,16 @@ fn trader_key(t: Option<&crate::declaration::Trader>) -> String {
 }
 
 /// Risk inputs of each goods item.
-pub fn risk_inputs(d: &Declaration, declarant: &str, seq: u64) -> Vec<RiskInput> {
+/// Risk inputs of each goods item; values converted to EUR with `rates`
+/// (the customs rates in force at the declaration's date). A value in a
+/// currency without a published rate counts as missing: it cannot be
+/// compared with anything in EUR.
+pub fn risk_inputs(
+    d: &Declaration,
+    declarant: &str,
+    seq: u64,
+    rates: Option<&crate::tariff::RateTable>,
+) -> Vec<RiskInput> {
     d.goods
         .iter()
         .map(|g| {
@@ -251,6 +266,11 @@ pub fn risk_inputs(d: &Declaration, declarant: &str, seq: u64) -> Vec<RiskInput>
                 )
                 .as_bytes(),
             );
+            let eur = if g.currency == "EUR" {
+                Some(g.value_minor)
+            } else {
+                rates.and_then(|r| r.to_eur_cents(g.value_minor, &g.currency))
+            };
             RiskInput {
                 seq,
                 hs6: g.hs_code.get(..6).unwrap_or_default().to_string(),
@@ -261,9 +281,7 @@ pub fn risk_inputs(d: &Declaration, declarant: &str, seq: u64) -> Vec<RiskInput>
                 net_mass_g: g.gross_mass_g,
                 value_minor: g.value_minor,
                 currency: g.currency.clone(),
-                // No exchange rates on the ledger: EUR values are used as is,
-                // other currencies at their minor-unit face value.
-                value_eur_cents: g.value_minor,
+                value_eur_cents: eur.unwrap_or(0),
                 importer: trader_key(Some(&d.consignee)),
                 declarant: declarant.to_string(),
                 seller: trader_key(d.seller.as_ref()),
@@ -276,7 +294,7 @@ pub fn risk_inputs(d: &Declaration, declarant: &str, seq: u64) -> Vec<RiskInput>
                     place_of_loading: !d.place_of_loading.is_empty(),
                     place_of_unloading: !d.place_of_unloading.is_empty(),
                     net_mass: g.gross_mass_g > 0,
-                    value: g.value_minor > 0,
+                    value: g.value_minor > 0 && eur.is_some(),
                     currency: !g.currency.is_empty(),
                     importer: true,
                     declarant: true,
@@ -288,6 +306,12 @@ pub fn risk_inputs(d: &Declaration, declarant: &str, seq: u64) -> Vec<RiskInput>
             }
         })
         .collect()
+}
+
+/// The exchange rates in force for a declaration made at `ms` (its
+/// claimed time, which the chain holds within its window of the block time).
+pub fn declaration_rates(config: &ChainConfig, ms: u64) -> Option<&crate::tariff::RateTable> {
+    crate::tariff::rates_for(&config.exchange_rates, &crate::tariff::month_of(ms))
 }
 
 impl CustomsValidator {
@@ -382,7 +406,7 @@ impl CustomsValidator {
                 (d, k)
             }
         };
-        let judgement = self.assess(config, &d, &stx.tx.submitter);
+        let judgement = self.assess(config, &d, &stx.tx.submitter, stx.tx.claimed_time_ms);
         let secret = self.outcome_secret(config)?;
         let sealed = outcome::seal(config, tx_id, &judgement, &class_keys, &secret)
             .map_err(|e| reject("INTERNAL_OUTCOME_SEAL", e.to_string()))?;
@@ -448,6 +472,12 @@ impl CustomsValidator {
     /// What `block`'s transactions teach, in commit order: declarations
     /// opened (from the admission cache, or decrypted), releases, and
     /// inspection findings.
+    ///
+    /// Values in other currencies than EUR are learned as missing: which
+    /// exchange rates apply depends on the config a block was judged
+    /// under, and learned state must be the same function of the blocks
+    /// however a node relearns them (ADR 0015), so history keeps only what
+    /// needs no rate.
     pub fn facts(&self, block: &Block) -> Vec<Fact> {
         let mut facts = Vec::new();
         for (stx, r) in block.txs.iter().zip(&block.results) {
@@ -464,7 +494,7 @@ impl CustomsValidator {
                     };
                     facts.push(Fact::Declared {
                         shipment: tx.shipment_id.clone(),
-                        inputs: risk_inputs(&d, &tx.submitter, 0),
+                        inputs: risk_inputs(&d, &tx.submitter, 0, None),
                         labels: d
                             .goods
                             .iter()
@@ -572,7 +602,13 @@ impl CustomsValidator {
     }
 
     /// Judge an opened declaration (exposed for tools and tests).
-    pub fn assess(&self, config: &ChainConfig, d: &Declaration, declarant: &str) -> Judgement {
+    pub fn assess(
+        &self,
+        config: &ChainConfig,
+        d: &Declaration,
+        declarant: &str,
+        declared_ms: u64,
+    ) -> Judgement {
         let mut out = Judgement::default();
         let mut mismatch = false;
         for (i, g) in d.goods.iter().enumerate() {
@@ -594,7 +630,8 @@ impl CustomsValidator {
         }
         let mut best: Option<risk::RiskAssessment> = None;
         let risk_cfg = self.risk_config(config);
-        for input in risk_inputs(d, declarant, self.learned.seq) {
+        let rates = declaration_rates(config, declared_ms);
+        for input in risk_inputs(d, declarant, self.learned.seq, rates) {
             let a = risk::score(&self.learned.history, &input, &risk_cfg);
             if best.as_ref().is_none_or(|b| a.score_milli > b.score_milli) {
                 best = Some(a);
