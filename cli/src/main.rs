@@ -336,12 +336,27 @@ enum Cmd {
         /// insurance_minor, lines of code, quantity, value_minor, net_mass_g).
         #[arg(long)]
         basket: PathBuf,
-        /// Exchange rates (JSON: date, source, per_eur {"USD": "1.0812"}).
+        /// Exchange rates (JSON: date, source, per_eur {"USD": "1.0812"}):
+        /// quote offline. Without it the node is asked, with the rates
+        /// customs published on the ledger.
         #[arg(long)]
-        rates: PathBuf,
-        /// Chain config whose risk policy flags restricted goods.
-        #[arg(long)]
+        rates: Option<PathBuf>,
+        /// Chain config (offline: whose risk policy flags restricted goods;
+        /// asking a node: the trusted config).
+        #[arg(long, env = "CUSTOMS_GENESIS")]
         genesis: Option<PathBuf>,
+        /// Node to ask.
+        #[arg(long, default_value = "http://127.0.0.1:8101", env = "CUSTOMS_NODE")]
+        node: String,
+        /// Party to ask as.
+        #[arg(long = "as", env = "CUSTOMS_PARTY")]
+        party: Option<String>,
+        /// Directory holding the party's keys.
+        #[arg(long, env = "CUSTOMS_KEYS")]
+        keys: Option<PathBuf>,
+        /// CA certificate to pin for an https:// node.
+        #[arg(long, env = "CUSTOMS_CA")]
+        ca: Option<PathBuf>,
         /// Output JSON.
         #[arg(long)]
         json: bool,
@@ -786,8 +801,29 @@ async fn run(cli: Cli) -> Result<()> {
             basket,
             rates,
             genesis,
+            node,
+            party,
+            keys,
+            ca,
             json,
-        } => quote::run(&basket, &rates, genesis.as_deref(), json)?,
+        } => match rates {
+            Some(r) => quote::run(&basket, &r, genesis.as_deref(), json)?,
+            None => {
+                let (Some(party), Some(keys), Some(genesis)) = (party, keys, genesis) else {
+                    bail!("give --rates to quote offline, or --as, --keys and --genesis to ask a node");
+                };
+                let conn = Conn {
+                    node,
+                    party,
+                    keys,
+                    genesis,
+                    quorum: None,
+                    node_party: None,
+                    ca,
+                };
+                quote::ask(&conn, &basket, json).await?
+            }
+        },
         Cmd::VerifyDisclosure {
             file,
             genesis,

@@ -15,6 +15,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))
 }
 
+/// Offline: with the exchange rates in `rates`.
 pub(crate) fn run(basket: &Path, rates: &Path, genesis: Option<&Path>, json: bool) -> Result<()> {
     let b: Basket = read(basket, "a basket")?;
     let r: Rates = read(rates, "an exchange-rate file")?;
@@ -22,8 +23,48 @@ pub(crate) fn run(basket: &Path, rates: &Path, genesis: Option<&Path>, json: boo
         Some(g) => crate::load_genesis(g)?.risk_policy,
         None => ledger::validate::risk::RiskPolicy::default(),
     };
-    let q = quote::quote(&b, &r, &Tariff::builtin(), &VatTable::builtin(), &policy)
+    let q = quote::quote(&b, &r, Tariff::shared(), VatTable::shared(), &policy)
         .map_err(|e| anyhow!("cannot quote: {e}"))?;
+    print(&q, json)
+}
+
+/// From a node (`Ledger.Quote`): with the customs exchange rates published
+/// on the ledger and the chain's risk policy.
+pub(crate) async fn ask(conn: &crate::Conn, basket: &Path, json: bool) -> Result<()> {
+    let b: Basket = read(basket, "a basket")?;
+    let mut c = conn.client().await?;
+    let req = proto::v1::QuoteRequest {
+        origin: b.origin,
+        destination: b.destination,
+        date: b.date,
+        currency: b.currency,
+        shipping_minor: b.shipping_minor,
+        insurance_minor: b.insurance_minor,
+        lines: b
+            .lines
+            .into_iter()
+            .map(|l| proto::v1::QuoteLine {
+                description: l.description,
+                code: l.code,
+                quantity: l.quantity,
+                value_minor: l.value_minor,
+                net_mass_g: l.net_mass_g,
+                gross_mass_g: l.gross_mass_g,
+            })
+            .collect(),
+    };
+    let r = c
+        .inner
+        .quote(c.signed("/customs.v1.Ledger/Quote", req))
+        .await
+        .map_err(crate::client::status_error)?
+        .into_inner();
+    let q: quote::Quote =
+        serde_json::from_str(&r.quote_json).context("the node's quote does not parse")?;
+    print(&q, json)
+}
+
+fn print(q: &quote::Quote, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&q)?);
         return Ok(());

@@ -19,7 +19,9 @@
 //!   the old one);
 //! - a risk policy change (a country embargoed, the inspection threshold
 //!   lowered) proposed and approved the same way, and the next declaration
-//!   judged under it.
+//!   judged under it;
+//! - a month's exchange rates published the same way, and a quote asked of
+//!   a node converting with them.
 
 mod common;
 
@@ -375,6 +377,64 @@ async fn keys_rotate_by_governance_and_proofs_follow() {
         "{out}"
     );
 
+    // Customs publish December's exchange rates by governance; a quote
+    // asked of a node converts with them (and refuses a month before any).
+    let rates = dir.join("rates.json");
+    std::fs::write(
+        &rates,
+        r#"{"date":"2026-11-27","source":"ECB reference rates of 2026-11-27 (test)","per_eur":{"USD":"1.0812","GBP":"0.86"}}"#,
+    )
+    .unwrap();
+    let fx = dir.join("fx.json");
+    let fxp = fx.to_str().unwrap();
+    let out = ok(net.ctl(
+        "de-customs",
+        "de-customs",
+        &[
+            "governance",
+            "propose",
+            "--out",
+            fxp,
+            "publish-rates",
+            "--month",
+            "2026-12",
+            "--file",
+            rates.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        out.contains("+ exchange_rates[]") || out.contains("~ exchange_rates"),
+        "{out}"
+    );
+    ok(net.ctl("fr-customs", "fr-customs", &["governance", "approve", fxp]));
+    ok(net.ctl("pl-customs", "pl-customs", &["governance", "submit", fxp]));
+    let basket = |date: &str| {
+        let p = dir.join(format!("basket-{date}.json"));
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"origin":"US","destination":"FR","date":"{date}","currency":"USD","shipping_minor":4500,"lines":[{{"code":"847130","quantity":1,"value_minor":129900,"net_mass_g":1800}}]}}"#
+            ),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let out = ok(net.ctl(
+        "pl-exporter",
+        "fr-customs",
+        &["quote", "--basket", &basket("2026-12-03")],
+    ));
+    assert!(out.contains("landed EUR 1491.67"), "{out}");
+    assert!(out.contains("published on the ledger for 2026-12"), "{out}");
+    refused(
+        net.ctl(
+            "pl-exporter",
+            "fr-customs",
+            &["quote", "--basket", &basket("2020-01-15")],
+        ),
+        "NO_EXCHANGE_RATES",
+    );
+
     // The auditor: whole chain, histories, and a disclosure of the
     // carrier's own pre-rotation event, all from genesis alone.
     for node in ["de-customs", "carrier"] {
@@ -403,7 +463,7 @@ async fn keys_rotate_by_governance_and_proofs_follow() {
     assert!(
         d["config"]["blocks"]
             .as_array()
-            .is_some_and(|b| b.len() == 2),
+            .is_some_and(|b| b.len() == 3),
         "{d}"
     );
     assert!(

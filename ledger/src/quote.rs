@@ -98,6 +98,19 @@ pub fn minor_exponent(currency: &str) -> u32 {
 }
 
 impl Rates {
+    /// The rates of a table published on the ledger.
+    pub fn from_table(t: &crate::tariff::RateTable) -> Rates {
+        Rates {
+            date: t.month.clone(),
+            source: format!("{} (published on the ledger for {})", t.source, t.month),
+            per_eur: t
+                .per_eur
+                .iter()
+                .map(|(c, m)| (c.clone(), format!("{}.{:06}", m / 1_000_000, m % 1_000_000)))
+                .collect(),
+        }
+    }
+
     /// Millionths of a unit of `currency` per EUR.
     pub fn micro_per_eur(&self, currency: &str) -> Result<u64, String> {
         if currency == "EUR" {

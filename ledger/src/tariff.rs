@@ -309,6 +309,12 @@ impl Tariff {
         }
     }
 
+    /// The compiled-in table, parsed once per process.
+    pub fn shared() -> &'static Tariff {
+        static T: std::sync::OnceLock<Tariff> = std::sync::OnceLock::new();
+        T.get_or_init(Tariff::builtin)
+    }
+
     /// Number of codes.
     pub fn len(&self) -> usize {
         self.rates.len()
@@ -429,6 +435,12 @@ impl VatTable {
             edition: VAT_EDITION,
             sha256: table_hash(VAT_TSV),
         }
+    }
+
+    /// The compiled-in table, parsed once per process.
+    pub fn shared() -> &'static VatTable {
+        static T: std::sync::OnceLock<VatTable> = std::sync::OnceLock::new();
+        T.get_or_init(VatTable::builtin)
     }
 
     /// The rates of `state` in force on `date` (`YYYY-MM-DD`).

@@ -424,6 +424,66 @@ impl LedgerApi for Api {
         }))
     }
 
+    async fn quote(
+        &self,
+        req: Request<v1::QuoteRequest>,
+    ) -> Result<Response<v1::QuoteResponse>, Status> {
+        let party = self.core.authenticate(&req, "/customs.v1.Ledger/Quote")?;
+        let _reading = self.core.limits.reads.take(&party, 1)?;
+        let r = req.into_inner();
+        if r.lines.is_empty() || r.lines.len() > 1_000 {
+            return Err(status::invalid(
+                "BAD_BASKET",
+                "a basket has 1 to 1000 lines",
+            ));
+        }
+        let basket = ledger::quote::Basket {
+            origin: r.origin,
+            destination: r.destination,
+            date: r.date,
+            currency: r.currency,
+            shipping_minor: r.shipping_minor,
+            insurance_minor: r.insurance_minor,
+            lines: r
+                .lines
+                .into_iter()
+                .map(|l| ledger::quote::BasketLine {
+                    description: l.description,
+                    code: l.code,
+                    quantity: l.quantity,
+                    value_minor: l.value_minor,
+                    net_mass_g: l.net_mass_g,
+                    gross_mass_g: l.gross_mass_g,
+                })
+                .collect(),
+        };
+        let month = basket.date.get(..7).unwrap_or_default().to_string();
+        let config = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.shared_config())
+            .map_err(status::internal)?;
+        let table = ledger::tariff::rates_for(&config.exchange_rates, &month).ok_or_else(|| {
+            status::precondition(
+                "NO_EXCHANGE_RATES",
+                format!("no customs exchange rates are published for {month:?} or before"),
+            )
+        })?;
+        let q = ledger::quote::quote(
+            &basket,
+            &ledger::quote::Rates::from_table(table),
+            ledger::tariff::Tariff::shared(),
+            ledger::tariff::VatTable::shared(),
+            &config.risk_policy,
+        )
+        .map_err(|e| status::invalid("CANNOT_QUOTE", e))?;
+        Ok(Response::new(v1::QuoteResponse {
+            landed_cents: q.landed_cents,
+            quote_json: serde_json::to_string(&q).map_err(status::internal)?,
+        }))
+    }
+
     async fn classify(
         &self,
         req: Request<v1::ClassifyRequest>,

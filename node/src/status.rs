@@ -36,6 +36,12 @@ pub fn unavailable(reason: &str, e: impl std::fmt::Display) -> Status {
     with_reason(Code::Unavailable, reason, e)
 }
 
+/// The system is not in the state the request needs (e.g. no exchange
+/// rates published for the month asked).
+pub fn precondition(reason: &str, e: impl std::fmt::Display) -> Status {
+    with_reason(Code::FailedPrecondition, reason, e)
+}
+
 /// The caller may not do this.
 pub fn denied(reason: &str, e: impl std::fmt::Display) -> Status {
     with_reason(Code::PermissionDenied, reason, e)
