@@ -168,6 +168,10 @@ pub(crate) enum Action {
         #[arg(long)]
         value_z_milli: Option<u32>,
     },
+    /// Pin the duty and VAT tables this build of customsctl carries (after
+    /// an upgrade that changes them; nodes must run a build that carries
+    /// the pinned ones).
+    PinTables,
     /// Publish (or correct) the customs exchange rates of a month, which
     /// every conversion customs validators commit uses from then on.
     PublishRates {
@@ -414,6 +418,10 @@ fn build(conn: &Conn, cfg: &ChainConfig, action: &Action) -> Result<(EventKind, 
                 },
             )
         }
+        Action::PinTables => (
+            EventKind::PolicyChanged,
+            Governance::PinTables(ledger::tariff::TablePins::builtin()),
+        ),
         Action::PublishRates { file, month } => {
             let r: ledger::quote::Rates = read_json(file, "an exchange-rate file")?;
             let mut per_eur = Vec::new();
@@ -782,6 +790,10 @@ pub(crate) fn summary(stx: &SignedTransaction) -> String {
             }
             format!("set {}", parts.join(", "))
         }
+        Some(Governance::PinTables(t)) => format!(
+            "pin the duty table {} and the VAT table {}",
+            t.tariff_edition, t.vat_edition
+        ),
         Some(Governance::PublishRates(t)) => format!(
             "publish the exchange rates of {} ({} currencies, {})",
             t.month,

@@ -237,6 +237,7 @@ pub fn generate(
         risk_inspect_at: spec.risk_inspect_at,
         risk_policy: ledger::validate::risk::RiskPolicy::default(),
         exchange_rates: Vec::new(),
+        tables: ledger::tariff::TablePins::builtin(),
         checkpoint_quorum: spec.checkpoint_quorum,
         limits: Limits::default(),
         outcome_key: ledger::outcome::OutcomeKey {

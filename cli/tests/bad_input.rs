@@ -481,8 +481,8 @@ async fn submit_batch_answers_each_transaction() {
     cl.status().await.unwrap();
 }
 
-/// A customs node built with another classifier or risk model than its
-/// chain names refuses to start, saying which (it would judge unlike its
+/// A customs node built with another classifier or risk model, or other
+/// duty and VAT tables, than its chain names refuses to start, saying which (it would judge unlike its
 /// peers and halt its own cosigning at the first declaration).
 #[test]
 fn a_customs_node_with_other_model_versions_does_not_start() {
@@ -504,4 +504,16 @@ fn a_customs_node_with_other_model_versions_does_not_start() {
             "{log}"
         );
     }
+    // Other duty tables pinned than the build carries.
+    let net = Net::new(&STANDARD, 3, &[], "");
+    let path = net.net().join("genesis.json");
+    let mut g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    g["tables"]["tariff_sha256"] = "00".repeat(32).into();
+    std::fs::write(&path, serde_json::to_string_pretty(&g).unwrap()).unwrap();
+    let log = net.start_refused("de-customs");
+    assert!(
+        log.contains("VERSION_MISMATCH") && log.contains("duty and VAT tables"),
+        "{log}"
+    );
 }

@@ -632,6 +632,9 @@ fn apply_governance(cfg: &ChainConfig, g: &Governance) -> Result<ChainConfig, Re
         Governance::SetOutcomeKey(k) => {
             next.outcome_key = k.clone();
         }
+        Governance::PinTables(t) => {
+            next.tables = t.clone();
+        }
         Governance::PublishRates(t) => {
             next.exchange_rates.retain(|x| x.month != t.month);
             next.exchange_rates.push(t.clone());

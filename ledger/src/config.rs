@@ -179,6 +179,10 @@ pub struct ChainConfig {
     /// commits uses the table in force at the declaration's date.
     #[serde(default)]
     pub exchange_rates: Vec<crate::tariff::RateTable>,
+    /// The duty and VAT tables quotes are computed with (absent from older
+    /// genesis files: this build's).
+    #[serde(default = "crate::tariff::TablePins::builtin")]
+    pub tables: crate::tariff::TablePins,
     /// Checkpoint trust rule: cosignatures needed.
     pub checkpoint_quorum: u32,
     /// Limits.
@@ -339,6 +343,9 @@ impl ChainConfig {
         self.risk_policy
             .check()
             .map_err(|e| invalid(format!("risk policy: {e}")))?;
+        self.tables
+            .check()
+            .map_err(|e| invalid(format!("tables: {e}")))?;
         if self.exchange_rates.len() > crate::tariff::MAX_RATE_TABLES {
             return Err(invalid("too many exchange-rate tables"));
         }

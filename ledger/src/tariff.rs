@@ -454,6 +454,48 @@ impl VatTable {
     }
 }
 
+/// The duty and VAT tables a chain pins: every node that quotes or assesses
+/// must run these exact tables (changed by governance, `PinTables`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TablePins {
+    /// Edition of the duty table.
+    pub tariff_edition: String,
+    /// SHA-256 of the duty table's text, hex.
+    pub tariff_sha256: String,
+    /// Edition of the VAT table.
+    pub vat_edition: String,
+    /// SHA-256 of the VAT table's text, hex.
+    pub vat_sha256: String,
+}
+
+impl TablePins {
+    /// The tables compiled into this build.
+    pub fn builtin() -> TablePins {
+        TablePins {
+            tariff_edition: TARIFF_EDITION.into(),
+            tariff_sha256: table_hash(TARIFF_TSV),
+            vat_edition: VAT_EDITION.into(),
+            vat_sha256: table_hash(VAT_TSV),
+        }
+    }
+
+    /// Why the pins are not acceptable, if they are not.
+    pub fn check(&self) -> Result<(), String> {
+        let hex64 = |s: &str| {
+            s.len() == 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        if !hex64(&self.tariff_sha256) || !hex64(&self.vat_sha256) {
+            return Err("table hashes must be 64 lowercase hex digits".into());
+        }
+        if self.tariff_edition.is_empty() || self.vat_edition.is_empty() {
+            return Err("table editions must be named".into());
+        }
+        Ok(())
+    }
+}
+
 /// Most monthly rate tables a chain config keeps (older ones drop out).
 pub const MAX_RATE_TABLES: usize = 24;
 

@@ -92,6 +92,7 @@ pub fn config() -> ChainConfig {
         risk_inspect_at: 70,
         risk_policy: crate::validate::risk::RiskPolicy::default(),
         exchange_rates: Vec::new(),
+        tables: crate::tariff::TablePins::builtin(),
         checkpoint_quorum: 4,
         limits: Limits::default(),
         outcome_key: crate::outcome::OutcomeKey {

@@ -92,6 +92,8 @@ pub enum Governance {
     /// Replace the outcome secret's wraps (a new secret, or the same one
     /// wrapped to a changed set of `Security` readers).
     SetOutcomeKey(crate::outcome::OutcomeKey),
+    /// Pin other duty and VAT tables (a build that carries them).
+    PinTables(crate::tariff::TablePins),
     /// Publish (or correct) the customs exchange rates of a month.
     PublishRates(crate::tariff::RateTable),
     /// Change the risk thresholds and/or the risk policy (sanction and

@@ -464,6 +464,12 @@ impl LedgerApi for Api {
             .ledger()
             .with_ledger(|l| l.shared_config())
             .map_err(status::internal)?;
+        if config.tables != ledger::tariff::TablePins::builtin() {
+            return Err(status::precondition(
+                "TABLES_OUTDATED",
+                "the chain pins other duty and VAT tables than this node carries",
+            ));
+        }
         let table = ledger::tariff::rates_for(&config.exchange_rates, &month).ok_or_else(|| {
             status::precondition(
                 "NO_EXCHANGE_RATES",

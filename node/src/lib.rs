@@ -185,6 +185,21 @@ fn check_versions(config: &ChainConfig) -> Result<()> {
             );
         }
     }
+    let built = ledger::tariff::TablePins::builtin();
+    if config.tables != built {
+        bail!(
+            "VERSION_MISMATCH: the chain config pins the duty and VAT tables {:?} (sha256 {}) and \
+             {:?} (sha256 {}), but this build carries {:?} (sha256 {}) and {:?} (sha256 {})",
+            config.tables.tariff_edition,
+            config.tables.tariff_sha256,
+            config.tables.vat_edition,
+            config.tables.vat_sha256,
+            built.tariff_edition,
+            built.tariff_sha256,
+            built.vat_edition,
+            built.vat_sha256
+        );
+    }
     Ok(())
 }
 
