@@ -81,6 +81,30 @@ pub fn lines(r: &Reading) -> Vec<String> {
             reasons.join(" ")
         ));
     }
+    if let Some(a) = &r.judgement.assessment {
+        let euros = ledger::quote::euros;
+        let mut line = format!(
+            "assessed: duty EUR {} VAT EUR {}{}",
+            euros(a.duty_cents),
+            euros(a.vat_cents),
+            if a.ioss { " (IOSS)" } else { "" }
+        );
+        if let Some(q) = a.quoted_cents {
+            line.push_str(&format!(
+                "; quoted EUR {}, difference {}{}.{:02} ({})",
+                euros(q),
+                if a.difference_cents < 0 { "-" } else { "" },
+                a.difference_cents.unsigned_abs() / 100,
+                a.difference_cents.unsigned_abs() % 100,
+                if a.within_tolerance == Some(true) {
+                    "within tolerance"
+                } else {
+                    "outside tolerance"
+                }
+            ));
+        }
+        out.push(line);
+    }
     if !r.judgement.warnings.is_empty() {
         out.push(format!("warnings: {}", r.judgement.warnings.join(", ")));
     }

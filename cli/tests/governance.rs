@@ -21,7 +21,8 @@
 //!   lowered) proposed and approved the same way, and the next declaration
 //!   judged under it;
 //! - a month's exchange rates published the same way, and a quote asked of
-//!   a node converting with them.
+//!   a node converting with them; declarations naming a checkout quote,
+//!   assessed by customs and compared with it.
 
 mod common;
 
@@ -434,6 +435,80 @@ async fn keys_rotate_by_governance_and_proofs_follow() {
         ),
         "NO_EXCHANGE_RATES",
     );
+
+    // A declaration names the checkout quote its buyer saw: customs assess
+    // duty and VAT under the same tables and rates and commit the
+    // comparison (the broker's side of the outcome); a quote that was off
+    // is flagged.
+    let table = ledger::tariff::RateTable {
+        month: "2026-12".into(),
+        source: "ECB reference rates of 2026-11-27 (test)".into(),
+        per_eur: vec![("GBP".into(), 860_000), ("USD".into(), 1_081_200)],
+    };
+    let today = ledger::tariff::date_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
+    // (The sample's smartphones are HS 2022's 8517.13, which the 2020
+    // tariff lacks: a declaration of them is assessed ASSESS_INCOMPLETE.
+    // Lithium-ion batteries are in both editions.)
+    let mut sample = ledger::declaration::sample();
+    sample.goods[1].description = "Lithium-ion accumulators, battery packs".into();
+    sample.goods[1].hs_code = "85076000".into();
+    let expected = ledger::quote::assess_declaration(
+        &sample,
+        &today,
+        ledger::tariff::rates_for(std::slice::from_ref(&table), &today[..7]),
+        ledger::tariff::Tariff::shared(),
+        ledger::tariff::VatTable::shared(),
+    )
+    .unwrap();
+    let taxes = expected.duty_cents + expected.vat_cents;
+    assert!(taxes > 0 && !expected.ioss, "{expected:?}");
+    for (ship, quoted, verdict) in [
+        ("ROT-2", taxes, "difference 0.00 (within tolerance)"),
+        (
+            "ROT-4",
+            taxes + 50_000,
+            "difference -500.00 (outside tolerance)",
+        ),
+    ] {
+        let mut d = sample.clone();
+        d.quote = Some(ledger::declaration::QuoteRef {
+            id: "ab".repeat(32),
+            taxes_cents: quoted,
+        });
+        let json = serde_json::to_string(&d).unwrap();
+        let filed = tx_id(&ok(net.ctl(
+            "pl-exporter",
+            "de-customs",
+            &[
+                "submit",
+                &event_file(
+                    &dir,
+                    &format!("{ship}-decl.json"),
+                    &format!(
+                        r#"{{"kind":"DECLARATION_FILED","shipment_id":"{ship}","declaration":{json}}}"#
+                    ),
+                ),
+            ],
+        )));
+        let out = ok(net.ctl("de-customs", "de-customs", &["tx", &filed]));
+        let assessed = format!(
+            "assessed: duty EUR {} VAT EUR {}; quoted EUR {}, {verdict}",
+            ledger::quote::euros(expected.duty_cents),
+            ledger::quote::euros(expected.vat_cents),
+            ledger::quote::euros(quoted)
+        );
+        assert!(out.contains(&assessed), "{assessed}\n{out}");
+        assert_eq!(
+            out.contains("ASSESS_QUOTE_DIFFERS"),
+            quoted != taxes,
+            "{out}"
+        );
+    }
 
     // The auditor: whole chain, histories, and a disclosure of the
     // carrier's own pre-rotation event, all from genesis alone.

@@ -91,6 +91,20 @@ pub struct Declaration {
     /// Digital Product Passport ids.
     #[serde(default)]
     pub dpp_ids: Vec<String>,
+    /// The landed-cost quote the buyer was shown at checkout, if any;
+    /// customs compare what they assess with it.
+    #[serde(default)]
+    pub quote: Option<QuoteRef>,
+}
+
+/// A checkout quote a declaration refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRef {
+    /// The quote's id (`ledger::quote::Quote::id`, hex).
+    pub id: String,
+    /// Duty plus VAT it quoted, EUR cents.
+    pub taxes_cents: u64,
 }
 
 fn push(out: &mut Vec<Field>, path: String, class: FieldClass, value: impl Into<String>) {
@@ -241,6 +255,15 @@ impl Declaration {
         for (i, d) in self.dpp_ids.iter().enumerate() {
             push(&mut out, format!("decl.dpp_ids[{i}]"), Public, d);
         }
+        if let Some(q) = &self.quote {
+            push(&mut out, "decl.quote.id".into(), Commercial, &q.id);
+            push(
+                &mut out,
+                "decl.quote.taxes_cents".into(),
+                Commercial,
+                q.taxes_cents.to_string(),
+            );
+        }
         out
     }
 
@@ -311,6 +334,13 @@ impl Declaration {
                 .map_err(|_| "transport_mode too large".to_string())?,
             ioss: get("decl.ioss"),
             dpp_ids: list("decl.dpp_ids"),
+            quote: match get("decl.quote.id") {
+                Some(id) => Some(QuoteRef {
+                    id,
+                    taxes_cents: num("decl.quote.taxes_cents")?,
+                }),
+                None => None,
+            },
         })
     }
 }
@@ -374,6 +404,7 @@ pub fn sample() -> Declaration {
         transport_mode: 1,
         ioss: None,
         dpp_ids: vec!["urn:dpp:eu:battery:PL-778812-01".into()],
+        quote: None,
     }
 }
 

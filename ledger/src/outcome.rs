@@ -49,22 +49,29 @@ pub struct Judgement {
     pub risk: Option<RiskOutcome>,
     /// Non-blocking warnings (stable codes).
     pub warnings: Vec<String>,
+    /// Duty and VAT as customs assess them, compared with the checkout
+    /// quote the declaration names (`Commercial`).
+    pub assessment: Option<crate::quote::Assessment>,
 }
 
 impl Judgement {
     /// Nothing concluded (not a declaration).
     pub fn is_empty(&self) -> bool {
-        self.classification.is_empty() && self.risk.is_none() && self.warnings.is_empty()
+        self.classification.is_empty()
+            && self.risk.is_none()
+            && self.warnings.is_empty()
+            && self.assessment.is_none()
     }
 
     /// The part of this judgement of `class`: classification and its
     /// warnings are `Commercial`, the risk outcome and its warnings
     /// `Security`.
     fn part(&self, class: FieldClass) -> Judgement {
-        let commercial = |w: &String| w.starts_with("HS_");
+        let commercial = |w: &String| w.starts_with("HS_") || w.starts_with("ASSESS_");
         match class {
             FieldClass::Commercial => Judgement {
                 classification: self.classification.clone(),
+                assessment: self.assessment.clone(),
                 risk: None,
                 warnings: self
                     .warnings
@@ -75,6 +82,7 @@ impl Judgement {
             },
             _ => Judgement {
                 classification: Vec::new(),
+                assessment: None,
                 risk: self.risk.clone(),
                 warnings: self
                     .warnings
@@ -90,6 +98,9 @@ impl Judgement {
         self.classification.extend(other.classification);
         if other.risk.is_some() {
             self.risk = other.risk;
+        }
+        if other.assessment.is_some() {
+            self.assessment = other.assessment;
         }
         self.warnings.extend(other.warnings);
     }
@@ -396,6 +407,7 @@ mod tests {
                 reasons: vec![("RISK_VALUE_PER_KG_LOW".into(), 30)],
             }),
             warnings: vec!["HS_MISMATCH:item0".into(), "RISK_REVIEW".into()],
+            assessment: None,
         }
     }
 

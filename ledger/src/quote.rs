@@ -230,6 +230,137 @@ pub fn quote(
     vat: &VatTable,
     policy: &RiskPolicy,
 ) -> Result<Quote, String> {
+    let mut q = compute(basket, rates, tariff, vat, policy)?;
+    let body = crate::codec::encode(&(basket, rates, &q)).map_err(|e| e.to_string())?;
+    q.id = tagged_hash(QUOTE_TAG, &[&body]);
+    Ok(q)
+}
+
+/// Duty and VAT as customs assess a declaration, and how they compare with
+/// the checkout quote it names. Committed (sealed `Commercial`) in the
+/// declaration's outcome; the share of declarations within tolerance is
+/// the DDP price accuracy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// Duty, EUR cents.
+    pub duty_cents: u64,
+    /// VAT, EUR cents.
+    pub vat_cents: u64,
+    /// IOSS applied (consignment up to EUR 150).
+    pub ioss: bool,
+    /// Month of the exchange rates used (empty: all in EUR).
+    pub rates_month: String,
+    /// Duty plus VAT the quote named, EUR cents.
+    pub quoted_cents: Option<u64>,
+    /// Assessed minus quoted, EUR cents.
+    pub difference_cents: i64,
+    /// Within [`within_tolerance`] of the quote.
+    pub within_tolerance: Option<bool>,
+}
+
+/// Is an assessed amount within tolerance of the quoted one: at most EUR 1
+/// or 1 % of the assessed amount apart, whichever is larger.
+pub fn within_tolerance(assessed: u64, quoted: u64) -> bool {
+    assessed.abs_diff(quoted) <= (assessed / 100).max(100)
+}
+
+/// Assess a declaration made on `date` (`YYYY-MM-DD`): its goods as a
+/// basket to the member state of its place of unloading, in their one
+/// currency, with `rates` (the customs rates in force; `None` for EUR
+/// only). `Err` names why it cannot be assessed (a stable code and why).
+pub fn assess_declaration(
+    d: &crate::declaration::Declaration,
+    date: &str,
+    rates: Option<&crate::tariff::RateTable>,
+    tariff: &Tariff,
+    vat: &VatTable,
+) -> Result<Assessment, (&'static str, String)> {
+    let dest = d
+        .place_of_unloading
+        .get(..2)
+        .unwrap_or_default()
+        .to_string();
+    let currency = d
+        .goods
+        .first()
+        .map(|g| g.currency.clone())
+        .unwrap_or_default();
+    if d.goods.iter().any(|g| g.currency != currency) {
+        return Err((
+            "ASSESS_MIXED_CURRENCY",
+            "goods in several currencies".into(),
+        ));
+    }
+    let rates = match rates {
+        Some(t) => Rates::from_table(t),
+        None if currency == "EUR" => Rates {
+            date: String::new(),
+            source: "none needed (EUR)".into(),
+            per_eur: BTreeMap::new(),
+        },
+        None => {
+            return Err((
+                "ASSESS_NO_RATE",
+                format!("no exchange rates for {currency}"),
+            ))
+        }
+    };
+    let basket = Basket {
+        origin: d
+            .goods
+            .first()
+            .map(|g| g.origin.clone())
+            .unwrap_or_default(),
+        destination: dest,
+        date: date.to_string(),
+        currency,
+        shipping_minor: 0,
+        insurance_minor: 0,
+        lines: d
+            .goods
+            .iter()
+            .map(|g| BasketLine {
+                description: String::new(),
+                code: g.hs_code.clone(),
+                quantity: u64::from(g.packages),
+                value_minor: g.value_minor,
+                net_mass_g: g.gross_mass_g,
+                gross_mass_g: g.gross_mass_g,
+            })
+            .collect(),
+    };
+    let q = compute(&basket, &rates, tariff, vat, &RiskPolicy::default())
+        .map_err(|e| ("ASSESS_FAILED", e))?;
+    if !q.complete {
+        let why = q
+            .lines
+            .iter()
+            .find_map(|l| l.note.clone().filter(|_| l.duty_cents.is_none()))
+            .unwrap_or_default();
+        return Err(("ASSESS_INCOMPLETE", why));
+    }
+    let assessed = q.duty_cents.saturating_add(q.vat_cents);
+    let quoted = d.quote.as_ref().map(|r| r.taxes_cents);
+    Ok(Assessment {
+        duty_cents: q.duty_cents,
+        vat_cents: q.vat_cents,
+        ioss: q.ioss,
+        rates_month: rates.date,
+        quoted_cents: quoted,
+        difference_cents: quoted.map_or(0, |qc| {
+            i64::try_from(assessed).unwrap_or(i64::MAX) - i64::try_from(qc).unwrap_or(i64::MAX)
+        }),
+        within_tolerance: quoted.map(|qc| within_tolerance(assessed, qc)),
+    })
+}
+
+fn compute(
+    basket: &Basket,
+    rates: &Rates,
+    tariff: &Tariff,
+    vat: &VatTable,
+    policy: &RiskPolicy,
+) -> Result<Quote, String> {
     if basket.lines.is_empty() || basket.lines.len() > 1_000 {
         return Err("a basket has 1 to 1000 lines".into());
     }
@@ -357,7 +488,7 @@ pub fn quote(
         ),
     ];
     sources.sort();
-    let mut q = Quote {
+    Ok(Quote {
         id: Hash32::ZERO,
         lines,
         intrinsic_cents: intrinsic,
@@ -370,10 +501,7 @@ pub fn quote(
         landed_cents: intrinsic + transport + duty + vat_total,
         complete,
         sources,
-    };
-    let body = crate::codec::encode(&(basket, rates, &q)).map_err(|e| e.to_string())?;
-    q.id = tagged_hash(QUOTE_TAG, &[&body]);
-    Ok(q)
+    })
 }
 
 /// `12345` cents as `123.45`.

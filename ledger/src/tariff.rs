@@ -576,9 +576,14 @@ pub fn rates_for<'a>(tables: &'a [RateTable], month: &str) -> Option<&'a RateTab
         .max_by(|a, b| a.month.cmp(&b.month))
 }
 
-/// `YYYY-MM` of a time in ms since the Unix epoch (UTC, proleptic
-/// Gregorian; integer arithmetic only).
+/// `YYYY-MM` of a time in ms since the Unix epoch (UTC).
 pub fn month_of(ms: u64) -> String {
+    date_of(ms).get(..7).unwrap_or_default().to_string()
+}
+
+/// `YYYY-MM-DD` of a time in ms since the Unix epoch (UTC, proleptic
+/// Gregorian; integer arithmetic only).
+pub fn date_of(ms: u64) -> String {
     let days = i64::try_from(ms / 86_400_000).unwrap_or(i64::MAX / 2);
     // Days to civil date (H. Hinnant's algorithm).
     let z = days + 719_468;
@@ -588,8 +593,9 @@ pub fn month_of(ms: u64) -> String {
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}")
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 #[cfg(test)]
@@ -602,7 +608,10 @@ mod tests {
         assert_eq!(month_of(1_764_000_000_000), "2025-11");
         assert_eq!(month_of(1_798_761_599_999), "2026-12");
         assert_eq!(month_of(1_798_761_600_000), "2027-01");
-        assert_eq!(month_of(951_782_400_000), "2000-02"); // 2000-02-29
+        assert_eq!(month_of(951_782_400_000), "2000-02");
+        assert_eq!(date_of(951_782_400_000), "2000-02-29");
+        assert_eq!(date_of(1_798_761_599_999), "2026-12-31");
+        assert_eq!(date_of(0), "1970-01-01");
         let t = |m: &str| RateTable {
             month: m.into(),
             source: "test".into(),

@@ -230,6 +230,19 @@ pub fn check_formats(d: &Declaration, nom: &Nomenclature) -> Result<(), Rejectio
     if let Some(i) = &d.ioss {
         formats::validate_ioss(i).map_err(f)?;
     }
+    if let Some(q) = &d.quote {
+        if q.id.len() != 64
+            || !q
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(reject(
+                "DECL_BAD_QUOTE",
+                "a quote id is 64 lowercase hex digits",
+            ));
+        }
+    }
     for id in &d.dpp_ids {
         formats::validate_dpp_id(id).map_err(f)?;
     }
@@ -671,6 +684,22 @@ impl CustomsValidator {
                 level: level.to_string(),
                 reasons,
             });
+        }
+        // Duty and VAT as assessed, against the checkout quote named.
+        match crate::quote::assess_declaration(
+            d,
+            &crate::tariff::date_of(declared_ms),
+            rates,
+            crate::tariff::Tariff::shared(),
+            crate::tariff::VatTable::shared(),
+        ) {
+            Ok(a) => {
+                if a.within_tolerance == Some(false) {
+                    out.warnings.push("ASSESS_QUOTE_DIFFERS".into());
+                }
+                out.assessment = Some(a);
+            }
+            Err((code, _)) => out.warnings.push(code.to_string()),
         }
         out
     }

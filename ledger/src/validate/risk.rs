@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::formats;
 
 /// Version of the scoring model; bump on any change that alters scores.
-pub const RISK_MODEL_VERSION: &str = "risk-1.0.0";
+pub const RISK_MODEL_VERSION: &str = "risk-1.1.0";
 
 /// Fixed-point unit for rates: parts per million.
 const PPM: u64 = 1_000_000;
