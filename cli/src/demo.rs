@@ -305,6 +305,52 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     let mut decl = declaration::sample();
     decl.lrn = format!("LRN-{run_id}-A");
+    // Laptops and lithium-ion batteries: codes the 2020 tariff the quotes
+    // use knows (the sample's smartphones are HS 2022's 8517.13).
+    decl.goods[1].description = "Lithium-ion accumulators, battery packs".into();
+    decl.goods[1].hs_code = "85076000".into();
+    // Checkout: the buyer is shown duties and VAT before ordering; the
+    // declaration names that quote, and customs assess against it.
+    let basket = proto::v1::QuoteRequest {
+        origin: "PL".into(),
+        destination: "FR".into(),
+        date: ledger::tariff::date_of(now_ms()),
+        currency: "EUR".into(),
+        shipping_minor: 0,
+        insurance_minor: 0,
+        lines: decl
+            .goods
+            .iter()
+            .map(|g| proto::v1::QuoteLine {
+                description: g.description.clone(),
+                code: g.hs_code.clone(),
+                quantity: u64::from(g.packages),
+                value_minor: g.value_minor,
+                net_mass_g: g.gross_mass_g,
+                gross_mass_g: g.gross_mass_g,
+            })
+            .collect(),
+    };
+    let r = broker
+        .client
+        .inner
+        .quote(broker.client.signed("/customs.v1.Ledger/Quote", basket))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let q: ledger::quote::Quote = serde_json::from_str(&r.quote_json)?;
+    println!(
+        "  checkout quote {}: duty EUR {} + VAT EUR {} ({}% FR), landed EUR {}",
+        &q.id.to_hex()[..16],
+        ledger::quote::euros(q.duty_cents),
+        ledger::quote::euros(q.vat_cents),
+        ledger::quote::percent(q.vat_rate_milli),
+        ledger::quote::euros(q.landed_cents)
+    );
+    decl.quote = Some(declaration::QuoteRef {
+        id: q.id.to_hex(),
+        taxes_cents: q.duty_cents + q.vat_cents,
+    });
     let filed = broker
         .send(
             &cfg,
@@ -353,6 +399,25 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         )
         .await?,
     );
+    // Duties and VAT as customs assessed them, against the checkout quote.
+    if let Some(a) = fr.read(&cfg, &filed)?.judgement.assessment {
+        println!(
+            "  customs assessed duty EUR {} + VAT EUR {} against the quoted EUR {}: {} (DDP price accuracy 1 of 1)",
+            ledger::quote::euros(a.duty_cents),
+            ledger::quote::euros(a.vat_cents),
+            a.quoted_cents.map(ledger::quote::euros).unwrap_or_default(),
+            if a.within_tolerance == Some(true) {
+                "within tolerance"
+            } else {
+                "OUTSIDE tolerance"
+            }
+        );
+        if a.within_tolerance != Some(true) {
+            bail!("the assessment departs from the checkout quote");
+        }
+    } else {
+        bail!("customs committed no assessment of the declaration");
+    }
     line(
         "carrier delivers",
         &carrier

@@ -470,15 +470,24 @@ impl LedgerApi for Api {
                 "the chain pins other duty and VAT tables than this node carries",
             ));
         }
-        let table = ledger::tariff::rates_for(&config.exchange_rates, &month).ok_or_else(|| {
-            status::precondition(
-                "NO_EXCHANGE_RATES",
-                format!("no customs exchange rates are published for {month:?} or before"),
-            )
-        })?;
+        let rates = match ledger::tariff::rates_for(&config.exchange_rates, &month) {
+            Some(t) => ledger::quote::Rates::from_table(t),
+            // A basket in euros needs no rate.
+            None if basket.currency == "EUR" => ledger::quote::Rates {
+                date: basket.date.clone(),
+                source: "none needed".into(),
+                per_eur: Default::default(),
+            },
+            None => {
+                return Err(status::precondition(
+                    "NO_EXCHANGE_RATES",
+                    format!("no customs exchange rates are published for {month:?} or before"),
+                ))
+            }
+        };
         let q = ledger::quote::quote(
             &basket,
-            &ledger::quote::Rates::from_table(table),
+            &rates,
             ledger::tariff::Tariff::shared(),
             ledger::tariff::VatTable::shared(),
             &config.risk_policy,
