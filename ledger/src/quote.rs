@@ -230,7 +230,7 @@ pub fn quote(
     vat: &VatTable,
     policy: &RiskPolicy,
 ) -> Result<Quote, String> {
-    let mut q = compute(basket, rates, tariff, vat, policy)?;
+    let mut q = compute(basket, rates, tariff, vat, policy, true)?;
     let body = crate::codec::encode(&(basket, rates, &q)).map_err(|e| e.to_string())?;
     q.id = tagged_hash(QUOTE_TAG, &[&body]);
     Ok(q)
@@ -292,7 +292,22 @@ pub fn assess_declaration(
         ));
     }
     let rates = match rates {
-        Some(t) => Rates::from_table(t),
+        // Only the declaration's currency is needed.
+        Some(t) => Rates {
+            date: t.month.clone(),
+            source: String::new(),
+            per_eur: t
+                .micro_per_eur(&currency)
+                .filter(|_| currency != "EUR")
+                .map(|m| {
+                    (
+                        currency.clone(),
+                        format!("{}.{:06}", m / 1_000_000, m % 1_000_000),
+                    )
+                })
+                .into_iter()
+                .collect(),
+        },
         None if currency == "EUR" => Rates {
             date: String::new(),
             source: "none needed (EUR)".into(),
@@ -329,7 +344,7 @@ pub fn assess_declaration(
             })
             .collect(),
     };
-    let q = compute(&basket, &rates, tariff, vat, &RiskPolicy::default())
+    let q = compute(&basket, &rates, tariff, vat, &RiskPolicy::default(), false)
         .map_err(|e| ("ASSESS_FAILED", e))?;
     if !q.complete {
         let why = q
@@ -354,12 +369,15 @@ pub fn assess_declaration(
     })
 }
 
+/// The quote without its id; `sources` names every rate (skipped when only
+/// the figures are wanted).
 fn compute(
     basket: &Basket,
     rates: &Rates,
     tariff: &Tariff,
     vat: &VatTable,
     policy: &RiskPolicy,
+    sources: bool,
 ) -> Result<Quote, String> {
     if basket.lines.is_empty() || basket.lines.len() > 1_000 {
         return Err("a basket has 1 to 1000 lines".into());
@@ -463,30 +481,34 @@ fn compute(
     }
     let duty: u64 = lines.iter().filter_map(|l| l.duty_cents).sum();
     let vat_total: u64 = lines.iter().filter_map(|l| l.vat_cents).sum();
-    let mut sources = vec![
-        format!(
-            "exchange rates of {} ({}): {}",
-            rates.date,
-            rates.source,
-            if cur == "EUR" {
-                "EUR, no conversion".to_string()
-            } else {
-                format!(
-                    "1 EUR = {} {cur}",
-                    rates.per_eur.get(cur).cloned().unwrap_or_default()
-                )
-            }
-        ),
-        format!("duty: {} (table sha256 {})", tariff.edition, tariff.sha256),
-        format!(
-            "VAT: {} standard {}% from {} ({}, table sha256 {})",
-            basket.destination,
-            percent(rate),
-            vat_period.from,
-            vat.edition,
-            vat.sha256
-        ),
-    ];
+    let mut sources = if !sources {
+        Vec::new()
+    } else {
+        vec![
+            format!(
+                "exchange rates of {} ({}): {}",
+                rates.date,
+                rates.source,
+                if cur == "EUR" {
+                    "EUR, no conversion".to_string()
+                } else {
+                    format!(
+                        "1 EUR = {} {cur}",
+                        rates.per_eur.get(cur).cloned().unwrap_or_default()
+                    )
+                }
+            ),
+            format!("duty: {} (table sha256 {})", tariff.edition, tariff.sha256),
+            format!(
+                "VAT: {} standard {}% from {} ({}, table sha256 {})",
+                basket.destination,
+                percent(rate),
+                vat_period.from,
+                vat.edition,
+                vat.sha256
+            ),
+        ]
+    };
     sources.sort();
     Ok(Quote {
         id: Hash32::ZERO,
