@@ -115,6 +115,21 @@ impl Client {
             .into_inner())
     }
 
+    /// The addressed node's newest checkpoint with a quorum of
+    /// cosignatures, as served (unchecked).
+    pub async fn newest_checkpoint(&mut self) -> anyhow::Result<proto::v1::CosignedCheckpoint> {
+        let req = self.signed(
+            "/customs.v1.Ledger/GetCheckpoint",
+            proto::v1::GetCheckpointRequest { height: 0 },
+        );
+        Ok(self
+            .inner
+            .get_checkpoint(req)
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
     /// Wrap `msg` in a request signed for `method` (e.g. `/customs.v1.Ledger/Status`).
     pub fn signed<T: Message>(&self, method: &str, msg: T) -> tonic::Request<T> {
         let body = msg.encode_to_vec();

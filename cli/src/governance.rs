@@ -620,15 +620,7 @@ async fn submit(conn: &Conn, file: &Path) -> Result<()> {
     // next proposal, a submitter sealing for the new keys) sees the change.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let cp = c
-            .inner
-            .get_checkpoint(c.signed(
-                "/customs.v1.Ledger/GetCheckpoint",
-                proto::v1::GetCheckpointRequest { height: 0 },
-            ))
-            .await
-            .map_err(status_error)?
-            .into_inner();
+        let cp = c.newest_checkpoint().await?;
         if cp.height >= r.height {
             println!("cosigned in the checkpoint at height {}", cp.height);
             return Ok(());

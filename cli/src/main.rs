@@ -1088,15 +1088,7 @@ async fn fetch_chain(
     bar: &indicatif::ProgressBar,
 ) -> Result<(Vec<Vec<u8>>, proto::v1::CosignedCheckpoint)> {
     let mut c = conn.client().await?;
-    let cp = c
-        .inner
-        .get_checkpoint(c.signed(
-            "/customs.v1.Ledger/GetCheckpoint",
-            proto::v1::GetCheckpointRequest { height: 0 },
-        ))
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let cp = c.newest_checkpoint().await?;
     bar.set_length(cp.height + 1);
     let mut s = c
         .inner

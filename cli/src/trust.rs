@@ -139,15 +139,7 @@ impl Trust {
     /// config in force at its height, and that config: what a submitter
     /// seals for (the recipients' current keys).
     pub async fn current(&mut self, c: &mut Client) -> Result<(Checkpoint, ChainConfig)> {
-        let cp = c
-            .inner
-            .get_checkpoint(c.signed(
-                "/customs.v1.Ledger/GetCheckpoint",
-                proto::v1::GetCheckpointRequest { height: 0 },
-            ))
-            .await
-            .map_err(status_error)?
-            .into_inner();
+        let cp = c.newest_checkpoint().await?;
         let cc = proofs::decode_checkpoint(&cp, &self.genesis)?;
         let quorum = self.quorum;
         let at = self.timeline(c, &cc.checkpoint).await?.latest().clone();

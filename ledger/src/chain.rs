@@ -1725,28 +1725,39 @@ pub fn follow_config(
     root: &merkle::Hash,
     blocks: &[(Block, Vec<merkle::Hash>)],
 ) -> Result<ChainConfig, LedgerError> {
-    let (cfg, _) = follow_blocks(trusted, trusted_height, header.height, root, blocks)?;
+    let configs = follow_blocks(trusted, trusted_height, header.height, root, blocks)?;
+    let cfg = configs
+        .into_iter()
+        .last()
+        .unwrap_or_else(|| trusted.clone());
+    check_followed(&cfg, header)?;
+    Ok(cfg)
+}
+
+/// Is `cfg`, followed through governance blocks, the config `header`
+/// names? When not, a governance block was left out.
+pub fn check_followed(cfg: &ChainConfig, header: &BlockHeader) -> Result<(), LedgerError> {
     if cfg.seq != header.config_seq || cfg.hash()? != header.config_hash {
         return Err(LedgerError::Mismatch(format!(
             "the config followed to height {} (sequence {}) is not the one its header names (sequence {}): a governance block is missing",
             header.height, cfg.seq, header.config_seq
         )));
     }
-    Ok(cfg)
+    Ok(())
 }
 
-/// One page of [`follow_config`]: each block must be in the ledger tree of
+/// The walk of [`follow_config`]: each block must be in the ledger tree of
 /// size `height + 1` with root `root`, above the previous one and at most
-/// `height`, and pass [`follow_governance`]. Returns the config reached and
-/// the height of the last block.
+/// `height`, and pass [`follow_governance`]. Returns the config after each
+/// block.
 pub fn follow_blocks(
     trusted: &ChainConfig,
     trusted_height: u64,
     height: u64,
     root: &merkle::Hash,
     blocks: &[(Block, Vec<merkle::Hash>)],
-) -> Result<(ChainConfig, u64), LedgerError> {
-    let mut cfg = trusted.clone();
+) -> Result<Vec<ChainConfig>, LedgerError> {
+    let mut configs: Vec<ChainConfig> = Vec::with_capacity(blocks.len());
     let mut after = trusted_height;
     for (block, proof) in blocks {
         let h = block.header.height;
@@ -1763,10 +1774,11 @@ pub fn follow_blocks(
             root,
         )
         .map_err(|e| LedgerError::Mismatch(format!("block {h} is not in the tree: {e}")))?;
-        cfg = follow_governance(&cfg, block)?;
+        let next = follow_governance(configs.last().unwrap_or(trusted), block)?;
+        configs.push(next);
         after = h;
     }
-    Ok((cfg, after))
+    Ok(configs)
 }
 
 /// Header of the genesis block of `config`.

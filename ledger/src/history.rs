@@ -88,11 +88,10 @@ impl ConfigTimeline {
             .map(|b| (b.block.clone(), b.proof.iter().map(|h| h.0).collect()))
             .collect();
         let last_height = self.changes.last().map_or(0, |(b, _)| b.header.height);
-        chain::follow_config(self.latest(), last_height, header, root, &raw)?;
-        let mut cfg = self.latest().clone();
-        for (block, _) in raw {
-            cfg = chain::follow_governance(&cfg, &block)?;
-            self.changes.push((block, cfg.clone()));
+        let configs = chain::follow_blocks(self.latest(), last_height, header.height, root, &raw)?;
+        chain::check_followed(configs.last().unwrap_or(self.latest()), header)?;
+        for ((block, _), cfg) in raw.into_iter().zip(configs) {
+            self.changes.push((block, cfg));
         }
         self.height = self.height.max(header.height);
         Ok(())

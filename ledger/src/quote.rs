@@ -106,7 +106,7 @@ impl Rates {
             per_eur: t
                 .per_eur
                 .iter()
-                .map(|(c, m)| (c.clone(), format!("{}.{:06}", m / 1_000_000, m % 1_000_000)))
+                .map(|(c, m)| (c.clone(), micro_decimal(*m)))
                 .collect(),
         }
     }
@@ -299,12 +299,7 @@ pub fn assess_declaration(
             per_eur: t
                 .micro_per_eur(&currency)
                 .filter(|_| currency != "EUR")
-                .map(|m| {
-                    (
-                        currency.clone(),
-                        format!("{}.{:06}", m / 1_000_000, m % 1_000_000),
-                    )
-                })
+                .map(|m| (currency.clone(), micro_decimal(m)))
                 .into_iter()
                 .collect(),
         },
@@ -524,6 +519,11 @@ fn compute(
         complete,
         sources,
     })
+}
+
+/// Millionths as a decimal (`1081200` as `1.081200`), the form [`Rates`] holds.
+fn micro_decimal(m: u64) -> String {
+    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
 /// `12345` cents as `123.45`.
