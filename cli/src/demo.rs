@@ -269,6 +269,88 @@ async fn timeline(a: &mut Actor, cfg: &ChainConfig, shipment: &str) -> Result<()
     Ok(())
 }
 
+/// Shipments of pre-built history the demo grows.
+const HISTORY_SHIPMENTS: usize = 250;
+
+/// A connection as `party` to its own node.
+fn conn_of(net: &Path, party: &str) -> Result<crate::Conn> {
+    let (node, ca) = grpc_of(net, party)?;
+    Ok(crate::Conn {
+        node,
+        ca,
+        party: party.into(),
+        keys: net.join("keys"),
+        genesis: net.join("genesis.json"),
+        quorum: None,
+        node_party: Some(party.into()),
+    })
+}
+
+/// The KPIs after the history, as customs and as the carrier see them, the
+/// predicted clearance times, and a check that the figures match what was
+/// committed.
+async fn kpis(net: &Path, grown: &crate::history::Grown) -> Result<()> {
+    let customs = conn_of(net, "fr-customs")?;
+    // The KPIs fold beside the ledger: wait until they reach the tip.
+    let tip = customs
+        .client()
+        .await?
+        .newest_checkpoint()
+        .await
+        .map(|c| c.height)
+        .unwrap_or(0);
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        let (r, folded) = crate::kpi::fetch(&customs, "corridor", "total", 0, 0, "").await?;
+        rows = r;
+        if folded > tip {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    println!("  KPIs by corridor as fr-customs sees them (times median / p90):");
+    crate::kpi::print_rows(&rows, "ttc")?;
+    for (corridor, times) in &grown.released {
+        let row = rows
+            .iter()
+            .find(|r| &r.value == corridor)
+            .ok_or_else(|| anyhow!("no KPI row for corridor {corridor}"))?;
+        if row.arrived_to_release.n < times.len() as u64 {
+            bail!(
+                "corridor {corridor}: the KPIs count {} clearances, the history committed {}",
+                row.arrived_to_release.n,
+                times.len()
+            );
+        }
+    }
+    let carrier = conn_of(net, "carrier")?;
+    let (all, _) = crate::kpi::fetch(&carrier, "all", "total", 0, 0, "").await?;
+    if let Some(r) = all.first() {
+        println!(
+            "  the carrier sees the public figures ({} declarations, inspection rate {}) and not the sealed ones (hit rate {}, DDP accuracy {})",
+            r.declarations,
+            r.inspection_rate.percent(),
+            if r.hit_rate.is_some() { "SHOWN" } else { "sealed" },
+            if r.ddp_accuracy.is_some() { "SHOWN" } else { "sealed" },
+        );
+        if r.hit_rate.is_some() || r.ddp_accuracy.is_some() {
+            bail!("the carrier was shown sealed KPI figures");
+        }
+    }
+    println!();
+    crate::kpi::route(
+        &customs,
+        "CN",
+        "85",
+        1,
+        &["DE004851".to_string(), "NL000396".to_string()],
+        ledger::kpi::MIN_EVIDENCE,
+        false,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Run the scenario.
 pub async fn run(args: DemoArgs) -> Result<()> {
     let cfg: ChainConfig =
@@ -523,16 +605,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if broker.read(&cfg, &r)?.judgement.risk.is_some() {
         bail!("the broker could read customs' risk assessment");
     }
+    // The reasons for the hold are customs' own (security class): the
+    // carrier sees that the goods are held, not why.
+    let mut held = note("held by customs");
+    held.push(Field {
+        path: "hold.reasons".into(),
+        class: FieldClass::Security,
+        value: "declared HS 0901 (coffee) for goods described as smartphones; EUR 0.30 per kg against a history of about EUR 250".into(),
+    });
     line(
         "FR customs holds the goods",
-        &fr.send(
-            &cfg,
-            EventKind::Held,
-            &b,
-            note("held: HS code and value per kg implausible"),
-            &parties,
-        )
-        .await?,
+        &fr.send(&cfg, EventKind::Held, &b, held, &parties).await?,
     );
     line(
         "FR customs orders an inspection",
@@ -551,6 +634,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     timeline(&mut carrier, &cfg, &b).await?;
     timeline(&mut fr, &cfg, &b).await?;
+
+    println!("\n== History: four weeks of shipments on five corridors, dated when they happened");
+    let grown =
+        crate::history::grow(&args.net, &cfg, &mut fr.client, run_id, HISTORY_SHIPMENTS).await?;
+    println!(
+        "  committed {} events of {} shipments ({} inspections, {} holds, {} rejections)",
+        grown.events, grown.shipments, grown.inspections, grown.holds, grown.rejections
+    );
+    kpis(&args.net, &grown).await?;
 
     println!("\n== Auditor: verify the whole chain and one shipment's history");
     let (node, ca) = grpc_of(&args.net, "auditor")?;

@@ -11,7 +11,10 @@ mod bulk;
 mod catalogue;
 mod client;
 mod demo;
+mod explorer;
 mod governance;
+mod history;
+mod kpi;
 mod outcomes;
 mod proofs;
 mod quote;
@@ -367,6 +370,72 @@ enum Cmd {
         #[command(subcommand)]
         cmd: governance::GovCmd,
     },
+    /// Smart Customs KPIs from a node: time-to-clear, inspection and hit
+    /// rates, holds, requests for information, ICS2 completeness,
+    /// rejections by reason, DDP price accuracy and CO2, by corridor,
+    /// chapter, mode or party and per period, with a chart. Sealed figures
+    /// show only where the caller's role may read them.
+    Kpi {
+        #[command(flatten)]
+        conn: Conn,
+        /// Group by: all, corridor, chapter, mode or party.
+        #[arg(long, default_value = "corridor")]
+        by: String,
+        /// Period: total, month, week or day.
+        #[arg(long, default_value = "total")]
+        period: String,
+        /// Only periods of the last N days (0: all).
+        #[arg(long, default_value_t = 0)]
+        days: u64,
+        /// Only this group (e.g. `PL>FR000690`).
+        #[arg(long, default_value = "")]
+        value: String,
+        /// Chart: declarations, ttc, filing, inspection, completeness or none.
+        #[arg(long, default_value = "ttc")]
+        chart: String,
+        /// Output JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A web page for this party: chain status and checkpoint signers,
+    /// blocks, shipment timelines as the party sees them (proofs checked),
+    /// KPI dashboard, corridor predictions, live updates. Loopback only.
+    Explorer {
+        #[command(flatten)]
+        conn: Conn,
+        /// Address to listen on (loopback).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Rank offices of first entry for a planned shipment by predicted
+    /// arrival-to-release time, from committed clearances; `--backtest`
+    /// predicts the later half of the verified chain's clearances from the
+    /// earlier half and compares with a naive baseline.
+    Route {
+        #[command(flatten)]
+        conn: Conn,
+        /// Country of dispatch (ISO 3166 alpha-2).
+        #[arg(long, default_value = "")]
+        from: String,
+        /// HS chapter of the main goods (two digits).
+        #[arg(long, default_value = "")]
+        chapter: String,
+        /// Transport mode: UCC code (1 sea, 2 rail, 3 road, 4 air) or name.
+        #[arg(long, default_value = "1")]
+        mode: String,
+        /// Candidate office (repeat; default: every office seen).
+        #[arg(long = "office")]
+        offices: Vec<String>,
+        /// Fewest clearances a corridor level needs before it predicts.
+        #[arg(long, default_value_t = ledger::kpi::MIN_EVIDENCE)]
+        min_evidence: u64,
+        /// Back-test the predictor on the chain instead.
+        #[arg(long)]
+        backtest: bool,
+        /// Output JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a disclosure proof offline; exits non-zero with a reason when any part is wrong.
     VerifyDisclosure {
         /// Proof file.
@@ -392,6 +461,16 @@ struct EventFile {
     fields: Vec<Field>,
     #[serde(default)]
     shipment_parties: Vec<String>,
+}
+
+/// A transport mode by UCC code or name.
+fn parse_mode(s: &str) -> Result<u8> {
+    if let Ok(n) = s.parse::<u8>() {
+        return Ok(n);
+    }
+    (0..=9u8)
+        .find(|m| ledger::kpi::mode_name(*m) == s)
+        .ok_or_else(|| anyhow!("unknown transport mode {s:?}: a UCC code or sea, rail, road, air"))
 }
 
 fn load_genesis(path: &Path) -> Result<ChainConfig> {
@@ -795,6 +874,33 @@ async fn run(cli: Cli) -> Result<()> {
             })
             .await?
         }
+        Cmd::Kpi {
+            conn,
+            by,
+            period,
+            days,
+            value,
+            chart,
+            json,
+        } => kpi::run(&conn, &by, &period, days, &value, &chart, json).await?,
+        Cmd::Explorer { conn, listen } => explorer::run(conn, listen).await?,
+        Cmd::Route {
+            conn,
+            from,
+            chapter,
+            mode,
+            offices,
+            min_evidence,
+            backtest,
+            json,
+        } => {
+            if backtest {
+                kpi::backtest(&conn, min_evidence, json).await?
+            } else {
+                let mode = parse_mode(&mode)?;
+                kpi::route(&conn, &from, &chapter, mode, &offices, min_evidence, json).await?
+            }
+        }
         Cmd::Demo { net } => demo::run(demo::DemoArgs { net }).await?,
         Cmd::Governance { cmd } => governance::run(cmd).await?,
         Cmd::Quote {
@@ -1083,7 +1189,7 @@ async fn blocks(conn: &Conn, from: u64, count: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-async fn fetch_chain(
+pub(crate) async fn fetch_chain(
     conn: &Conn,
     bar: &indicatif::ProgressBar,
 ) -> Result<(Vec<Vec<u8>>, proto::v1::CosignedCheckpoint)> {
@@ -1117,7 +1223,7 @@ async fn fetch_chain(
     Ok((out, cp))
 }
 
-fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
     progress_of(len, msg, "blocks")
 }
 

@@ -420,6 +420,8 @@ pub fn check_structure(
         }
         paths.insert(f.path.as_str());
     }
+    crate::event::check_event_fields(tx, l.time_window_ms)
+        .map_err(|(code, why)| reject(code, why))?;
     for f in &tx.sealed {
         if !valid_path(&f.path)
             || f.ciphertext.len() > l.max_field_bytes as usize + 64

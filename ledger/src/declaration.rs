@@ -83,8 +83,17 @@ pub struct Declaration {
     #[serde(default)]
     pub routing: Vec<String>,
     /// Transport mode (UCC codes: 1 sea, 2 rail, 3 road, 4 air, ...).
+    /// Public: with the two fields below it names the corridor, which
+    /// every party's KPIs are computed by.
     #[serde(default)]
     pub transport_mode: u8,
+    /// Country of dispatch (ISO 3166 alpha-2), public.
+    #[serde(default)]
+    pub dispatch_country: String,
+    /// Customs office of first entry (reference number as in the EU
+    /// customs office list: country code and six characters), public.
+    #[serde(default)]
+    pub office_of_entry: String,
     /// IOSS number for low-value e-commerce.
     #[serde(default)]
     pub ioss: Option<String>,
@@ -246,9 +255,25 @@ impl Declaration {
         push(
             &mut out,
             "decl.transport_mode".into(),
-            Transport,
+            Public,
             self.transport_mode.to_string(),
         );
+        if !self.dispatch_country.is_empty() {
+            push(
+                &mut out,
+                "decl.dispatch_country".into(),
+                Public,
+                &self.dispatch_country,
+            );
+        }
+        if !self.office_of_entry.is_empty() {
+            push(
+                &mut out,
+                "decl.office_of_entry".into(),
+                Public,
+                &self.office_of_entry,
+            );
+        }
         if let Some(i) = &self.ioss {
             push(&mut out, "decl.ioss".into(), Commercial, i);
         }
@@ -332,6 +357,8 @@ impl Declaration {
                 .unwrap_or_default(),
             transport_mode: u8::try_from(num("decl.transport_mode")?)
                 .map_err(|_| "transport_mode too large".to_string())?,
+            dispatch_country: get("decl.dispatch_country").unwrap_or_default(),
+            office_of_entry: get("decl.office_of_entry").unwrap_or_default(),
             ioss: get("decl.ioss"),
             dpp_ids: list("decl.dpp_ids"),
             quote: match get("decl.quote.id") {
@@ -343,6 +370,63 @@ impl Declaration {
             },
         })
     }
+}
+
+/// The ICS2 data elements a complete entry summary carries, as field
+/// paths; goods-item paths use `{i}` for the item index. Containers are
+/// required for sea freight only.
+const ICS2_HEADER: [&str; 11] = [
+    "decl.lrn",
+    "decl.consignor.name",
+    "decl.consignor.address",
+    "decl.consignee.name",
+    "decl.consignee.address",
+    "decl.transport_document",
+    "decl.place_of_loading",
+    "decl.place_of_unloading",
+    "decl.routing",
+    "decl.dispatch_country",
+    "decl.office_of_entry",
+];
+const ICS2_ITEM: [&str; 7] = [
+    "description",
+    "hs_code",
+    "packages",
+    "gross_mass_g",
+    "value_minor",
+    "currency",
+    "origin",
+];
+
+/// Which ICS2 data elements a declaration's field paths lack. Works on
+/// paths alone (they are public even where values are sealed), so any
+/// party can measure completeness without reading a value.
+pub fn ics2_missing<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    goods: usize,
+    mode: u8,
+) -> Vec<String> {
+    let have: std::collections::BTreeSet<&str> = paths.into_iter().collect();
+    let mut missing: Vec<String> = ICS2_HEADER
+        .iter()
+        .filter(|p| !have.contains(*p))
+        .map(|p| p.to_string())
+        .collect();
+    if mode == 1 && !have.contains("decl.containers[0]") {
+        missing.push("decl.containers".into());
+    }
+    if goods == 0 {
+        missing.push("decl.goods".into());
+    }
+    for i in 0..goods.min(999) {
+        for f in ICS2_ITEM {
+            let p = format!("decl.goods[{i}].{f}");
+            if !have.contains(p.as_str()) {
+                missing.push(p);
+            }
+        }
+    }
+    missing
 }
 
 /// A realistic sample declaration (electronics, Gdansk to Le Havre), used
@@ -402,6 +486,8 @@ pub fn sample() -> Declaration {
         place_of_unloading: "FRLEH".into(),
         routing: vec!["PL".into(), "DE".into(), "FR".into()],
         transport_mode: 1,
+        dispatch_country: "PL".into(),
+        office_of_entry: "FR000690".into(),
         ioss: None,
         dpp_ids: vec!["urn:dpp:eu:battery:PL-778812-01".into()],
         quote: None,
@@ -419,6 +505,46 @@ mod tests {
         assert_eq!(Declaration::from_fields(&f).unwrap(), d);
         let bytes: usize = f.iter().map(|x| x.path.len() + x.value.len()).sum();
         assert!(bytes > 800 && bytes < 1600, "sample is about 1 KB: {bytes}");
+    }
+
+    #[test]
+    fn completeness_from_paths() {
+        let d = sample();
+        let f = d.to_fields();
+        let paths = || f.iter().map(|x| x.path.as_str());
+        assert!(ics2_missing(paths(), 2, 1).is_empty());
+        let mut thin = d.clone();
+        thin.office_of_entry.clear();
+        thin.containers.clear();
+        thin.goods[1].origin.clear();
+        let f = thin.to_fields();
+        let missing = ics2_missing(f.iter().map(|x| x.path.as_str()), 2, 1);
+        assert_eq!(
+            missing,
+            [
+                "decl.office_of_entry",
+                "decl.containers",
+                "decl.goods[1].origin"
+            ]
+        );
+        // By road no container is expected.
+        let missing = ics2_missing(f.iter().map(|x| x.path.as_str()), 2, 3);
+        assert_eq!(missing.len(), 2);
+        // The corridor is public; values stay sealed.
+        let public: Vec<String> = sample()
+            .to_fields()
+            .into_iter()
+            .filter(|x| x.class == FieldClass::Public)
+            .map(|x| x.path)
+            .collect();
+        for p in [
+            "decl.transport_mode",
+            "decl.dispatch_country",
+            "decl.office_of_entry",
+        ] {
+            assert!(public.iter().any(|x| x == p), "{p}");
+        }
+        assert!(!public.iter().any(|p| p.contains("value_minor")));
     }
 
     #[test]

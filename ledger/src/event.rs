@@ -147,6 +147,75 @@ impl EventKind {
     }
 }
 
+/// Public field giving when an event happened (ms since the Unix epoch),
+/// when it is reported later than it happened (an arrival entered after
+/// the fact, a history backfilled). KPIs measure with it; the block time
+/// stands in where it is absent.
+pub const TIME_FIELD: &str = "event.time_ms";
+/// Public field giving the reason code of a hold, rejection, do-not-load
+/// or request for information (`[A-Z0-9_]`, at most 40 characters).
+pub const REASON_FIELD: &str = "event.reason";
+/// How far before its claimed time an event may say it happened.
+pub const MAX_BACKDATE_MS: u64 = 400 * 86_400_000;
+
+/// When `tx` says it happened, if it carries [`TIME_FIELD`].
+pub fn occurred_ms(tx: &crate::tx::Transaction) -> Option<u64> {
+    tx.public
+        .iter()
+        .find(|f| f.path == TIME_FIELD)
+        .and_then(|f| f.value.parse().ok())
+}
+
+/// The reason code `tx` carries in [`REASON_FIELD`], if any.
+pub fn reason(tx: &crate::tx::Transaction) -> Option<&str> {
+    tx.public
+        .iter()
+        .find(|f| f.path == REASON_FIELD)
+        .map(|f| f.value.as_str())
+}
+
+/// Structural rule for the event fields above: a time that parses, is not
+/// after the claimed time (plus the clock window) and not more than
+/// [`MAX_BACKDATE_MS`] before it; a reason that is a code.
+pub fn check_event_fields(
+    tx: &crate::tx::Transaction,
+    window_ms: u64,
+) -> Result<(), (&'static str, String)> {
+    for f in &tx.public {
+        if f.path == TIME_FIELD {
+            let t: u64 = f
+                .value
+                .parse()
+                .map_err(|_| ("TX_EVENT_TIME", format!("{TIME_FIELD} is not a time in ms")))?;
+            if t > tx.claimed_time_ms.saturating_add(window_ms)
+                || t < tx.claimed_time_ms.saturating_sub(MAX_BACKDATE_MS)
+            {
+                return Err((
+                    "TX_EVENT_TIME",
+                    format!(
+                        "{TIME_FIELD} {t} is after the claimed time {} or more than 400 days before it",
+                        tx.claimed_time_ms
+                    ),
+                ));
+            }
+        } else if f.path == REASON_FIELD {
+            let v = &f.value;
+            if v.is_empty()
+                || v.len() > 40
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err((
+                    "TX_EVENT_REASON",
+                    format!("{REASON_FIELD} must be 1-40 characters of [A-Z0-9_]"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where a shipment stands, derived only from committed events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod block;
 pub mod chain;
+pub mod co2;
 pub mod codec;
 pub mod config;
 pub mod crypto;
@@ -25,6 +26,7 @@ pub mod event;
 pub mod hash;
 pub mod history;
 pub mod hs;
+pub mod kpi;
 pub mod merkle;
 pub mod outcome;
 pub mod quote;

@@ -424,6 +424,113 @@ impl LedgerApi for Api {
         }))
     }
 
+    async fn get_kpis(
+        &self,
+        req: Request<v1::KpiRequest>,
+    ) -> Result<Response<v1::KpiResponse>, Status> {
+        let party = self.core.authenticate(&req, "/customs.v1.Ledger/GetKpis")?;
+        let _reading = self.core.limits.reads.take(&party, 1)?;
+        let r = req.into_inner();
+        let bad = |what: &str| {
+            status::invalid(
+                "BAD_KPI_QUERY",
+                format!("{what}; dimensions: all, corridor, chapter, mode, party; periods: total, month, week, day"),
+            )
+        };
+        let dim = if r.dimension.is_empty() {
+            ledger::kpi::Dim::All
+        } else {
+            ledger::kpi::Dim::parse(&r.dimension).ok_or_else(|| bad("unknown dimension"))?
+        };
+        let period = if r.period.is_empty() {
+            ledger::kpi::Period::Total
+        } else {
+            ledger::kpi::Period::parse(&r.period).ok_or_else(|| bad("unknown period"))?
+        };
+        if r.value.len() > 64 {
+            return Err(bad("a group value is at most 64 characters"));
+        }
+        let config = self
+            .core
+            .consensus
+            .ledger()
+            .with_ledger(|l| l.shared_config())
+            .map_err(status::internal)?;
+        let me = config
+            .party(&party)
+            .ok_or_else(|| status::denied("UNKNOWN_PARTY", "caller is not registered"))?;
+        let everywhere = ledger::kpi::Visibility::of(&config, me, false);
+        let own = ledger::kpi::Visibility::of(&config, me, true);
+        let q = ledger::kpi::KpiQuery {
+            dim,
+            period,
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+            value: r.value,
+        };
+        const MAX_ROWS: usize = 5_000;
+        let (rows, folded) = self.core.kpis.read(|e| {
+            let rows: Vec<ledger::kpi::KpiRow> = e
+                .rows(&q)
+                .take(MAX_ROWS)
+                .map(|(k, s)| {
+                    let vis = if k.dim == ledger::kpi::Dim::Party && k.value == party {
+                        own
+                    } else {
+                        everywhere
+                    };
+                    ledger::kpi::KpiRow::new(k, s, vis)
+                })
+                .collect();
+            (rows, e.next_height())
+        });
+        Ok(Response::new(v1::KpiResponse {
+            rows_json: serde_json::to_string(&rows).map_err(status::internal)?,
+            folded_height: folded,
+            height: self.core.consensus.ledger().tip().map_or(0, |t| t.height),
+        }))
+    }
+
+    async fn predict_clearance(
+        &self,
+        req: Request<v1::PredictClearanceRequest>,
+    ) -> Result<Response<v1::PredictClearanceResponse>, Status> {
+        let party = self
+            .core
+            .authenticate(&req, "/customs.v1.Ledger/PredictClearance")?;
+        let _reading = self.core.limits.reads.take(&party, 1)?;
+        let r = req.into_inner();
+        if r.offices.len() > 100 || r.offices.iter().any(|o| o.len() > 16) {
+            return Err(status::invalid(
+                "BAD_ROUTE_QUERY",
+                "at most 100 candidate offices of at most 16 characters",
+            ));
+        }
+        let mode = u8::try_from(r.transport_mode)
+            .map_err(|_| status::invalid("BAD_ROUTE_QUERY", "transport mode is a UCC code 0-9"))?;
+        let min = if r.min_evidence == 0 {
+            ledger::kpi::MIN_EVIDENCE
+        } else {
+            r.min_evidence
+        };
+        let (ranked, folded) = self.core.kpis.read(|e| {
+            let p = e.predictor();
+            let offices = if r.offices.is_empty() {
+                p.offices()
+            } else {
+                r.offices.clone()
+            };
+            (
+                p.rank(&r.dispatch_country, &r.hs_chapter, mode, &offices, min),
+                e.next_height(),
+            )
+        });
+        Ok(Response::new(v1::PredictClearanceResponse {
+            predictions_json: serde_json::to_string(&ranked).map_err(status::internal)?,
+            folded_height: folded,
+        }))
+    }
+
     async fn quote(
         &self,
         req: Request<v1::QuoteRequest>,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod cosign;
 pub mod keys;
+pub mod kpi;
 pub mod limits;
 pub mod membership;
 pub mod metrics;
@@ -766,6 +767,13 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         }));
     }
 
+    // KPIs, folded beside the ledger from committed blocks.
+    tasks.push(tokio::spawn(kpi::follow(
+        core.clone(),
+        dkeys.clone(),
+        shutdown_rx.clone(),
+    )));
+
     // gRPC.
     let listener = tokio::net::TcpListener::bind(&cfg.grpc_listen)
         .await
@@ -827,7 +835,11 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(metrics::serve(
             l,
-            move || core.metrics.render(&core.gauges()),
+            move || {
+                let mut text = core.metrics.render(&core.gauges());
+                text.push_str(&core.kpis.prometheus());
+                text
+            },
             async move {
                 let _ = stop.changed().await;
             },

@@ -56,6 +56,8 @@ pub struct NodeCore {
     pub request_window_ms: u64,
     /// Per-party budgets (streams, pending submissions, reads).
     pub limits: crate::limits::PartyLimits,
+    /// Smart Customs KPIs folded from committed blocks.
+    pub kpis: Arc<crate::kpi::Kpis>,
     nonces: Mutex<BTreeSet<(u64, String, String)>>,
 }
 
@@ -164,6 +166,7 @@ impl NodeCore {
             directory,
             request_window_ms,
             limits: crate::limits::PartyLimits::default(),
+            kpis: Arc::default(),
             nonces: Mutex::new(BTreeSet::new()),
         }
     }

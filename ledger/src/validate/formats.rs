@@ -96,6 +96,9 @@ pub enum FormatError {
     /// Malformed Digital Product Passport id.
     #[error("invalid DPP id {value:?}: {why}")]
     Dpp { value: String, why: &'static str },
+    /// Malformed customs office reference number.
+    #[error("invalid customs office reference number {value:?}: {why}")]
+    Office { value: String, why: &'static str },
     /// Value zero or above [`MAX_VALUE_MINOR`].
     #[error("invalid value {minor} minor units: must be 1..={max}", max = MAX_VALUE_MINOR)]
     Value { minor: u64 },
@@ -115,6 +118,7 @@ impl FormatError {
             FormatError::Value { .. } => "FORMAT_VALUE",
             FormatError::Ioss { .. } => "FORMAT_IOSS",
             FormatError::Dpp { .. } => "FORMAT_DPP",
+            FormatError::Office { .. } => "FORMAT_OFFICE",
         }
     }
 }
@@ -126,6 +130,31 @@ fn echo(s: &str) -> String {
 
 fn is_iso_country(cc: &str) -> bool {
     ISO3166_ALPHA2.binary_search(&cc).is_ok()
+}
+
+/// Customs office reference number as the EU customs office list writes
+/// it: the ISO 3166-1 alpha-2 code of the office's country and six
+/// uppercase letters or digits (e.g. `DE004851`).
+pub fn validate_office(code: &str) -> Result<(), FormatError> {
+    let bad = |why| {
+        Err(FormatError::Office {
+            value: echo(code),
+            why,
+        })
+    };
+    if code.len() != 8 || !code.is_ascii() {
+        return bad("must be 8 characters");
+    }
+    if !is_iso_country(&code[..2]) {
+        return bad("must start with an ISO 3166-1 alpha-2 country code");
+    }
+    if !code[2..]
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return bad("the last six characters must be uppercase letters or digits");
+    }
+    Ok(())
 }
 
 /// ISO 3166-1 alpha-2 country code (uppercase, from [`ISO3166_ALPHA2`]).
@@ -651,5 +680,16 @@ mod tests {
         assert_eq!(code(validate_value_minor(1)), "OK");
         assert_eq!(code(validate_value_minor(0)), "FORMAT_VALUE");
         assert_eq!(code(validate_value_minor(u64::MAX)), "FORMAT_VALUE");
+    }
+
+    #[test]
+    fn customs_office() {
+        assert_eq!(code(validate_office("DE004851")), "OK");
+        assert_eq!(code(validate_office("FR000690")), "OK");
+        assert_eq!(code(validate_office("XX004851")), "FORMAT_OFFICE");
+        assert_eq!(code(validate_office("DE00485")), "FORMAT_OFFICE");
+        assert_eq!(code(validate_office("DE00485a")), "FORMAT_OFFICE");
+        assert_eq!(code(validate_office("DE0048ß")), "FORMAT_OFFICE");
+        assert_eq!(code(validate_office("")), "FORMAT_OFFICE");
     }
 }

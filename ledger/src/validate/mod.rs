@@ -227,6 +227,12 @@ pub fn check_formats(d: &Declaration, nom: &Nomenclature) -> Result<(), Rejectio
     for c in &d.routing {
         formats::validate_country(c).map_err(f)?;
     }
+    if !d.dispatch_country.is_empty() {
+        formats::validate_country(&d.dispatch_country).map_err(f)?;
+    }
+    if !d.office_of_entry.is_empty() {
+        formats::validate_office(&d.office_of_entry).map_err(f)?;
+    }
     if let Some(i) = &d.ioss {
         formats::validate_ioss(i).map_err(f)?;
     }
