@@ -292,7 +292,13 @@ async fn shipment(State(s): State<Arc<Explorer>>, UrlPath(id): UrlPath<String>) 
                 },
                 None => Value::Null,
             };
+            let co2 = if tx.kind.carries_declaration() {
+                co2_of(tx, &opened)
+            } else {
+                Value::Null
+            };
             events.push(json!({
+                "co2": co2,
                 "height": t.header.height,
                 "index": t.index,
                 "tx_id": t.tx_id.to_hex(),
@@ -324,6 +330,39 @@ async fn shipment(State(s): State<Arc<Explorer>>, UrlPath(id): UrlPath<String>) 
     Ok(Json(
         json!({ "shipment": id, "party": s.conn.party, "events": events }),
     ))
+}
+
+/// The emissions estimate of a declaration's leg, when this party reads
+/// its places and masses (transport class).
+fn co2_of(tx: &ledger::Transaction, opened: &BTreeMap<String, String>) -> Value {
+    let get = |p: &str| {
+        opened.get(p).cloned().or_else(|| {
+            tx.public
+                .iter()
+                .find(|f| f.path == p)
+                .map(|f| f.value.clone())
+        })
+    };
+    let (Some(mode), Some(from), Some(to)) = (
+        get("decl.transport_mode").and_then(|m| m.parse::<u8>().ok()),
+        get("decl.place_of_loading"),
+        get("decl.place_of_unloading"),
+    ) else {
+        return Value::Null;
+    };
+    let mass: u64 = opened
+        .iter()
+        .filter(|(p, _)| p.ends_with(".gross_mass_g"))
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .fold(0, u64::saturating_add);
+    match ledger::co2::leg(mode, &from, &to, mass) {
+        Ok(e) => json!({
+            "from": from, "to": to, "mode": ledger::kpi::mode_name(mode),
+            "distance_km": e.distance_km, "grams": e.grams_co2e,
+            "factor_mg_per_tkm": e.factor_mg_per_tkm, "source": ledger::co2::FACTORS_EDITION,
+        }),
+        Err(err) => json!({ "error": err.to_string() }),
+    }
 }
 
 #[derive(serde::Deserialize)]

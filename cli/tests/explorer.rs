@@ -354,6 +354,41 @@ async fn explorer_shows_each_party_its_view() {
         "{html}"
     );
 
+    // Live updates: a block committed after the page connected arrives as
+    // a server-sent event.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", customs.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"GET /api/live HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            .unwrap();
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while !got.contains("\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "live stream closed: {got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(
+            got.contains("200 OK") && got.contains("text/event-stream"),
+            "{got}"
+        );
+        let mut c = net.client("pl-exporter", "pl-exporter").await;
+        let stx = common::event(
+            &net,
+            ledger::EventKind::ShipmentBooked,
+            "SHP-LIVE-1",
+            "pl-exporter",
+        );
+        let committed = c.submit_retry(&stx, Duration::from_secs(60)).await;
+        let want = format!("\"height\":{}", committed.height);
+        while !(got.contains("event: block") && got.contains(&want)) {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "live stream closed: {got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
     screenshot(&customs, "/", "chain");
     screenshot(&customs, &format!("/shipment/{b}"), "held-customs");
     screenshot(&carrier, &format!("/shipment/{b}"), "held-carrier");

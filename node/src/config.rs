@@ -139,6 +139,11 @@ pub struct NodeConfig {
     /// off only skips the startup walk, blocks are still checked when read.
     #[serde(default = "default_true")]
     pub check_store_on_start: bool,
+    /// Fold committed blocks into the Smart Customs KPIs beside the ledger
+    /// (`GetKpis`, `PredictClearance`, the KPI metrics). On by default;
+    /// off, those calls answer with nothing folded.
+    #[serde(default = "default_true")]
+    pub kpi: bool,
 }
 
 fn default_true() -> bool {
@@ -155,7 +160,7 @@ fn default_skew() -> u64 {
     60_000
 }
 
-const TOP_LEVEL_KEYS: [&str; 18] = [
+const TOP_LEVEL_KEYS: [&str; 19] = [
     "party",
     "node_id",
     "data_dir",
@@ -174,6 +179,7 @@ const TOP_LEVEL_KEYS: [&str; 18] = [
     "request_window_ms",
     "old_encryption_keys",
     "check_store_on_start",
+    "kpi",
 ];
 
 fn parse_scalar(key: &str, raw: &str) -> toml::Value {
@@ -182,7 +188,7 @@ fn parse_scalar(key: &str, raw: &str) -> toml::Value {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(raw.into())),
-        "allow_plaintext_remote" | "check_store_on_start" => raw
+        "allow_plaintext_remote" | "check_store_on_start" | "kpi" => raw
             .parse::<bool>()
             .map(toml::Value::Boolean)
             .unwrap_or_else(|_| toml::Value::String(raw.into())),

@@ -768,11 +768,13 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
     }
 
     // KPIs, folded beside the ledger from committed blocks.
-    tasks.push(tokio::spawn(kpi::follow(
-        core.clone(),
-        dkeys.clone(),
-        shutdown_rx.clone(),
-    )));
+    if cfg.kpi {
+        tasks.push(tokio::spawn(kpi::follow(
+            core.clone(),
+            dkeys.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
 
     // gRPC.
     let listener = tokio::net::TcpListener::bind(&cfg.grpc_listen)

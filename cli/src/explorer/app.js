@@ -146,6 +146,11 @@ function eventItem(ev) {
       el("span", { class: "badge ok", title: "inclusion proof checked against checkpoint " + ev.proof.checkpoint,
         text: "proof ✓ h" + ev.height + "#" + ev.index + " · cosigned by " + ev.proof.cosigners.join(", ") })),
     el("table", { class: "fields" }, ev.fields.map(fieldRow)),
+    ev.co2 && ev.co2.grams !== undefined
+      ? el("div", { class: "outcome co2", title: ev.co2.source,
+          text: "CO2e estimate: " + (ev.co2.grams / 1000).toFixed(1) + " kg, " + ev.co2.from + " → " + ev.co2.to +
+            " by " + ev.co2.mode + ", " + ev.co2.distance_km + " km (" + ev.co2.source + ")" })
+      : null,
     lines.length || sealedOutcome.length
       ? el("div", { class: "outcome" },
           lines.map((l) => el("div", { class: "outcome-line", text: l })),
