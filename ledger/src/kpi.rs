@@ -314,8 +314,9 @@ pub struct Stats {
     pub hold_reasons: BTreeMap<String, u64>,
     /// Rejection reason codes.
     pub rejection_reasons: BTreeMap<String, u64>,
-    /// Declarations whose duty and VAT assessment against a checkout
-    /// quote the computing party could read (commercial class).
+    /// Released shipments whose duty and VAT assessment against a
+    /// checkout quote the computing party could read (commercial class;
+    /// the assessment of the declaration as last filed or amended).
     pub ddp_assessed: u64,
     /// Of them, assessed within tolerance of the quote.
     pub ddp_within: u64,
@@ -373,6 +374,9 @@ struct Track {
     rfi_ms: Option<u64>,
     inspected: bool,
     released: bool,
+    /// The latest committed assessment against the checkout quote, as
+    /// read: counted for DDP accuracy when the shipment is released.
+    ddp: Option<bool>,
     last_height: u64,
 }
 
@@ -733,7 +737,8 @@ pub struct KpiRow {
     pub filed_to_release: Durations,
     /// Request for information to answer.
     pub rfi_response: Durations,
-    /// Checkout quotes within tolerance of the assessment.
+    /// Released shipments whose assessed duty and VAT were within
+    /// tolerance of their checkout quote.
     pub ddp_accuracy: Option<Share>,
     /// Emissions: shipments estimated and grams CO2e.
     pub co2: Option<Co2Total>,
@@ -950,9 +955,8 @@ impl KpiEngine {
                         delta.complete = 1;
                     }
                 }
-                if let Some(w) = sealed.ddp_within {
-                    delta.ddp_assessed = 1;
-                    delta.ddp_within = u64::from(w);
+                if sealed.ddp_within.is_some() {
+                    track.ddp = sealed.ddp_within;
                 }
                 if let Some(g) = sealed.co2_g {
                     if tx.kind == EventKind::DeclarationFiled {
@@ -1007,6 +1011,12 @@ impl KpiEngine {
             EventKind::Released if !track.released => {
                 track.released = true;
                 delta.released = 1;
+                // DDP price accuracy is judged on what is released: the
+                // assessment of the declaration as last filed or amended.
+                if let Some(w) = track.ddp {
+                    delta.ddp_assessed = 1;
+                    delta.ddp_within = u64::from(w);
+                }
                 let since = |from: Option<u64>| from.map(|f| t.saturating_sub(f) / 1000);
                 if let Some(s) = since(track.arrived_ms) {
                     delta.arrived_to_release.add(s);
@@ -1256,6 +1266,10 @@ mod tests {
             cleared.extend(
                 e.apply_block(&cfg, b, |stx, _| Sealed {
                     inspection_hit: (stx.tx.kind == K::InspectionResult).then_some(true),
+                    // Every filing was assessed against a quote; B's
+                    // assessment departs from it.
+                    ddp_within: (stx.tx.kind == K::DeclarationFiled)
+                        .then_some(stx.tx.shipment_id != "SHP-B"),
                     ..Sealed::default()
                 })
                 .unwrap(),
@@ -1293,6 +1307,8 @@ mod tests {
         assert_eq!(all.hold_reasons["SANCTIONS_CHECK"], 1);
         assert_eq!(all.rejection_rate, Share { num: 1, den: 3 });
         assert_eq!(all.rejection_reasons["PROHIBITED_GOODS"], 1);
+        // DDP accuracy counts released shipments only (C was rejected).
+        assert_eq!(all.ddp_accuracy, Some(Share { num: 1, den: 2 }));
         // The fixtures carry no sealed fields: nothing is ICS2-complete.
         assert_eq!(all.completeness, Share { num: 0, den: 3 });
 

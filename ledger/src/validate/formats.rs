@@ -199,6 +199,32 @@ pub fn validate_eori(eori: &str) -> Result<(), FormatError> {
     {
         return Err(err("identifier must be uppercase alphanumeric"));
     }
+    // Member states whose identifier has a published fixed structure.
+    match cc {
+        // HMRC issues GB and XI numbers as the prefix and 12 digits.
+        b"GB" | b"XI" if rest.len() != 12 || !rest.iter().all(u8::is_ascii_digit) => {
+            return Err(err("GB and XI numbers are the prefix and 12 digits"));
+        }
+        // Belgium uses the enterprise (KBO/BCE) number: 10 digits, 0 or 1
+        // first, the last two 97 minus the first eight modulo 97.
+        b"BE" => {
+            if rest.len() != 10 || !rest.iter().all(u8::is_ascii_digit) {
+                return Err(err(
+                    "BE numbers are the prefix and the 10-digit enterprise number",
+                ));
+            }
+            if !matches!(rest[0], b'0' | b'1') {
+                return Err(err("a Belgian enterprise number starts with 0 or 1"));
+            }
+            let num = |d: &[u8]| d.iter().fold(0u64, |n, c| n * 10 + u64::from(c - b'0'));
+            if 97 - num(&rest[..8]) % 97 != num(&rest[8..]) {
+                return Err(err(
+                    "the Belgian enterprise number's check digits do not match",
+                ));
+            }
+        }
+        _ => {}
+    }
     Ok(())
 }
 
@@ -557,7 +583,13 @@ mod tests {
 
     #[test]
     fn eori() {
-        for ok in ["PL1234567890", "DE1", "XI123456789000", "GB123456789012345"] {
+        for ok in [
+            "PL1234567890",
+            "DE1",
+            "XI123456789000",
+            "GB123456789000",
+            "BE0403170701",
+        ] {
             assert_eq!(code(validate_eori(ok)), "OK", "{ok}");
         }
         for bad in [
@@ -570,6 +602,13 @@ mod tests {
             "PL12a",
             "",
             "\u{142}\u{142}12",
+            // Member-state rules: GB/XI are 12 digits, BE the checked
+            // enterprise number.
+            "GB123456789012345",
+            "XI12345678900A",
+            "BE0403170702",
+            "BE2403170701",
+            "BE040317070",
         ] {
             assert_eq!(code(validate_eori(bad)), "FORMAT_EORI", "{bad}");
         }
