@@ -635,7 +635,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     timeline(&mut carrier, &cfg, &b).await?;
     timeline(&mut fr, &cfg, &b).await?;
 
-    println!("\n== History: four weeks of shipments on five corridors, dated when they happened");
+    println!(
+        "\n== Four weeks on five corridors: pre-built history, each event dated when it happened"
+    );
     let grown =
         crate::history::grow(&args.net, &cfg, &mut fr.client, run_id, HISTORY_SHIPMENTS).await?;
     println!(

@@ -334,7 +334,7 @@ async fn shipment(State(s): State<Arc<Explorer>>, UrlPath(id): UrlPath<String>) 
 
 /// The emissions estimate of a declaration's leg, when this party reads
 /// its places and masses (transport class).
-fn co2_of(tx: &ledger::Transaction, opened: &BTreeMap<String, String>) -> Value {
+pub(crate) fn co2_of(tx: &ledger::Transaction, opened: &BTreeMap<String, String>) -> Value {
     let get = |p: &str| {
         opened.get(p).cloned().or_else(|| {
             tx.public

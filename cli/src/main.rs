@@ -1142,6 +1142,20 @@ async fn history(conn: &Conn, shipment: &str, json: bool) -> Result<()> {
                     print_result(&cfg, &t.stx, r, &conn.party, &keys);
                 }
                 print_opened(&t, &conn.party, &keys);
+                if t.stx.tx.kind.carries_declaration() {
+                    let map = opened
+                        .iter()
+                        .map(|f| (f.field.path.clone(), f.field.value.clone()))
+                        .collect();
+                    let e = explorer::co2_of(&t.stx.tx, &map);
+                    if let (Some(g), Some(km)) = (e["grams"].as_u64(), e["distance_km"].as_u64()) {
+                        println!(
+                            "    CO2e estimate {:.1} kg over {km} km ({})",
+                            g as f64 / 1000.0,
+                            ledger::co2::FACTORS_EDITION
+                        );
+                    }
+                }
             }
         }
         if h.next_page_token.is_empty() {
