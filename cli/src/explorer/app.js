@@ -133,6 +133,17 @@ function fieldRow(f) {
     el("td", {}, value));
 }
 
+// Short field lists are shown; long ones (declarations) fold behind a
+// summary of how many this party could open.
+function fieldsBlock(fields) {
+  const table = el("table", { class: "fields" }, fields.map(fieldRow));
+  if (fields.length <= 8) return table;
+  const open = fields.filter((f) => f.open).length;
+  return el("details", { class: "fields" },
+    el("summary", { text: fields.length + " fields, " + open + " readable by " + me.party + ", " + (fields.length - open) + " sealed" }),
+    table);
+}
+
 function eventItem(ev) {
   const lines = (ev.outcome && ev.outcome.lines) || [];
   const sealedOutcome = (ev.outcome && ev.outcome.sealed) || [];
@@ -145,7 +156,7 @@ function eventItem(ev) {
       ev.status ? el("span", { class: "badge warn", text: ev.status }) : null,
       el("span", { class: "badge ok", title: "inclusion proof checked against checkpoint " + ev.proof.checkpoint,
         text: "proof ✓ h" + ev.height + "#" + ev.index + " · cosigned by " + ev.proof.cosigners.join(", ") })),
-    el("table", { class: "fields" }, ev.fields.map(fieldRow)),
+    fieldsBlock(ev.fields),
     ev.co2 && ev.co2.grams !== undefined
       ? el("div", { class: "outcome co2", title: ev.co2.source,
           text: "CO2e estimate: " + (ev.co2.grams / 1000).toFixed(1) + " kg, " + ev.co2.from + " → " + ev.co2.to +
