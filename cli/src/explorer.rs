@@ -111,6 +111,17 @@ pub(crate) async fn run(conn: Conn, listen: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    // Only requests addressed to this loopback listener by name: a web page
+    // elsewhere that rebinds its own host name to 127.0.0.1 sends its own
+    // name as Host, and is refused instead of reading as this party.
+    let port = listener.local_addr()?.port();
+    let hosts: Arc<Vec<String>> = Arc::new(vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        listen.to_string(),
+    ]);
+    let app = app.layer(axum::middleware::from_fn_with_state(hosts, check_host));
     println!(
         "explorer for {} on http://{} (node {})",
         state.conn.party,
@@ -124,6 +135,27 @@ pub(crate) async fn run(conn: Conn, listen: SocketAddr) -> Result<()> {
         .await
         .context("explorer server")?;
     Ok(())
+}
+
+async fn check_host(
+    State(allowed): State<Arc<Vec<String>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+        next.run(req).await
+    } else {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            "the explorer answers only requests addressed to its loopback address".into(),
+        )
+        .into_response()
+    }
 }
 
 fn page(body: &'static str, kind: &'static str) -> Response {

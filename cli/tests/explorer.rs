@@ -360,8 +360,14 @@ async fn explorer_shows_each_party_its_view() {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", customs.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        s.write_all(b"GET /api/live HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
-            .unwrap();
+        s.write_all(
+            format!(
+                "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/event-stream\r\n\r\n",
+                customs.port
+            )
+            .as_bytes(),
+        )
+        .unwrap();
         let mut got = String::new();
         let mut buf = [0u8; 4096];
         while !got.contains("\r\n\r\n") {
@@ -387,6 +393,22 @@ async fn explorer_shows_each_party_its_view() {
             assert!(n > 0, "live stream closed: {got}");
             got.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
+    }
+
+    // A page elsewhere that rebinds its name to 127.0.0.1 sends its own
+    // name as Host: refused, nothing read as the party.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", customs.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            b"GET /api/status HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+        assert!(!got.contains("fr-customs"), "{got}");
     }
 
     screenshot(&customs, "/", "chain");
