@@ -14,6 +14,8 @@ profile="${CUSTOMS_PROFILE:-debug}"
 echo "== building binaries ($profile; the first build compiles RocksDB: 20+ min on 2 cores)"
 if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked --workspace --all-targets; fi  # same feature set as the tests: RocksDB is built once
 export CUSTOMS_PROFILE="$profile"
+echo "== HS semantic table (all-MiniLM-L6-v2 distilled once; skipped when up to date)"
+"$CARGO_TARGET_DIR/$profile/customsctl" hs distil --if-stale
 dir="${1:-$(mktemp -d -t customs-demo.XXXXXX)}"
 trap '"$root/testnet/testnet.sh" down "$dir" || true' EXIT
 "$root/testnet/testnet.sh" up "$dir"

@@ -9,7 +9,7 @@ REFERENCE_DIR holds eu_cet2020_ukgt2021_global-uk-tariff.csv (uktrade/
 global-uk-tariff @ ab1e602, Crown copyright, OGL v3 / MIT) and
 eu_vat_rates_ibericode.json (ibericode/vat-rates @ 5abb1e1, MIT). Writes
 ledger/data/tariff-cet2020.tsv (tariff code, EU third-country duty as
-published) and ledger/data/vat-rates.tsv (member state, effective from,
+published), ledger/data/cn-descriptions.tsv (tariff code, goods description) and ledger/data/vat-rates.tsv (member state, effective from,
 standard rate, reduced rates), and prints their sha256."""
 import csv, hashlib, json, os, sys
 
@@ -18,12 +18,22 @@ src = sys.argv[1]
 out = os.path.join(root, "ledger", "data")
 
 rows = []
+texts = []
 with open(os.path.join(src, "eu_cet2020_ukgt2021_global-uk-tariff.csv"), newline="") as f:
     for r in csv.DictReader(f):
         code = r["commodity"].strip()
         rate = " ".join(r["cet_duty_rate"].replace("\u00a0", " ").replace("\u20ac", " EUR ").split())
         if code.isdigit() and rate:
             rows.append((code, rate))
+        text = " ".join(r["description"].split())
+        if code.isdigit() and text:
+            texts.append((code, text))
+texts.sort()
+with open(os.path.join(out, "cn-descriptions.tsv"), "w") as f:
+    f.write("# Goods descriptions of CN8/CN10 tariff lines (2020 code list), extra texts for the HS classifier.\n")
+    f.write("# Source: uktrade/global-uk-tariff @ ab1e6029071ee8262289f44a4928dc0cf52f90cd, column description.\n")
+    for code, text in texts:
+        f.write(f"{code}\t{text}\n")
 rows.sort()
 with open(os.path.join(out, "tariff-cet2020.tsv"), "w") as f:
     f.write("# EU Common Customs Tariff 2020, third-country duty by CN8/CN10 code (2020 code list).\n")
@@ -44,6 +54,6 @@ with open(os.path.join(out, "vat-rates.tsv"), "w") as f:
     for cc, since, std, reduced in lines:
         f.write(f"{cc}\t{since}\t{std}\t{','.join(str(x) for x in reduced)}\n")
 
-for name in ("tariff-cet2020.tsv", "vat-rates.tsv"):
+for name in ("tariff-cet2020.tsv", "vat-rates.tsv", "cn-descriptions.tsv"):
     data = open(os.path.join(out, name), "rb").read()
     print(f"{name}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")

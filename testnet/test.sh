@@ -26,6 +26,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== HS semantic table (all-MiniLM-L6-v2 distilled once; skipped when up to date)"
+cargo build --locked --workspace --all-targets
+"$CARGO_TARGET_DIR/debug/customsctl" hs distil --if-stale
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
     # (the workspace has no doctests, which nextest would not run)

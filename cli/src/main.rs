@@ -14,6 +14,7 @@ mod demo;
 mod explorer;
 mod governance;
 mod history;
+mod hsmodel;
 mod kpi;
 mod outcomes;
 mod proofs;
@@ -79,6 +80,51 @@ pub(crate) struct Conn {
 }
 
 #[derive(Subcommand, Debug)]
+enum HsCmd {
+    /// Distil all-MiniLM-L6-v2 into the integer semantic table (setup runs this).
+    Distil {
+        /// Model directory (default: .cache/all-MiniLM-L6-v2 located upwards).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Nomenclature file (default: located automatically).
+        #[arg(long)]
+        nomenclature: Option<PathBuf>,
+        /// Output table file (default: .cache/hs-minilm.sem beside the nomenclature).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Do nothing when the output already holds a table of this
+        /// method over this nomenclature.
+        #[arg(long)]
+        if_stale: bool,
+    },
+    /// Accuracy and latency of the classifier on evaluation CSVs
+    /// (`text,hs6` or `text,expected_hs_code` columns).
+    Eval {
+        /// Evaluation CSV files.
+        #[arg(required = true)]
+        csv: Vec<PathBuf>,
+        /// Nomenclature file (default: located automatically).
+        #[arg(long)]
+        nomenclature: Option<PathBuf>,
+        /// Semantic table (default: located automatically; `none` for lexical only).
+        #[arg(long)]
+        semantic: Option<String>,
+        /// Also rank with the full model from this directory (advisory path).
+        #[arg(long)]
+        full_model: Option<PathBuf>,
+        /// Grid-search the semantic weights.
+        #[arg(long)]
+        tune: bool,
+        /// Simulated history: learn every other case, score the rest before/after.
+        #[arg(long)]
+        learn_half: bool,
+        /// Print the score calibration table and what each verdict means.
+        #[arg(long)]
+        calibrate: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Cmd {
     /// Generate a party's signing, encryption and node keys (files mode 0600).
     Keygen {
@@ -100,6 +146,10 @@ enum Cmd {
         /// Nomenclature file to pin (default: located automatically).
         #[arg(long)]
         nomenclature: Option<PathBuf>,
+        /// Distilled semantic table to pin (default: located automatically;
+        /// `none`: lexical classification only).
+        #[arg(long)]
+        semantic: Option<String>,
     },
     /// Seal, sign and submit events: JSON files, directories of them (in
     /// name order), or `-` for JSON lines on standard input; in order, with
@@ -203,6 +253,11 @@ enum Cmd {
         /// Nomenclature file (default: located automatically).
         #[arg(long)]
         nomenclature: Option<PathBuf>,
+    },
+    /// The HS language model: distil it into the semantic table, evaluate classifiers.
+    Hs {
+        #[command(subcommand)]
+        cmd: HsCmd,
     },
     /// Verify a chain end to end from genesis: from a node, or offline from an exported file.
     Verify {
@@ -586,10 +641,16 @@ async fn run(cli: Cli) -> Result<()> {
             spec: spec_path,
             out,
             nomenclature: nom,
+            semantic,
         } => {
             let s = spec::load_spec(&spec_path)?;
             let nom = nom.or_else(nomenclature::locate);
-            let cfg = spec::generate(&s, &out, nom.as_deref())?;
+            let semantic = match semantic.as_deref() {
+                Some("none") => None,
+                Some(p) => Some(PathBuf::from(p)),
+                None => ledger::hs::semantic::locate(),
+            };
+            let cfg = spec::generate(&s, &out, nom.as_deref(), semantic.as_deref())?;
             println!(
                 "genesis for {} with {} parties written to {} (config hash {})",
                 cfg.chain_id,
@@ -664,6 +725,53 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Cmd::Hs { cmd } => match cmd {
+            HsCmd::Distil {
+                model,
+                nomenclature,
+                out,
+                if_stale,
+            } => {
+                let nom = nomenclature
+                    .or_else(ledger::hs::nomenclature::locate)
+                    .ok_or_else(|| anyhow!("no nomenclature: run testnet/setup.sh"))?;
+                let out = match out {
+                    Some(o) => o,
+                    None => nom
+                        .parent()
+                        .map(|d| d.join("hs-minilm.sem"))
+                        .ok_or_else(|| anyhow!("give --out"))?,
+                };
+                hsmodel::run_distil(model.as_deref(), &nom, &out, if_stale)?;
+            }
+            HsCmd::Eval {
+                csv,
+                nomenclature,
+                semantic,
+                full_model,
+                tune,
+                learn_half,
+                calibrate,
+            } => {
+                let nom = nomenclature
+                    .or_else(ledger::hs::nomenclature::locate)
+                    .ok_or_else(|| anyhow!("no nomenclature: run testnet/setup.sh"))?;
+                let semantic = match semantic.as_deref() {
+                    Some("none") => None,
+                    Some(p) => Some(PathBuf::from(p)),
+                    None => ledger::hs::semantic::locate(),
+                };
+                hsmodel::run_eval(&hsmodel::EvalOpts {
+                    csv,
+                    nomenclature: nom,
+                    semantic,
+                    full_model,
+                    tune,
+                    learn_half,
+                    calibrate,
+                })?;
+            }
+        },
         Cmd::Classify {
             description,
             file,
@@ -678,7 +786,13 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("--top must be between 1 and 100");
             }
             let nom = load_nomenclature(nom.as_deref())?;
-            let c = Classifier::new(&nom);
+            let mut c = Classifier::new(&nom);
+            // The distilled model when setup made it (as customs nodes classify).
+            if let Some(p) = ledger::hs::semantic::locate() {
+                let t = ledger::hs::semantic::SemanticTable::load(&p)
+                    .map_err(|e| anyhow!("{}: {e}", p.display()))?;
+                c = c.with_semantic(std::sync::Arc::new(t));
+            }
             if let Some(file) = file {
                 let (n, failed) = catalogue::run(&c, &file, out.as_deref(), format, top)?;
                 eprintln!("{n} products classified, {failed} without a description");
@@ -1377,6 +1491,22 @@ fn rejudge_chain(
     nom: Nomenclature,
 ) -> Result<()> {
     let mut v = ledger::validate::CustomsValidator::new(party, keys, std::sync::Arc::new(nom));
+    let pinned = cfg.nomenclature.semantic;
+    if pinned != Hash32::ZERO {
+        let path = ledger::hs::semantic::locate().ok_or_else(|| {
+            anyhow!("the chain pins semantic table {pinned}: run `customsctl hs distil` or set CUSTOMS_HS_SEMANTIC")
+        })?;
+        let table = ledger::hs::semantic::SemanticTable::load(&path)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if table.hash() != pinned.0 {
+            bail!(
+                "semantic table {} has hash {}, but the chain pins {pinned}",
+                path.display(),
+                table.hash_hex()
+            );
+        }
+        v = v.with_semantic(std::sync::Arc::new(table));
+    }
     // The config in force changes with governance (outcome key, risk
     // thresholds).
     let mut cfg = cfg.clone();

@@ -175,11 +175,13 @@ pub fn load_spec(path: &Path) -> Result<NetworkSpec> {
 }
 
 /// Generate keys, genesis and node configs for `spec` under `out`.
-/// `nomenclature` is the converted HS table whose hash is pinned.
+/// `nomenclature` is the converted HS table whose hash is pinned, `semantic`
+/// the distilled semantic table (ADR 0020).
 pub fn generate(
     spec: &NetworkSpec,
     out: &Path,
     nomenclature: Option<&Path>,
+    semantic: Option<&Path>,
 ) -> Result<ChainConfig> {
     std::fs::create_dir_all(out.join("keys"))?;
     let nom_hash = match nomenclature {
@@ -187,6 +189,14 @@ pub fn generate(
             let bytes = std::fs::read(p)
                 .with_context(|| format!("cannot read nomenclature {}", p.display()))?;
             ledger::hash::sha256(&bytes)
+        }
+        None => Hash32::ZERO,
+    };
+    let semantic_hash = match semantic {
+        Some(p) => {
+            let t = ledger::hs::semantic::SemanticTable::load(p)
+                .map_err(|e| anyhow::anyhow!("semantic table {}: {e}", p.display()))?;
+            ledger::Bytes(t.hash())
         }
         None => Hash32::ZERO,
     };
@@ -230,6 +240,7 @@ pub fn generate(
         nomenclature: NomenclaturePin {
             edition: "HS2022".into(),
             sha256: nom_hash,
+            semantic: semantic_hash,
         },
         classifier_version: ledger::hs::classifier::CLASSIFIER_VERSION.into(),
         risk_model_version: ledger::validate::risk::RISK_MODEL_VERSION.into(),
@@ -293,6 +304,9 @@ pub fn generate(
         if p.roles.contains(&Role::Customs) && nomenclature.is_some() {
             toml += "nomenclature = \"../hs2022.tsv\"\n";
         }
+        if p.roles.contains(&Role::Customs) && semantic.is_some() {
+            toml += "semantic = \"../hs-minilm.sem\"\n";
+        }
         for q in &spec.party {
             if q.id == p.id || !q.runs_node {
                 continue;
@@ -320,6 +334,14 @@ pub fn generate(
     }
     if let Some(p) = nomenclature {
         std::fs::copy(p, out.join("hs2022.tsv"))?;
+    }
+    if let Some(p) = semantic {
+        // The table is large and never written in place: a link will do.
+        let to = out.join("hs-minilm.sem");
+        let _ = std::fs::remove_file(&to);
+        if std::fs::hard_link(p, &to).is_err() {
+            std::fs::copy(p, &to)?;
+        }
     }
     Ok(cfg)
 }

@@ -115,6 +115,10 @@ pub struct NomenclaturePin {
     pub edition: String,
     /// SHA-256 of the converted nomenclature file.
     pub sha256: Hash32,
+    /// SHA-256 of the distilled semantic table customs nodes classify with
+    /// (`ledger::hs::semantic`, ADR 0020); zero: lexical classification only.
+    #[serde(default)]
+    pub semantic: Hash32,
 }
 
 /// Size, time and batching limits.

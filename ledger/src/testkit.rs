@@ -85,6 +85,7 @@ pub fn config() -> ChainConfig {
         nomenclature: NomenclaturePin {
             edition: "HS2022".into(),
             sha256: Hash32::ZERO,
+            semantic: Hash32::ZERO,
         },
         classifier_version: "test".into(),
         risk_model_version: "test".into(),

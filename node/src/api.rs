@@ -34,9 +34,13 @@ impl Api {
     /// Wrap the node core.
     pub fn new(core: Arc<NodeCore>) -> Self {
         let public_classifier = core.content.as_ref().and_then(|c| {
-            c.read()
-                .ok()
-                .map(|v| Arc::new(ledger::hs::classifier::Classifier::new(v.nomenclature())))
+            c.read().ok().map(|v| {
+                let c = ledger::hs::classifier::Classifier::new(v.nomenclature());
+                Arc::new(match v.semantic() {
+                    Some(t) => c.with_semantic(t.clone()),
+                    None => c,
+                })
+            })
         });
         Api {
             core,

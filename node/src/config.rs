@@ -121,6 +121,10 @@ pub struct NodeConfig {
     /// HS nomenclature file (customs nodes).
     #[serde(default)]
     pub nomenclature: Option<PathBuf>,
+    /// Distilled semantic table (customs nodes of a chain that pins one;
+    /// default: located like the nomenclature).
+    #[serde(default)]
+    pub semantic: Option<PathBuf>,
     /// Accepted clock skew of signed gRPC requests (ms).
     #[serde(default = "default_skew")]
     pub request_window_ms: u64,
@@ -160,7 +164,7 @@ fn default_skew() -> u64 {
     60_000
 }
 
-const TOP_LEVEL_KEYS: [&str; 19] = [
+const TOP_LEVEL_KEYS: [&str; 20] = [
     "party",
     "node_id",
     "data_dir",
@@ -176,6 +180,7 @@ const TOP_LEVEL_KEYS: [&str; 19] = [
     "tls_key",
     "allow_plaintext_remote",
     "nomenclature",
+    "semantic",
     "request_window_ms",
     "old_encryption_keys",
     "check_store_on_start",
@@ -294,6 +299,7 @@ impl NodeConfig {
             &mut self.tls_cert,
             &mut self.tls_key,
             &mut self.nomenclature,
+            &mut self.semantic,
         ]
         .into_iter()
         .flatten()

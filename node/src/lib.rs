@@ -529,11 +529,31 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
             );
         }
         check_versions(&genesis)?;
-        Some(Arc::new(RwLock::new(CustomsValidator::new(
-            &cfg.party,
-            dkeys.clone(),
-            Arc::new(nom),
-        ))))
+        let mut validator = CustomsValidator::new(&cfg.party, dkeys.clone(), Arc::new(nom));
+        let pinned = genesis.nomenclature.semantic;
+        if pinned != Hash32::ZERO {
+            let path = cfg
+                .semantic
+                .clone()
+                .or_else(ledger::hs::semantic::locate)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "the chain pins semantic table {pinned}: run testnet/setup.sh and \
+                         `customsctl hs distil`, or set semantic"
+                    )
+                })?;
+            let table = ledger::hs::semantic::SemanticTable::load(&path)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            if table.hash() != pinned.0 {
+                bail!(
+                    "semantic table {} has hash {}, but the chain pins {pinned}",
+                    path.display(),
+                    table.hash_hex()
+                );
+            }
+            validator = validator.with_semantic(Arc::new(table));
+        }
+        Some(Arc::new(RwLock::new(validator)))
     } else {
         None
     };

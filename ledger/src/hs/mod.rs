@@ -14,3 +14,4 @@ pub mod lexicon_th;
 pub mod lexicon_vi;
 pub mod lexicon_zh;
 pub mod nomenclature;
+pub mod semantic;

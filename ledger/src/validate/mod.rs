@@ -104,6 +104,7 @@ pub struct CustomsValidator {
     party: String,
     keys: Vec<DecryptionKey>,
     nomenclature: Arc<Nomenclature>,
+    semantic: Option<Arc<crate::hs::semantic::SemanticTable>>,
     classifier: Classifier,
     risk_cfg: RiskConfig,
     /// `risk_cfg` under the risk policy of the config last judged under.
@@ -342,6 +343,7 @@ impl CustomsValidator {
             keys,
             classifier: Classifier::new(&nomenclature),
             nomenclature,
+            semantic: None,
             learned: Learned::new(RiskHistory::new(&risk_cfg.limits)),
             risk_cfg,
             risk_under: Mutex::new(None),
@@ -618,6 +620,19 @@ impl CustomsValidator {
     /// The pinned nomenclature this validator classifies against.
     pub fn nomenclature(&self) -> &Arc<Nomenclature> {
         &self.nomenclature
+    }
+
+    /// Classifies with the distilled semantic table too (the chain pins its
+    /// hash; ADR 0020). Learned evidence is kept.
+    pub fn with_semantic(mut self, table: Arc<crate::hs::semantic::SemanticTable>) -> Self {
+        self.semantic = Some(table.clone());
+        self.classifier = self.classifier.with_semantic(table);
+        self
+    }
+
+    /// The semantic table in use, if any.
+    pub fn semantic(&self) -> Option<&Arc<crate::hs::semantic::SemanticTable>> {
+        self.semantic.as_ref()
     }
 
     /// Judge an opened declaration (exposed for tools and tests).
