@@ -64,6 +64,7 @@ const FIELD_OWN: u64 = 3;
 const FIELD_HEADING: u64 = 2;
 const FIELD_CHAPTER: u64 = 1;
 const FIELD_TARIFF_LINE: u64 = 1;
+const HEAD_SENTENCE_PCT: u64 = 200;
 const BM25_K1_M: u64 = 1_200; // k1 = 1.2 (milli)
 const BM25_B_M: u64 = 500; // b = 0.5 (milli)
 const LEX_SUB_BASE: u64 = 30_000;
@@ -79,9 +80,9 @@ const LEARN_PHRASE_WEIGHT: u64 = 80_000;
 const MAX_TOKEN_BYTES: usize = 40;
 // Tuned on testdata/hs-eval (`customsctl hs eval --tune`).
 const SEM_SUB: u64 = 50;
-const SEM_HEAD: u64 = 25;
-const SEM_CHAPTER: u64 = 0;
-const SEM_FLOOR: i32 = 300;
+const SEM_HEAD: u64 = 100;
+const SEM_CHAPTER: u64 = 25;
+const SEM_FLOOR: i32 = 400;
 /// Lexical candidates the semantic evidence re-scores.
 const SEM_SHORTLIST: usize = 48;
 /// Semantically closest chapters whose headings are all scored.
@@ -1305,12 +1306,24 @@ impl Classifier {
         }
         let unique: BTreeSet<&String> = tokens.iter().collect();
 
-        // 1. Lexical BM25F.
+        // 1. Lexical BM25F; words of a long description's first sentence
+        // (where it names the goods) count HEAD_SENTENCE_PCT percent.
+        let (first, rest) = super::semantic::split_first_sentence(description);
+        let in_first: BTreeSet<String> = if rest.trim().is_empty() {
+            BTreeSet::new()
+        } else {
+            normalize(first).into_iter().collect()
+        };
         for t in &unique {
+            let pct = if in_first.contains(t.as_str()) {
+                HEAD_SENTENCE_PCT
+            } else {
+                100
+            };
             if let Some(list) = self.postings.get(t.as_str()) {
                 for &(doc, c) in list {
                     if let Some(a) = acc.get_mut(doc as usize) {
-                        *a += u64::from(c);
+                        *a += u64::from(c) * pct / 100;
                     }
                 }
             }

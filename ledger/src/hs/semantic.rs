@@ -373,7 +373,15 @@ impl SemanticTable {
     /// The description's vector, normalised to norm [`UNIT`]; `None` when no
     /// token carries weight.
     pub fn embed(&self, text: &str) -> Option<Vec<i16>> {
-        self.embed_pieces(&self.pieces(text))
+        // A long description names the goods first ("The product is ...");
+        // its first sentence counts HEAD_TIMES over the rest.
+        let (head, rest) = split_first_sentence(text);
+        let head_pieces = self.pieces(head);
+        let rest_pieces = self.pieces_up_to(rest, MAX_PIECES.saturating_sub(head_pieces.len()));
+        let mut acc = vec![0i64; self.dims];
+        self.accumulate(&head_pieces, HEAD_TIMES, &mut acc);
+        self.accumulate(&rest_pieces, 1, &mut acc);
+        normalise(&acc)
     }
 
     /// [`SemanticTable::embed`] from WordPiece ids.
@@ -401,6 +409,24 @@ impl SemanticTable {
             .map(|a| milli(dot(query, a)))
             .collect()
     }
+}
+
+/// How much more a description's first sentence counts.
+pub const HEAD_TIMES: i64 = 4;
+
+/// The text up to and including its first sentence end (". ", "; " or a
+/// line break after at least a few characters), and the rest.
+pub fn split_first_sentence(text: &str) -> (&str, &str) {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let end = matches!(b, b'.' | b';' | b'\n')
+            && i >= 12
+            && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
+        if end {
+            return text.split_at(i + 1);
+        }
+    }
+    (text, "")
 }
 
 /// Integer dot product; with both vectors of norm [`UNIT`] it stays within
