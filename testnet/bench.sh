@@ -23,7 +23,11 @@ bin="$CARGO_TARGET_DIR/$profile"
 spec="$root/testnet/bench-network.toml"
 # Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes (runs_node = false).
 mkdir -p "$dir"
-[ -f "$dir/net/genesis.json" ] || "$bin/customsctl" genesis --spec "$spec" --out "$dir/net"
+# BENCH_SEMANTIC=none: a chain without the distilled HS model (lexical classification only).
+semantic_arg=()
+if [ -n "${BENCH_SEMANTIC:-}" ]; then semantic_arg=(--semantic "$BENCH_SEMANTIC"); fi
+[ -f "$root/.cache/hs-minilm.sem" ] || [ -n "${BENCH_SEMANTIC:-}" ] || "$bin/customsctl" hs distil --if-stale
+[ -f "$dir/net/genesis.json" ] || "$bin/customsctl" genesis --spec "$spec" --out "$dir/net" "${semantic_arg[@]}"
 pids=()
 # A 60 s run leaves 5-6 GB of node data: it is deleted when the nodes have
 # stopped, unless BENCH_KEEP=1 (the report, chart and logs stay).
