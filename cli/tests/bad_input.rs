@@ -517,3 +517,32 @@ fn a_customs_node_with_other_model_versions_does_not_start() {
         "{log}"
     );
 }
+
+/// The genesis pins the distilled HS table; a customs node given another
+/// table (one changed byte, or a file that is not a table) refuses to
+/// start, naming the file and both hashes, instead of judging unlike its
+/// peers (ADR 0020).
+#[test]
+fn a_customs_node_with_another_semantic_table_does_not_start() {
+    let net = Net::new(&STANDARD, 3, &[], "");
+    let pinned = net.genesis().nomenclature.semantic;
+    assert_ne!(pinned, ledger::hash::Hash32::ZERO, "genesis pins no table");
+    let path = net.net().join("hs-minilm.sem");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    // The file may be a hard link to the checkout's table: replace it.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let log = net.start_refused("de-customs");
+    assert!(
+        log.contains("hs-minilm.sem")
+            && log.contains("but the chain pins")
+            && log.contains(&pinned.to_string()),
+        "{log}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"not a table").unwrap();
+    let log = net.start_refused("de-customs");
+    assert!(log.contains("not an HS semantic table"), "{log}");
+}
