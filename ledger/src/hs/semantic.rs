@@ -30,6 +30,8 @@ pub const UNIT: i64 = 4096;
 pub const MAX_PIECES: usize = 96;
 /// Longest word (in chars) WordPiece splits; longer ones are unknown.
 const MAX_WORD_CHARS: usize = 100;
+/// Largest weight of a vocabulary entry a table may carry.
+pub const MAX_WEIGHT: u16 = 4096;
 /// Largest dimension count accepted.
 const MAX_DIMS: usize = 1024;
 /// Largest vocabulary accepted.
@@ -223,7 +225,11 @@ impl SemanticTable {
         for id in 0..n {
             let t = r.string("token")?;
             let w = r.take(2, "weight")?;
-            weights.push(u16::from_le_bytes([w[0], w[1]]));
+            let w = u16::from_le_bytes([w[0], w[1]]);
+            if w > MAX_WEIGHT {
+                return Err(SemanticError::Malformed("weight"));
+            }
+            weights.push(w);
             // A repeated token keeps its first id, as WordPiece would.
             vocab.entry(t).or_insert(id as u32);
         }
@@ -378,17 +384,36 @@ impl SemanticTable {
         let (head, rest) = split_first_sentence(text);
         let head_pieces = self.pieces(head);
         let rest_pieces = self.pieces_up_to(rest, MAX_PIECES.saturating_sub(head_pieces.len()));
-        let mut acc = vec![0i64; self.dims];
-        self.accumulate(&head_pieces, HEAD_TIMES, &mut acc);
-        self.accumulate(&rest_pieces, 1, &mut acc);
-        normalise(&acc)
+        let mut acc = vec![0i32; self.dims];
+        self.accumulate_query(&head_pieces, HEAD_TIMES as i32, &mut acc);
+        self.accumulate_query(&rest_pieces, 1, &mut acc);
+        normalise(&acc.iter().map(|&x| i64::from(x)).collect::<Vec<_>>())
+    }
+
+    /// [`SemanticTable::accumulate`] for a query in `i32` lanes (which the
+    /// compiler vectorises): at most [`MAX_PIECES`] pieces, weights at most
+    /// [`MAX_WEIGHT`], `times` at most [`HEAD_TIMES`], directions within
+    /// ±127, so a lane stays below 2^28.
+    fn accumulate_query(&self, pieces: &[u32], times: i32, acc: &mut [i32]) {
+        let d = self.dims;
+        for &id in pieces.iter().take(MAX_PIECES) {
+            let w = i32::from(self.weights.get(id as usize).copied().unwrap_or(0)) * times;
+            if w == 0 {
+                continue;
+            }
+            if let Some(v) = self.vectors.get(id as usize * d..(id as usize + 1) * d) {
+                for (a, &x) in acc.iter_mut().zip(v) {
+                    *a += w * i32::from(x);
+                }
+            }
+        }
     }
 
     /// [`SemanticTable::embed`] from WordPiece ids.
     pub fn embed_pieces(&self, pieces: &[u32]) -> Option<Vec<i16>> {
-        let mut acc = vec![0i64; self.dims];
-        self.accumulate(pieces, 1, &mut acc);
-        normalise(&acc)
+        let mut acc = vec![0i32; self.dims];
+        self.accumulate_query(pieces, 1, &mut acc);
+        normalise(&acc.iter().map(|&x| i64::from(x)).collect::<Vec<_>>())
     }
 
     /// Cosine of `query` with anchor `i` of `level`, in units of 1/1000
