@@ -1496,15 +1496,8 @@ fn rejudge_chain(
         let path = ledger::hs::semantic::locate().ok_or_else(|| {
             anyhow!("the chain pins semantic table {pinned}: run `customsctl hs distil` or set CUSTOMS_HS_SEMANTIC")
         })?;
-        let table = ledger::hs::semantic::SemanticTable::load(&path)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        if table.hash() != pinned.0 {
-            bail!(
-                "semantic table {} has hash {}, but the chain pins {pinned}",
-                path.display(),
-                table.hash_hex()
-            );
-        }
+        let table = ledger::hs::semantic::SemanticTable::load_pinned(&path, &pinned.0)
+            .map_err(|e| anyhow!("{e}"))?;
         v = v.with_semantic(std::sync::Arc::new(table));
     }
     // The config in force changes with governance (outcome key, risk

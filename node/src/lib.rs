@@ -542,15 +542,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                          `customsctl hs distil`, or set semantic"
                     )
                 })?;
-            let table = ledger::hs::semantic::SemanticTable::load(&path)
-                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            if table.hash() != pinned.0 {
-                bail!(
-                    "semantic table {} has hash {}, but the chain pins {pinned}",
-                    path.display(),
-                    table.hash_hex()
-                );
-            }
+            let table = ledger::hs::semantic::SemanticTable::load_pinned(&path, &pinned.0)
+                .map_err(|e| anyhow!("{e}"))?;
             validator = validator.with_semantic(Arc::new(table));
         }
         Some(Arc::new(RwLock::new(validator)))

@@ -281,6 +281,21 @@ impl SemanticTable {
         SemanticTable::parse(&bytes).map_err(|e| e.to_string())
     }
 
+    /// Reads the table at `path` and checks it is the one the chain pins
+    /// (errors name the file and, on a mismatch, both hashes).
+    pub fn load_pinned(path: &std::path::Path, pinned: &[u8; 32]) -> Result<SemanticTable, String> {
+        let t = SemanticTable::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if &t.hash != pinned {
+            return Err(format!(
+                "semantic table {} has hash {}, but the chain pins {}",
+                path.display(),
+                t.hash_hex(),
+                hex::encode(pinned)
+            ));
+        }
+        Ok(t)
+    }
+
     /// SHA-256 of the file bytes (what the chain config pins).
     pub fn hash(&self) -> [u8; 32] {
         self.hash
