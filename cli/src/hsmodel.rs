@@ -529,6 +529,8 @@ pub struct EvalOpts {
     pub learn_half: bool,
     /// Print the score calibration table.
     pub calibrate: bool,
+    /// Write each case's top-40 suggestions here (tab-separated).
+    pub dump: Option<PathBuf>,
 }
 
 /// `customsctl hs eval`.
@@ -680,6 +682,20 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
     if o.calibrate {
         calibration(&classifier, &sets);
     }
+    if let Some(path) = &o.dump {
+        let mut out = String::new();
+        for (name, cases) in &sets {
+            for case in cases {
+                out.push_str(&format!("{name}\t{}", case.hs6));
+                for s in classifier.classify(&case.text, 40) {
+                    out.push_str(&format!("\t{}:{}", s.hs6, s.score));
+                }
+                out.push('\n');
+            }
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     if let Some(dir) = &o.full_model {
         let model = Model::load(&locate_model(Some(dir))?)?;
         let index = FullModelIndex::build(model, &nom)?;
@@ -699,70 +715,89 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
     Ok(())
 }
 
-/// Buckets of the calibration table, in score points.
-pub const CALIBRATION_BUCKET: u32 = 1000;
+/// Confidence bands of the calibration table (basis points, upper bounds).
+const CALIBRATION_BANDS: [u32; 9] = [200, 500, 1_000, 2_000, 3_000, 5_000, 7_000, 9_000, 10_001];
 
-/// Prints how often a suggestion at each score is the right subheading
-/// (top-5 suggestions of every case), and what each verdict means when the
-/// declared code is right and when it is a plausible wrong one.
+/// Prints the calibration check (for every suggestion among each case's
+/// best five: its confidence band, how many were right) and what each
+/// verdict means for three kinds of declared code: the right one, the
+/// best-ranked wrong one (the honest mistake the classifier finds hardest),
+/// and a code from another chapter (the gross misdeclaration).
 fn calibration(c: &ledger::hs::classifier::Classifier, sets: &[(String, Vec<Case>)]) {
     use ledger::hs::classifier::Verdict;
-    let buckets = (ledger::hs::classifier::SCORE_MAX / CALIBRATION_BUCKET + 1) as usize;
-    let mut right = vec![0u32; buckets];
-    let mut all = vec![0u32; buckets];
-    let mut verdicts = std::collections::BTreeMap::<(bool, Verdict), u32>::new();
+    let mut right = [0u32; CALIBRATION_BANDS.len()];
+    let mut all = [0u32; CALIBRATION_BANDS.len()];
+    let mut conf_sum = [0u64; CALIBRATION_BANDS.len()];
+    let mut verdicts = std::collections::BTreeMap::<(u8, Verdict), u32>::new();
     let mut n = 0u32;
+    // A code of another chapter, chosen without randomness: the next case's
+    // code whose chapter differs.
+    let codes: Vec<&str> = sets
+        .iter()
+        .flat_map(|(_, cases)| cases.iter().map(|c| c.hs6.as_str()))
+        .collect();
     for (_, cases) in sets {
         for case in cases {
             let got = c.classify(&case.text, 5);
             for s in &got {
-                let b = (s.score / CALIBRATION_BUCKET) as usize;
+                let b = CALIBRATION_BANDS
+                    .iter()
+                    .position(|&hi| s.score < hi)
+                    .unwrap_or(0);
                 all[b] += 1;
+                conf_sum[b] += u64::from(s.score);
                 right[b] += u32::from(s.hs6 == case.hs6);
             }
-            n += 1;
-            // Declared right, and declared as a sibling in the same heading
-            // (the commonest honest mistake), or another chapter's code.
-            *verdicts
-                .entry((true, c.judge(&case.text, &case.hs6, 5).verdict))
-                .or_default() += 1;
             let wrong = got
                 .iter()
                 .map(|s| s.hs6.clone())
                 .find(|h| *h != case.hs6)
                 .unwrap_or_else(|| "010121".into());
-            *verdicts
-                .entry((false, c.judge(&case.text, &wrong, 5).verdict))
-                .or_default() += 1;
+            let other = codes
+                .iter()
+                .cycle()
+                .skip(n as usize + 1)
+                .take(codes.len())
+                .find(|h| h.get(..2) != case.hs6.get(..2))
+                .map_or("010121", |h| *h);
+            for (kind, code) in [(0u8, case.hs6.as_str()), (1, wrong.as_str()), (2, other)] {
+                *verdicts
+                    .entry((kind, c.judge(&case.text, code, 5).verdict))
+                    .or_default() += 1;
+            }
+            n += 1;
         }
     }
-    println!("calibration: share of suggestions at each score that are the right subheading");
-    println!("  score        suggestions  right   share");
-    for b in 0..buckets {
-        if all[b] == 0 {
-            continue;
+    println!(
+        "calibration: suggestions (each case's best five) by confidence, and how many were right"
+    );
+    println!("  confidence   suggestions  mean conf  right");
+    let mut lo = 0;
+    for (b, &hi) in CALIBRATION_BANDS.iter().enumerate() {
+        if all[b] > 0 {
+            let share = f64::from(right[b]) / f64::from(all[b]);
+            println!(
+                "  {:>3}-{:<3}%   {:>11}  {:>8.1}%  {:>5.1}%  {}",
+                lo / 100,
+                hi.min(10_000) / 100,
+                all[b],
+                conf_sum[b] as f64 / f64::from(all[b]) / 100.0,
+                100.0 * share,
+                "#".repeat((40.0 * share) as usize)
+            );
         }
-        let lo = b as u32 * CALIBRATION_BUCKET;
-        println!(
-            "  {:>5}-{:<5}  {:>11}  {:>5}  {:>5.1}%  {}",
-            lo,
-            lo + CALIBRATION_BUCKET - 1,
-            all[b],
-            right[b],
-            100.0 * f64::from(right[b]) / f64::from(all[b]),
-            "#".repeat((40 * right[b] / all[b].max(1)) as usize)
-        );
+        lo = hi;
     }
-    println!("verdicts over {n} cases: declared right / declared the best-ranked wrong code");
+    println!("verdicts over {n} cases, by the code declared");
+    println!("  verdict      right  best-ranked wrong  other chapter");
     for v in [Verdict::Confirmed, Verdict::Plausible, Verdict::Mismatch] {
-        let r = verdicts.get(&(true, v)).copied().unwrap_or(0);
-        let w = verdicts.get(&(false, v)).copied().unwrap_or(0);
+        let k = |kind: u8| verdicts.get(&(kind, v)).copied().unwrap_or(0);
         println!(
-            "  {:<10} {:>5} / {:>5}   precision {:>5.1}%",
+            "  {:<10} {:>7}  {:>17}  {:>13}",
             v.as_str(),
-            r,
-            w,
-            100.0 * f64::from(r) / f64::from((r + w).max(1))
+            k(0),
+            k(1),
+            k(2)
         );
     }
 }

@@ -121,6 +121,10 @@ enum HsCmd {
         /// Print the score calibration table and what each verdict means.
         #[arg(long)]
         calibrate: bool,
+        /// Write each case's top-40 suggestions (set, expected, code:score…)
+        /// as tab-separated lines to this file.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
 }
 
@@ -752,6 +756,7 @@ async fn run(cli: Cli) -> Result<()> {
                 tune,
                 learn_half,
                 calibrate,
+                dump,
             } => {
                 let nom = nomenclature
                     .or_else(ledger::hs::nomenclature::locate)
@@ -769,6 +774,7 @@ async fn run(cli: Cli) -> Result<()> {
                     tune,
                     learn_half,
                     calibrate,
+                    dump,
                 })?;
             }
         },
@@ -800,34 +806,45 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let description = description.unwrap_or_default();
             let sugg = c.classify(&description, top);
-            let verdict = declared
-                .as_ref()
-                .map(|d| c.judge(&description, d, top).verdict.as_str());
+            let judged = declared.as_ref().map(|d| c.judge(&description, d, top));
+            let verdict = judged.as_ref().map(|j| j.verdict.as_str());
+            let pct = |bp: u32| format!("{}.{}%", bp / 100, bp % 100 / 10);
             if json {
                 let v = serde_json::json!({
                     "description": description,
                     "classifier_version": ledger::hs::classifier::CLASSIFIER_VERSION,
                     "verdict": verdict,
+                    "declared_confidence": judged.as_ref().map(|j| serde_json::json!({
+                        "subheading": j.confidence, "heading": j.heading_confidence,
+                        "chapter": j.chapter_confidence
+                    })),
                     "suggestions": sugg.iter().map(|s| serde_json::json!({
                         "hs6": s.hs6, "score": s.score, "description": s.description
                     })).collect::<Vec<_>>(),
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
+                println!("     code     confidence");
                 for (i, s) in sugg.iter().enumerate() {
                     let bar = "#".repeat((s.score / 500) as usize);
                     println!(
-                        "{:>2}. {}.{}  {:>5}  {:<20} {}",
+                        "{:>2}. {}.{}  {:>6}  {:<20} {}",
                         i + 1,
                         &s.hs6[..4.min(s.hs6.len())],
                         s.hs6.get(4..).unwrap_or(""),
-                        s.score,
+                        pct(s.score),
                         bar,
                         s.description
                     );
                 }
-                if let (Some(d), Some(v)) = (declared, verdict) {
-                    println!("declared {d}: {v}");
+                if let (Some(d), Some(j)) = (declared, judged) {
+                    println!(
+                        "declared {d}: {} (confidence: subheading {}, heading {}, chapter {})",
+                        j.verdict,
+                        pct(j.confidence),
+                        pct(j.heading_confidence),
+                        pct(j.chapter_confidence)
+                    );
                 }
             }
         }

@@ -54,7 +54,7 @@ pub struct ClassificationOutcome {
     pub declared: String,
     /// `confirmed`, `plausible` or `mismatch`.
     pub verdict: String,
-    /// Top suggestions (HS6, fixed-point score 0..=10000).
+    /// Top suggestions (HS6, calibrated confidence in basis points 0..=10000).
     pub suggestions: Vec<(String, u32)>,
 }
 
