@@ -55,11 +55,15 @@ PY
 )"
 echo "fsync latency on this disk: $fsync_ms"
 du0="$(du -sb "$dir/net" | cut -f1)"
+# CPU seconds of each node (user + system) before and after the run.
+cpu_ticks() { for pid in "${pids[@]}"; do awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null || echo 0; done | paste -sd' '; }
+cpu0="$(cpu_ticks)"
 "$bin/customsctl" bench --net "$dir/net" --as broker \
     --nodes http://127.0.0.1:8201,http://127.0.0.1:8202,http://127.0.0.1:8203,http://127.0.0.1:8204 \
     --workload "${BENCH_WORKLOAD:-lifecycle}" \
     --batch "${BENCH_BATCH:-32}" --duration "$secs" --concurrency "$conc" --json "$dir/bench.json" --svg "$dir/bench.svg"
 du1="$(du -sb "$dir/net" | cut -f1)"
+cpu1="$(cpu_ticks)"
 committed="$(python3 -c "import json;print(json.load(open('$dir/bench.json'))['committed'])")"
 for i in "${!pids[@]}"; do
     p=(de-customs fr-customs pl-customs broker); pid="${pids[$i]}"
@@ -67,6 +71,13 @@ for i in "${!pids[@]}"; do
     echo "peak RSS ${p[$i]}: ${hwm:-n/a}"
 done
 python3 -c "print(f'disk growth: {($du1-$du0)/max($committed,1):.0f} bytes per committed transaction (4 nodes)')"
+python3 - "$cpu0" "$cpu1" "$committed" "$(getconf CLK_TCK)" <<'PY'
+import sys
+a, b = [list(map(int, x.split())) for x in sys.argv[1:3]]
+n, hz = max(int(sys.argv[3]), 1), int(sys.argv[4])
+for name, x, y in zip(["de-customs", "fr-customs", "pl-customs", "broker"], a, b):
+    print(f"CPU {name}: {(y - x) / hz:.1f} s, {(y - x) / hz / n * 1e6:.0f} µs per committed transaction")
+PY
 # Content-outcome divergences: customs nodes that recomputed an outcome and
 # disagreed with the leader's (0 expected: ADR 0014).
 for i in 1 2 3 4; do
