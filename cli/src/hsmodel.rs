@@ -567,7 +567,7 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
         }
         (out, micros / n.max(1))
     };
-    if let Some(p) = &o.semantic {
+    if let (Some(p), true) = (&o.semantic, o.tune) {
         // The semantic signal alone, level by level (diagnostics).
         let t = SemanticTable::load(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
         for (name, cases) in &sets {

@@ -112,7 +112,8 @@ enum HsCmd {
         /// Also rank with the full model from this directory (advisory path).
         #[arg(long)]
         full_model: Option<PathBuf>,
-        /// Grid-search the semantic weights.
+        /// Grid-search the semantic weights (and print the semantic signal's
+        /// own accuracy, level by level).
         #[arg(long)]
         tune: bool,
         /// Simulated history: learn every other case, score the rest before/after.
