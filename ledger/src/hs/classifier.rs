@@ -1731,9 +1731,14 @@ impl Classifier {
                     .map(|&(w, _)| w)
                     .sum::<u64>()
         };
+        // Each level is calibrated on its own; a heading is at least as
+        // likely to be right as any subheading under it, a chapter as its
+        // headings.
         out.confidence = calibrate(&CAL_SUBHEADING, share(own.0, total));
-        out.heading_confidence = calibrate(&CAL_HEADING, share(level(4), total));
-        out.chapter_confidence = calibrate(&CAL_CHAPTER, share(level(2), total));
+        out.heading_confidence =
+            calibrate(&CAL_HEADING, share(level(4), total)).max(out.confidence);
+        out.chapter_confidence =
+            calibrate(&CAL_CHAPTER, share(level(2), total)).max(out.heading_confidence);
         out.verdict = if out.confidence >= CONFIRM_AT {
             Verdict::Confirmed
         } else if out.chapter_confidence < MISMATCH_BELOW {
@@ -2018,7 +2023,8 @@ mod tests {
                 tally[b].2 += u64::from(&s.hs6 == want);
             }
             let j = c.judge(text, want, 5);
-            assert!(j.confidence <= j.heading_confidence.max(j.confidence));
+            assert!(j.confidence <= j.heading_confidence);
+            assert!(j.heading_confidence <= j.chapter_confidence);
             right_mismatch += u32::from(j.verdict == Verdict::Mismatch);
             right_confirmed += u32::from(j.verdict == Verdict::Confirmed);
             let other = cases
