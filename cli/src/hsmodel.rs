@@ -539,11 +539,16 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
     let nom = Nomenclature::load(&o.nomenclature)
         .map_err(|e| anyhow!("{}: {e}", o.nomenclature.display()))?;
     let mut classifier = Classifier::new(&nom);
-    if let Some(p) = &o.semantic {
-        let t = SemanticTable::load(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
-        println!("semantic table {} ({})", t.hash_hex(), t.meta());
-        classifier = classifier.with_semantic(std::sync::Arc::new(t));
-    }
+    let table = match &o.semantic {
+        Some(p) => {
+            let t = SemanticTable::load(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            println!("semantic table {} ({})", t.hash_hex(), t.meta());
+            let t = std::sync::Arc::new(t);
+            classifier = classifier.with_semantic(t.clone());
+            Some(t)
+        }
+        None => None,
+    };
     let sets: Vec<(String, Vec<Case>)> = o
         .csv
         .iter()
@@ -567,9 +572,8 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
         }
         (out, micros / n.max(1))
     };
-    if let (Some(p), true) = (&o.semantic, o.tune) {
+    if let (Some(t), true) = (&table, o.tune) {
         // The semantic signal alone, level by level (diagnostics).
-        let t = SemanticTable::load(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
         for (name, cases) in &sets {
             let mut tally = Tally::default();
             let mut heads = Tally::default();

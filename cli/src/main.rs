@@ -606,13 +606,18 @@ fn parse_id(s: &str) -> Result<Hash32> {
     Hash32::from_hex(s).map_err(|e| anyhow!("transaction id {s:?}: {e}"))
 }
 
-fn load_nomenclature(path: Option<&Path>) -> Result<Nomenclature> {
-    let p = match path {
-        Some(p) => p.to_path_buf(),
+/// The nomenclature file given, or the one setup fetched.
+fn nomenclature_path(path: Option<&Path>) -> Result<PathBuf> {
+    match path {
+        Some(p) => Ok(p.to_path_buf()),
         None => nomenclature::locate().ok_or_else(|| {
             anyhow!("nomenclature not found: run testnet/setup.sh (or pass --nomenclature)")
-        })?,
-    };
+        }),
+    }
+}
+
+fn load_nomenclature(path: Option<&Path>) -> Result<Nomenclature> {
+    let p = nomenclature_path(path)?;
     Nomenclature::load(&p).map_err(|e| anyhow!("{}: {e}", p.display()))
 }
 
@@ -737,9 +742,7 @@ async fn run(cli: Cli) -> Result<()> {
                 out,
                 if_stale,
             } => {
-                let nom = nomenclature
-                    .or_else(ledger::hs::nomenclature::locate)
-                    .ok_or_else(|| anyhow!("no nomenclature: run testnet/setup.sh"))?;
+                let nom = nomenclature_path(nomenclature.as_deref())?;
                 let out = match out {
                     Some(o) => o,
                     None => nom
@@ -759,9 +762,7 @@ async fn run(cli: Cli) -> Result<()> {
                 calibrate,
                 dump,
             } => {
-                let nom = nomenclature
-                    .or_else(ledger::hs::nomenclature::locate)
-                    .ok_or_else(|| anyhow!("no nomenclature: run testnet/setup.sh"))?;
+                let nom = nomenclature_path(nomenclature.as_deref())?;
                 let semantic = match semantic.as_deref() {
                     Some("none") => None,
                     Some(p) => Some(PathBuf::from(p)),

@@ -1668,9 +1668,14 @@ impl Classifier {
         let raw = self.raw_scores(description);
         let k = k.min(MAX_K);
         let (pool, total) = self.pooled(&raw, k);
-        pool.into_iter()
+        self.suggestions(&pool, total, k)
+    }
+
+    /// The first `k` of a pool as suggestions with their confidences.
+    fn suggestions(&self, pool: &[(u64, u32)], total: u64, k: usize) -> Vec<Suggestion> {
+        pool.iter()
             .take(k)
-            .filter_map(|(w, d)| self.suggestion(calibrate(&CAL_SUBHEADING, share(w, total)), d))
+            .filter_map(|&(w, d)| self.suggestion(calibrate(&CAL_SUBHEADING, share(w, total)), d))
             .collect()
     }
 
@@ -1685,14 +1690,9 @@ impl Classifier {
         let k = k.clamp(1, MAX_K);
         let raw = self.raw_scores(description);
         let (pool, total) = self.pooled(&raw, k);
-        let suggestions: Vec<Suggestion> = pool
-            .iter()
-            .take(k)
-            .filter_map(|&(w, d)| self.suggestion(calibrate(&CAL_SUBHEADING, share(w, total)), d))
-            .collect();
         let mut out = Judgement {
             verdict: Verdict::Mismatch,
-            suggestions,
+            suggestions: self.suggestions(&pool, total, k),
             confidence: 0,
             heading_confidence: 0,
             chapter_confidence: 0,
