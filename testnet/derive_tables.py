@@ -28,18 +28,25 @@ with open(os.path.join(src, "eu_cet2020_ukgt2021_global-uk-tariff.csv"), newline
         text = " ".join(r["description"].split())
         if code.isdigit() and text:
             texts.append((code, text))
-texts.sort()
-with open(os.path.join(out, "cn-descriptions.tsv"), "w") as f:
-    f.write("# Goods descriptions of CN8/CN10 tariff lines (2020 code list), extra texts for the HS classifier.\n")
-    f.write("# Source: uktrade/global-uk-tariff @ ab1e6029071ee8262289f44a4928dc0cf52f90cd, column description.\n")
-    for code, text in texts:
-        f.write(f"{code}\t{text}\n")
-rows.sort()
-with open(os.path.join(out, "tariff-cet2020.tsv"), "w") as f:
-    f.write("# EU Common Customs Tariff 2020, third-country duty by CN8/CN10 code (2020 code list).\n")
-    f.write("# Source: uktrade/global-uk-tariff @ ab1e6029071ee8262289f44a4928dc0cf52f90cd, column cet_duty_rate.\n")
-    for code, rate in rows:
-        f.write(f"{code}\t{rate}\n")
+
+
+def write_tsv(name, header, records):
+    """ledger/data/NAME: '# ' header lines, then one tab-separated line per record."""
+    with open(os.path.join(out, name), "w") as f:
+        for line in header:
+            f.write(f"# {line}\n")
+        for rec in records:
+            f.write("\t".join(rec) + "\n")
+
+
+write_tsv("cn-descriptions.tsv", [
+    "Goods descriptions of CN8/CN10 tariff lines (2020 code list), extra texts for the HS classifier.",
+    "Source: uktrade/global-uk-tariff @ ab1e6029071ee8262289f44a4928dc0cf52f90cd, column description.",
+], sorted(texts))
+write_tsv("tariff-cet2020.tsv", [
+    "EU Common Customs Tariff 2020, third-country duty by CN8/CN10 code (2020 code list).",
+    "Source: uktrade/global-uk-tariff @ ab1e6029071ee8262289f44a4928dc0cf52f90cd, column cet_duty_rate.",
+], sorted(rows))
 
 vat = json.load(open(os.path.join(src, "eu_vat_rates_ibericode.json")))
 lines = []
@@ -47,12 +54,11 @@ for cc, periods in sorted(vat["items"].items()):
     for p in periods:
         rates = p["rates"]
         reduced = sorted(v for k, v in rates.items() if k != "standard")
-        lines.append((cc, p["effective_from"], rates["standard"], reduced))
-with open(os.path.join(out, "vat-rates.tsv"), "w") as f:
-    f.write("# VAT rates of EU member states (and GB) with the date each set took effect.\n")
-    f.write("# Source: ibericode/vat-rates @ 5abb1e1be91faa42d21c743c603a0aec9b5bab70 (MIT).\n")
-    for cc, since, std, reduced in lines:
-        f.write(f"{cc}\t{since}\t{std}\t{','.join(str(x) for x in reduced)}\n")
+        lines.append((cc, p["effective_from"], str(rates["standard"]), ",".join(str(x) for x in reduced)))
+write_tsv("vat-rates.tsv", [
+    "VAT rates of EU member states (and GB) with the date each set took effect.",
+    "Source: ibericode/vat-rates @ 5abb1e1be91faa42d21c743c603a0aec9b5bab70 (MIT).",
+], lines)
 
 for name in ("tariff-cet2020.tsv", "vat-rates.tsv", "cn-descriptions.tsv"):
     data = open(os.path.join(out, name), "rb").read()
