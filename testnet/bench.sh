@@ -18,7 +18,9 @@ dir="${3:-$(mktemp -d -t customs-bench.XXXXXX)}"
 profile="${CUSTOMS_PROFILE:-release}"
 export CUSTOMS_PROFILE="$profile"
 "$root/testnet/setup.sh"
-if [ "$profile" = release ]; then cargo build --release --locked -p node -p cli; else cargo build --locked --workspace --all-targets; fi  # same feature set as the tests: RocksDB is built once
+# Whole workspace, all targets, in both profiles: the same feature set as the
+# tests (and testnet/faults.sh), so each profile compiles RocksDB once.
+if [ "$profile" = release ]; then cargo build --release --locked --workspace --all-targets; else cargo build --locked --workspace --all-targets; fi
 bin="$CARGO_TARGET_DIR/$profile"
 spec="$root/testnet/bench-network.toml"
 # Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes (runs_node = false).

@@ -8,9 +8,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/customs-ledger/target-rel}"
+# The same target directory as bench.sh and the tests (release builds go to its release/).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/customs-ledger/target}"
 "$root/testnet/setup.sh" >/dev/null
-# The test starts the customs-node binary next to customsctl: build both first.
-cargo build --release --locked -p node -p cli
+# The test starts the customs-node binary next to customsctl: build both
+# first. Whole workspace, all targets, as testnet/bench.sh does: selecting
+# `-p node -p cli` here resolves other features for RocksDB's build
+# dependencies than the test build below, and RocksDB compiles twice.
+cargo build --release --locked --workspace --all-targets
 FAULT_SCHEDULES="${1:-100}" FAULT_SEED_BASE="${2:-1000}" FAULT_CONTINUE=1 \
-    cargo test --release --locked -p cli --test faults -- --nocapture
+    cargo test --release --locked --workspace --test faults -- --nocapture

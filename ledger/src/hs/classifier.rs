@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use super::lexicon::{self, Lang};
 use super::nomenclature::Nomenclature;
 use super::semantic::{SemanticTable, CHAPTERS, HEADINGS, SUBHEADINGS};
+use super::wordmap::{WordMap, WordSet};
 
 /// Version of the scoring algorithm and built-in tables. Any change that can
 /// alter an output must bump it.
@@ -256,14 +257,14 @@ pub struct Classifier {
     codes: Vec<String>,
     descriptions: Vec<String>,
     /// token → (doc, BM25 contribution), doc ascending.
-    postings: BTreeMap<String, Vec<(u32, u32)>>,
+    postings: WordMap<String, Vec<(u32, u32)>>,
     /// token → IDF in milli-bits.
     idf: BTreeMap<String, u32>,
     max_idf: u32,
     /// heading code → (start, end, residual doc).
     headings: BTreeMap<String, (u32, u32, u32)>,
     /// first token → patterns starting with it.
-    lexicon: BTreeMap<String, Vec<LexPattern>>,
+    lexicon: WordMap<String, Vec<LexPattern>>,
     /// (doc, over, not_over): subheadings split by engine cylinder capacity.
     cc_ranges: Vec<(u32, u64, u64)>,
     /// What it learned from labelled examples.
@@ -674,7 +675,9 @@ const STOP_WORDS: &[&str] = &[
 ];
 
 fn is_stop(w: &str) -> bool {
-    STOP_WORDS.contains(&w)
+    static STOP: std::sync::OnceLock<WordSet<&'static str>> = std::sync::OnceLock::new();
+    STOP.get_or_init(|| STOP_WORDS.iter().copied().collect())
+        .contains(w)
 }
 
 /// Irregular plurals and US→UK spellings (HS texts use British English).
@@ -791,18 +794,18 @@ type SpacedEntry = (Vec<String>, Vec<String>);
 #[derive(Debug)]
 struct Glossary {
     /// unspaced key → english tokens; plus longest key length in chars.
-    unspaced: BTreeMap<String, Vec<String>>,
+    unspaced: WordMap<String, Vec<String>>,
     max_chars: usize,
     /// Vietnamese phrase (folded words) → english tokens, keyed by first word.
-    spaced: BTreeMap<String, Vec<SpacedEntry>>,
+    spaced: WordMap<String, Vec<SpacedEntry>>,
 }
 
 fn glossary() -> &'static Glossary {
     use std::sync::OnceLock;
     static G: OnceLock<Glossary> = OnceLock::new();
     G.get_or_init(|| {
-        let mut unspaced: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut spaced: BTreeMap<String, Vec<SpacedEntry>> = BTreeMap::new();
+        let mut unspaced: WordMap<String, Vec<String>> = WordMap::default();
+        let mut spaced: WordMap<String, Vec<SpacedEntry>> = WordMap::default();
         let mut max_chars = 0;
         // Foreign lexicon terms translate to a per-code token (digits cannot
         // occur in tokens of user text), then the modifier glossary.
@@ -1185,7 +1188,7 @@ impl Classifier {
             .map(|(t, &d)| (t.clone(), idf_milli(n, d)))
             .collect();
         let max_idf = idf_milli(n, 1);
-        let mut postings: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+        let mut postings: WordMap<String, Vec<(u32, u32)>> = WordMap::default();
         for (i, tf) in doc_tf.iter().enumerate() {
             let dl: u64 = tf.values().sum();
             let norm_m = 1000 - BM25_B_M + BM25_B_M * dl * n / total_len.max(1);
@@ -1217,7 +1220,7 @@ impl Classifier {
             4 => headings.get(code).map(|&(s, e, r)| Target::Head(s, e, r)),
             _ => None,
         };
-        let mut lexicon: BTreeMap<String, Vec<LexPattern>> = BTreeMap::new();
+        let mut lexicon: WordMap<String, Vec<LexPattern>> = WordMap::default();
         let mut add = |tokens: Vec<String>, t: Target| {
             if let Some(first) = tokens.first() {
                 let list = lexicon.entry(first.clone()).or_default();

@@ -15,3 +15,4 @@ pub mod lexicon_vi;
 pub mod lexicon_zh;
 pub mod nomenclature;
 pub mod semantic;
+pub mod wordmap;

@@ -14,7 +14,7 @@
 //! order. The file is untrusted input: [`SemanticTable::parse`] checks every
 //! length and refuses anything malformed.
 
-use std::collections::HashMap;
+use super::wordmap::WordMap;
 
 use sha2::{Digest, Sha256};
 
@@ -55,7 +55,7 @@ pub enum SemanticError {
 #[derive(Debug, Clone, Default)]
 pub struct Anchors {
     codes: Vec<String>,
-    index: HashMap<String, u32>,
+    index: WordMap<String, u32>,
     vectors: Vec<i16>,
 }
 
@@ -109,7 +109,10 @@ pub struct TableParts {
 pub struct SemanticTable {
     meta: String,
     dims: usize,
-    vocab: HashMap<String, u32>,
+    vocab: WordMap<String, u32>,
+    /// Characters of the longest piece (without its `##`): longer
+    /// substrings are never looked up.
+    max_piece_chars: usize,
     weights: Vec<u16>,
     vectors: Vec<i8>,
     levels: [Anchors; 3],
@@ -220,7 +223,8 @@ impl SemanticTable {
             return Err(SemanticError::Malformed("dims"));
         }
         let n = r.count(MAX_VOCAB, "vocabulary size")?;
-        let mut vocab = HashMap::with_capacity(n);
+        let mut vocab = WordMap::with_capacity_and_hasher(n, Default::default());
+        let mut max_piece_chars = 0;
         let mut weights = Vec::with_capacity(n);
         for id in 0..n {
             let t = r.string("token")?;
@@ -230,6 +234,8 @@ impl SemanticTable {
                 return Err(SemanticError::Malformed("weight"));
             }
             weights.push(w);
+            let piece = t.strip_prefix("##").unwrap_or(&t);
+            max_piece_chars = max_piece_chars.max(piece.chars().count());
             // A repeated token keeps its first id, as WordPiece would.
             vocab.entry(t).or_insert(id as u32);
         }
@@ -268,6 +274,7 @@ impl SemanticTable {
             meta,
             dims,
             vocab,
+            max_piece_chars,
             weights,
             vectors,
             levels,
@@ -363,7 +370,8 @@ impl SemanticTable {
         let mut start = 0;
         let mut key = String::new();
         while start < chars.len() {
-            let mut end = chars.len();
+            // Longest match first, from the longest piece the vocabulary has.
+            let mut end = chars.len().min(start + self.max_piece_chars);
             let mut hit = None;
             while end > start {
                 let from = chars[start].0;
