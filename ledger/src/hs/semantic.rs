@@ -337,12 +337,14 @@ impl SemanticTable {
     /// WordPiece ids of `text`, at most `max`.
     pub fn pieces_up_to(&self, text: &str, max: usize) -> Vec<u32> {
         let mut out = Vec::new();
-        for word in basic_tokens(text) {
+        let mut scratch = Scratch::default();
+        for_each_basic_token(text, |word| {
             if out.len() >= max {
-                break;
+                return false;
             }
-            self.word_pieces(&word, &mut out);
-        }
+            self.word_pieces(word, &mut out, &mut scratch);
+            true
+        });
         out.truncate(max);
         out
     }
@@ -361,14 +363,15 @@ impl SemanticTable {
         }
     }
 
-    fn word_pieces(&self, word: &str, out: &mut Vec<u32>) {
-        let chars: Vec<(usize, char)> = word.char_indices().collect();
+    fn word_pieces(&self, word: &str, out: &mut Vec<u32>, scratch: &mut Scratch) {
+        let Scratch { chars, found, key } = scratch;
+        chars.clear();
+        chars.extend(word.char_indices());
         if chars.len() > MAX_WORD_CHARS {
             return;
         }
-        let mut found = Vec::new();
+        found.clear();
         let mut start = 0;
-        let mut key = String::new();
         while start < chars.len() {
             // Longest match first, from the longest piece the vocabulary has.
             let mut end = chars.len().min(start + self.max_piece_chars);
@@ -396,7 +399,7 @@ impl SemanticTable {
                 None => return,
             }
         }
-        out.extend(found);
+        out.extend_from_slice(found);
     }
 
     /// The description's vector, normalised to norm [`UNIT`]; `None` when no
@@ -541,23 +544,46 @@ pub fn normalise(v: &[i64]) -> Option<Vec<i16>> {
 /// and punctuation (each punctuation character is a token).
 pub fn basic_tokens(text: &str) -> Vec<String> {
     let mut words = Vec::new();
+    for_each_basic_token(text, |w| {
+        words.push(w.to_string());
+        true
+    });
+    words
+}
+
+/// Buffers [`SemanticTable::word_pieces`] reuses from word to word.
+#[derive(Default)]
+struct Scratch {
+    chars: Vec<(usize, char)>,
+    found: Vec<u32>,
+    key: String,
+}
+
+/// [`basic_tokens`] without a `String` per token: calls `f` with each
+/// token in order until it returns `false`.
+fn for_each_basic_token(text: &str, mut f: impl FnMut(&str) -> bool) {
     let mut cur = String::new();
-    let flush = |cur: &mut String, words: &mut Vec<String>| {
-        if !cur.is_empty() {
-            words.push(std::mem::take(cur));
-        }
+    let mut one = [0u8; 4];
+    // Hands the current word to `f` (if any); false once `f` wants no more.
+    let flush = |cur: &mut String, f: &mut dyn FnMut(&str) -> bool| {
+        let more = cur.is_empty() || f(cur);
+        cur.clear();
+        more
     };
     for c in text.chars() {
         if c == '\0' || c == '\u{fffd}' || (c.is_control() && !c.is_whitespace()) || is_format(c) {
             continue;
         }
         if c.is_whitespace() {
-            flush(&mut cur, &mut words);
+            if !flush(&mut cur, &mut f) {
+                return;
+            }
             continue;
         }
         if is_cjk(c) || is_punctuation(c) {
-            flush(&mut cur, &mut words);
-            words.push(c.to_string());
+            if !flush(&mut cur, &mut f) || !f(c.encode_utf8(&mut one)) {
+                return;
+            }
             continue;
         }
         for l in c.to_lowercase() {
@@ -570,8 +596,7 @@ pub fn basic_tokens(text: &str) -> Vec<String> {
             }
         }
     }
-    flush(&mut cur, &mut words);
-    words
+    flush(&mut cur, &mut f);
 }
 
 /// Unicode format characters (category Cf) BERT's cleaning drops: soft
