@@ -205,6 +205,9 @@ impl RocksLogStore {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_paranoid_checks(true);
         opts.create_missing_column_families(true);
+        // Memtables capped as the ledger's are (an entry lives in one until
+        // it is flushed, whether or not a snapshot has purged it since).
+        opts.set_db_write_buffer_size(ledger::store::MEMTABLE_BUDGET_BYTES);
         // SST files bypass the page cache where the filesystem allows it.
         opts.set_use_direct_io_for_flush_and_compaction(ledger::store::direct_io_supported(path));
         // Entries are mostly sealed (encrypted) fields and live until the

@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use mem::MemStore;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{direct_io_supported, RocksStore};
+pub use rocks::{direct_io_supported, RocksStore, MEMTABLE_BUDGET_BYTES};
 
 use crate::block::{Block, BlockHeader, CosignedCheckpoint};
 use crate::codec::CodecError;

@@ -36,6 +36,13 @@ const META_CONFIG: &[u8] = b"\0config";
 /// Block cache shared by a ledger database's column families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
+/// Memtables of all column families together, per database: past this the
+/// largest is flushed. Without a cap each of the eight column families may
+/// hold two 64 MB memtables, and under the benchmark the blocks family
+/// alone filled both, which pushed customs nodes past their 512 MB budget.
+/// The Raft log database uses the same cap.
+pub const MEMTABLE_BUDGET_BYTES: usize = 64 << 20;
+
 /// A [`Store`] in a RocksDB database. Clones share the open database, so
 /// readers need not hold the ledger; the database closes with the last.
 #[derive(Clone)]
@@ -102,6 +109,7 @@ impl RocksStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
         opts.set_use_direct_io_for_flush_and_compaction(direct_io_supported(path));
         // One block cache for all column families; Bloom filters where
         // lookups are by exact key and mostly miss (admission asks the
