@@ -37,10 +37,10 @@ const META_CONFIG: &[u8] = b"\0config";
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 /// Memtables of all column families together, per database: past this the
-/// largest is flushed. Without a cap each of the eight column families may
-/// hold two 64 MB memtables, and under the benchmark the blocks family
-/// alone filled both, which pushed customs nodes past their 512 MB budget.
-/// The Raft log database uses the same cap.
+/// largest is flushed. Without a cap each column family may hold two 64 MB
+/// memtables, and the benchmark's customs nodes peaked at 501-523 MB, past
+/// their 512 MB budget; with it, 399-430 MB (ADR 0021). The Raft log
+/// database uses the same cap.
 pub const MEMTABLE_BUDGET_BYTES: usize = 64 << 20;
 
 /// A [`Store`] in a RocksDB database. Clones share the open database, so
