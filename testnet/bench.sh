@@ -20,7 +20,8 @@ export CUSTOMS_PROFILE="$profile"
 "$root/testnet/setup.sh"
 # Whole workspace, all targets, in both profiles: the same feature set as the
 # tests (and testnet/faults.sh), so each profile compiles RocksDB once.
-if [ "$profile" = release ]; then cargo build --release --locked --workspace --all-targets; else cargo build --locked --workspace --all-targets; fi
+release=(); [ "$profile" = release ] && release=(--release)
+cargo build "${release[@]}" --locked --workspace --all-targets
 bin="$CARGO_TARGET_DIR/$profile"
 spec="$root/testnet/bench-network.toml"
 # Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes (runs_node = false).
