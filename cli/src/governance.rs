@@ -521,13 +521,13 @@ fn check_signed(cfg: &ChainConfig, p: &Proposal, stx: &SignedTransaction) -> Res
         .party(&stx.tx.submitter)
         .filter(|p| !p.revoked)
         .ok_or_else(|| anyhow!("proposer {} is not an active party", stx.tx.submitter))?;
-    crypto::verify_strict(&submitter.signing_key, &msg, &stx.signature)
+    crypto::verify(&submitter.signing_key, &msg, &stx.signature)
         .map_err(|_| anyhow!("the proposer's signature does not verify"))?;
     for a in &stx.approvals {
         let ok = cfg
             .party(&a.party)
             .filter(|p| p.validator && !p.revoked)
-            .is_some_and(|p| crypto::verify_strict(&p.signing_key, &msg, &a.signature).is_ok());
+            .is_some_and(|p| crypto::verify(&p.signing_key, &msg, &a.signature).is_ok());
         if !ok {
             bail!("the approval attributed to {} does not verify", a.party);
         }

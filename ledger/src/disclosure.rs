@@ -627,7 +627,7 @@ pub fn verify_cosignatures(
     let mut bad = Vec::new();
     for c in &cp.cosignatures {
         match trusted.party(&c.party).filter(|p| !p.revoked) {
-            Some(p) if crypto::verify_strict(&p.signing_key, &msg, &c.signature).is_ok() => {
+            Some(p) if crypto::verify(&p.signing_key, &msg, &c.signature).is_ok() => {
                 signers.insert(p.id.clone());
             }
             _ => bad.push(c.party.clone()),
@@ -736,7 +736,7 @@ pub fn verify_disclosure_with(
             tx.submitter
         ))
     })?;
-    crypto::verify_strict(
+    crypto::verify(
         &signer.signing_key,
         &crate::tx::signing_message(&tx_id),
         &d.tx.signature,

@@ -389,7 +389,7 @@ impl<'de> Deserialize<'de> for TxBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::verify_strict;
+    use crate::crypto::verify;
 
     pub(crate) fn sample_tx() -> Transaction {
         Transaction {
@@ -444,14 +444,14 @@ mod tests {
         let k = Keypair::from_seed(&[7; 32]);
         let stx = sample_tx().sign(&k).unwrap();
         let id = stx.id().unwrap();
-        verify_strict(&k.public(), &signing_message(&id), &stx.signature).unwrap();
+        verify(&k.public(), &signing_message(&id), &stx.signature).unwrap();
         let bytes = stx.encode().unwrap();
         let back = SignedTransaction::decode(&bytes, 65536).unwrap();
         assert_eq!(back, stx);
         let mut tampered = stx.clone();
         tampered.tx.nonce += 1;
         let id2 = tampered.id().unwrap();
-        assert!(verify_strict(&k.public(), &signing_message(&id2), &tampered.signature).is_err());
+        assert!(verify(&k.public(), &signing_message(&id2), &tampered.signature).is_err());
     }
 
     #[test]
