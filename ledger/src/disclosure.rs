@@ -481,6 +481,23 @@ pub fn open_with_keys(
     party: &str,
     keys: &[DecryptionKey],
 ) -> Result<(Vec<OpenedField>, ClassKeys), DisclosureError> {
+    let ck = match class_keys(tx, party, keys) {
+        Ok(k) => k,
+        Err(DisclosureError::NotRecipient) => BTreeMap::new(),
+        Err(e) => return Err(e),
+    };
+    Ok((open_with_class_keys(tx, &ck)?, ck))
+}
+
+/// [`open`] with class keys already unwrapped for this transaction (by
+/// [`class_keys`] or [`open_with_keys`], on the same transaction id): no
+/// HPKE step. Fields of classes without a key stay sealed; every opened
+/// field is checked against its commitment, and the commitments against
+/// `fields_root`.
+pub fn open_with_class_keys(
+    tx: &Transaction,
+    ck: &ClassKeys,
+) -> Result<Vec<OpenedField>, DisclosureError> {
     if fields_root(tx) != tx.fields_root {
         return Err(DisclosureError::Commitment("fields_root".into()));
     }
@@ -496,11 +513,6 @@ pub fn open_with_keys(
             salt: f.salt,
         })
         .collect();
-    let ck = match class_keys(tx, party, keys) {
-        Ok(k) => k,
-        Err(DisclosureError::NotRecipient) => BTreeMap::new(),
-        Err(e) => return Err(e),
-    };
     for f in &tx.sealed {
         let Some(key) = ck.get(&f.class) else {
             continue;
@@ -534,7 +546,7 @@ pub fn open_with_keys(
         });
     }
     out.sort_by(|a, b| a.field.path.cmp(&b.field.path));
-    Ok((out, ck))
+    Ok(out)
 }
 
 /// A self-contained proof of one field, checkable offline against a

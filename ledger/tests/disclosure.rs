@@ -350,3 +350,31 @@ fn sealed_lengths_are_bucketed() {
     seal_value("ends in nul\0");
     seal_value("");
 }
+
+#[test]
+fn opening_with_unwrapped_class_keys_equals_opening_with_the_party_key() {
+    let cfg = testkit::config();
+    let stx = sealed(&cfg);
+    for party in ["fr-customs", "broker", "carrier", "auditor"] {
+        let keys = [dkey(party)];
+        let (fields, ck) = disclosure::open_with_keys(&stx.tx, party, &keys).unwrap();
+        assert_eq!(fields, disclosure::open(&stx.tx, party, &keys).unwrap());
+        assert_eq!(
+            disclosure::open_with_class_keys(&stx.tx, &ck).unwrap(),
+            fields,
+            "{party}"
+        );
+    }
+    // The same checks hold without the HPKE step: a changed ciphertext or
+    // commitment is refused.
+    let (_, ck) = disclosure::open_with_keys(&stx.tx, "fr-customs", &[dkey("fr-customs")]).unwrap();
+    let mut tampered = stx.tx.clone();
+    tampered.sealed[0].ciphertext[0] ^= 1;
+    assert!(disclosure::open_with_class_keys(&tampered, &ck).is_err());
+    let mut tampered = stx.tx.clone();
+    tampered.sealed[0].commitment.0[0] ^= 1;
+    assert!(matches!(
+        disclosure::open_with_class_keys(&tampered, &ck),
+        Err(DisclosureError::Commitment(_))
+    ));
+}

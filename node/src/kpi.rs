@@ -150,6 +150,7 @@ fn sealed_inputs<'a>(
     outcome_keys: &impl Fn() -> &'a ledger::outcome::OutcomeKeys,
     stx: &SignedTransaction,
     r: &TxResult,
+    known_keys: Option<disclosure::ClassKeys>,
 ) -> Sealed {
     let tx = &stx.tx;
     let mut out = Sealed::default();
@@ -168,7 +169,11 @@ fn sealed_inputs<'a>(
             if !tx.recipients.iter().any(|r| r.party == party) {
                 return out;
             }
-            if let Ok(fields) = disclosure::open(tx, party, keys) {
+            let opened = match known_keys {
+                Some(ck) => disclosure::open_with_class_keys(tx, &ck),
+                None => disclosure::open(tx, party, keys),
+            };
+            if let Ok(fields) = opened {
                 out.co2_g = co2_of(tx, &fields);
                 let quoted = fields.iter().any(|f| f.field.path == "decl.quote.id");
                 if quoted {
@@ -332,7 +337,17 @@ fn fold_pass(core: &NodeCore, keys: &[DecryptionKey]) -> u64 {
             .txs
             .iter()
             .zip(&block.results)
-            .map(|(stx, r)| sealed_inputs(&core.party, keys, &outcome_keys, stx, r))
+            .map(|(stx, r)| {
+                // A customs node's validator unwrapped this declaration's
+                // keys when it judged it.
+                let known = match (&core.content, stx.tx.kind) {
+                    (Some(v), EventKind::DeclarationFiled) => {
+                        v.read().ok().and_then(|v| v.recent_class_keys(&r.tx_id))
+                    }
+                    _ => None,
+                };
+                sealed_inputs(&core.party, keys, &outcome_keys, stx, r, known)
+            })
             .collect();
         let mut it = inputs.into_iter();
         let applied = core

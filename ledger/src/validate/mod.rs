@@ -53,6 +53,29 @@ struct Opened {
     outcome: Option<ContentOutcome>,
 }
 
+/// Class keys kept after commit (see `CustomsValidator::recent_keys`).
+const RECENT_KEYS: usize = 16_384;
+
+/// A bounded map, oldest entries forgotten first.
+#[derive(Debug, Default)]
+struct RecentKeys {
+    keys: BTreeMap<Hash32, disclosure::ClassKeys>,
+    order: std::collections::VecDeque<Hash32>,
+}
+
+impl RecentKeys {
+    fn insert(&mut self, id: Hash32, keys: disclosure::ClassKeys) {
+        if self.keys.insert(id, keys).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > RECENT_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.keys.remove(&old);
+            }
+        }
+    }
+}
+
 /// Where this validator's stored learned records stand (ADR 0015): what
 /// decides whether the next block gets a journal record or a checkpoint.
 #[derive(Debug, Default)]
@@ -119,6 +142,10 @@ pub struct CustomsValidator {
     /// for them. Behind
     /// a lock of its own so admission can judge through `&self`.
     opened: Mutex<BTreeMap<Hash32, Opened>>,
+    /// Class keys of the declarations committed most recently, by id: the
+    /// node's KPI fold opens the same transactions after commit and takes
+    /// their keys from here instead of unwrapping them again.
+    recent_keys: Mutex<RecentKeys>,
     /// Outcome secrets this party unwrapped from chain configs, by id.
     secrets: Mutex<BTreeMap<Hash32, [u8; 32]>>,
 }
@@ -349,6 +376,7 @@ impl CustomsValidator {
             risk_under: Mutex::new(None),
             records: Records::default(),
             opened: Mutex::new(BTreeMap::new()),
+            recent_keys: Mutex::new(RecentKeys::default()),
             secrets: Mutex::new(BTreeMap::new()),
         }
     }
@@ -507,7 +535,10 @@ impl CustomsValidator {
                 k if k.carries_declaration() => {
                     let cached = self.opened().remove(&r.tx_id);
                     let d = match cached {
-                        Some(o) => o.declaration,
+                        Some(o) => {
+                            self.keep_keys(r.tx_id, o.class_keys);
+                            o.declaration
+                        }
                         None => match declared_fields(stx, &self.party, &self.keys) {
                             Ok(d) => d,
                             Err(_) => continue,
@@ -633,6 +664,25 @@ impl CustomsValidator {
     /// The semantic table in use, if any.
     pub fn semantic(&self) -> Option<&Arc<crate::hs::semantic::SemanticTable>> {
         self.semantic.as_ref()
+    }
+
+    fn keep_keys(&self, tx_id: Hash32, keys: disclosure::ClassKeys) {
+        self.recent_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tx_id, keys);
+    }
+
+    /// The class keys this validator unwrapped for a recently committed
+    /// declaration, if it still holds them (the same keys
+    /// [`disclosure::class_keys`] would unwrap again).
+    pub fn recent_class_keys(&self, tx_id: &Hash32) -> Option<disclosure::ClassKeys> {
+        self.recent_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .get(tx_id)
+            .cloned()
     }
 
     /// Judge an opened declaration (exposed for tools and tests).
