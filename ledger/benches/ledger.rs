@@ -120,6 +120,39 @@ fn disclosure_bench(c: &mut Criterion) {
     c.bench_function("disclosure/open_all_as_customs", |b| {
         b.iter(|| black_box(disclosure::open(&tx, "de-customs", &key).unwrap()))
     });
+    // Unwrapping the class keys alone: the ledger's HPKE opening, and the
+    // `hpke` crate's on the same envelope (the reference it replaced).
+    c.bench_function("disclosure/class_keys_as_customs", |b| {
+        b.iter(|| black_box(disclosure::class_keys(&tx, "de-customs", &key).unwrap()))
+    });
+    {
+        use hpke::Deserializable;
+        type Kem = hpke::kem::X25519HkdfSha256;
+        let r = tx
+            .recipients
+            .iter()
+            .find(|r| r.party == "de-customs")
+            .unwrap();
+        let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&testkit::parties()[i].x25519_secret)
+            .unwrap();
+        let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&r.enc).unwrap();
+        let aad = [&b"de-customs"[..], &[0], &r.key_id.0].concat();
+        let info = [&b"customs-ledger/v1/hpke\0"[..], cfg.chain_id.as_bytes()].concat();
+        c.bench_function("disclosure/class_keys_via_hpke_crate", |b| {
+            b.iter(|| {
+                black_box(
+                    hpke::single_shot_open::<
+                        hpke::aead::ChaCha20Poly1305,
+                        hpke::kdf::HkdfSha256,
+                        Kem,
+                    >(
+                        &hpke::OpModeR::Base, &sk, &enc, &info, &r.ciphertext, &aad
+                    )
+                    .unwrap(),
+                )
+            })
+        });
+    }
 }
 
 /// The customs content check per declaration: open as customs, formats,

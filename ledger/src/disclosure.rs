@@ -24,7 +24,7 @@ use crate::merkle;
 use crate::tx::{Governance, PublicField, Recipient, SealedField, SignedTransaction, Transaction};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
-use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, OpModeS, Serializable};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -442,18 +442,17 @@ pub(crate) fn unwrap_grants(
         let Some(k) = keys.iter().find(|k| key_id(&k.public) == r.key_id) else {
             continue;
         };
-        let sk = <HpkeKem as hpke::Kem>::PrivateKey::from_bytes(&k.secret)
-            .map_err(|_| DisclosureError::Tampered("bad private key".into()))?;
-        let enc = <HpkeKem as hpke::Kem>::EncappedKey::from_bytes(&r.enc)
-            .map_err(|_| DisclosureError::Tampered("bad encapsulated key".into()))?;
+        if r.enc.len() != 32 {
+            return Err(DisclosureError::Tampered("bad encapsulated key".into()));
+        }
         let aad = [party.as_bytes(), &[0], &r.key_id.0].concat();
-        let pt = hpke::single_shot_open::<HpkeAead, HpkeKdf, HpkeKem>(
-            &OpModeR::Base,
-            &sk,
-            &enc,
+        let pt = crate::hpke_open::open(
+            &k.secret,
+            &k.public.0,
+            &r.enc,
             &hpke_info(chain_id),
-            &r.ciphertext,
             &aad,
+            &r.ciphertext,
         )
         .map_err(|_| DisclosureError::Tampered("wrapped key does not open".into()))?;
         let grants: Vec<(FieldClass, Bytes<32>)> = codec::decode_limited(&pt, 4096)

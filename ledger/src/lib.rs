@@ -25,6 +25,7 @@ pub mod disclosure;
 pub mod event;
 pub mod hash;
 pub mod history;
+mod hpke_open;
 pub mod hs;
 pub mod kpi;
 pub mod merkle;
