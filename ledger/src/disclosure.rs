@@ -497,12 +497,25 @@ pub fn open_with_class_keys(
     tx: &Transaction,
     ck: &ClassKeys,
 ) -> Result<Vec<OpenedField>, DisclosureError> {
+    open_selected(tx, ck, |_| true)
+}
+
+/// [`open_with_class_keys`] limited to the fields whose path `wanted`
+/// accepts (a reader that needs a few fields of a large declaration
+/// decrypts only those). `fields_root` is checked against every commitment
+/// as always; each opened field against its own.
+pub fn open_selected(
+    tx: &Transaction,
+    ck: &ClassKeys,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<OpenedField>, DisclosureError> {
     if fields_root(tx) != tx.fields_root {
         return Err(DisclosureError::Commitment("fields_root".into()));
     }
     let mut out: Vec<OpenedField> = tx
         .public
         .iter()
+        .filter(|f| wanted(&f.path))
         .map(|f| OpenedField {
             field: Field {
                 path: f.path.clone(),
@@ -512,7 +525,7 @@ pub fn open_with_class_keys(
             salt: f.salt,
         })
         .collect();
-    for f in &tx.sealed {
+    for f in tx.sealed.iter().filter(|f| wanted(&f.path)) {
         let Some(key) = ck.get(&f.class) else {
             continue;
         };

@@ -378,3 +378,33 @@ fn opening_with_unwrapped_class_keys_equals_opening_with_the_party_key() {
         Err(DisclosureError::Commitment(_))
     ));
 }
+
+#[test]
+fn opening_selected_fields_decrypts_only_those_and_keeps_every_check() {
+    let cfg = testkit::config();
+    let stx = sealed(&cfg);
+    let keys = [dkey("fr-customs")];
+    let (all, ck) = disclosure::open_with_keys(&stx.tx, "fr-customs", &keys).unwrap();
+    let wanted = |p: &str| p.ends_with(".gross_mass_g") || p == "decl.transport_mode";
+    let some = disclosure::open_selected(&stx.tx, &ck, wanted).unwrap();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|f| wanted(&f.field.path))
+        .cloned()
+        .collect();
+    assert!(expected.len() >= 2, "{expected:?}");
+    assert_eq!(some, expected);
+    // A changed field that is not selected still fails the fields_root
+    // check; a changed selected one fails its own commitment.
+    let other = stx.tx.sealed.iter().position(|f| !wanted(&f.path)).unwrap();
+    let mut tampered = stx.tx.clone();
+    tampered.sealed[other].commitment.0[0] ^= 1;
+    assert!(matches!(
+        disclosure::open_selected(&tampered, &ck, wanted),
+        Err(DisclosureError::Commitment(_))
+    ));
+    let chosen = stx.tx.sealed.iter().position(|f| wanted(&f.path)).unwrap();
+    let mut tampered = stx.tx.clone();
+    tampered.sealed[chosen].ciphertext[0] ^= 1;
+    assert!(disclosure::open_selected(&tampered, &ck, wanted).is_err());
+}

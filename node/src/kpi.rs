@@ -169,10 +169,16 @@ fn sealed_inputs<'a>(
             if !tx.recipients.iter().any(|r| r.party == party) {
                 return out;
             }
+            // Only the fields the KPIs read are decrypted.
             let opened = match known_keys {
-                Some(ck) => disclosure::open_with_class_keys(tx, &ck),
-                None => disclosure::open(tx, party, keys),
-            };
+                Some(ck) => Ok(ck),
+                // A key this party no longer holds leaves the public fields.
+                None => match disclosure::class_keys(tx, party, keys) {
+                    Err(disclosure::DisclosureError::NotRecipient) => Ok(Default::default()),
+                    other => other,
+                },
+            }
+            .and_then(|ck| disclosure::open_selected(tx, &ck, kpi_field));
             if let Ok(fields) = opened {
                 out.co2_g = co2_of(tx, &fields);
                 let quoted = fields.iter().any(|f| f.field.path == "decl.quote.id");
@@ -192,6 +198,18 @@ fn sealed_inputs<'a>(
         _ => {}
     }
     out
+}
+
+/// The declaration fields the KPIs read: what [`co2_of`] needs, and
+/// whether a quote is referenced.
+fn kpi_field(path: &str) -> bool {
+    matches!(
+        path,
+        "decl.transport_mode"
+            | "decl.place_of_loading"
+            | "decl.place_of_unloading"
+            | "decl.quote.id"
+    ) || path.ends_with(".gross_mass_g")
 }
 
 /// Emissions of a filed declaration from its (opened) transport fields:
