@@ -142,6 +142,11 @@ fn decompress_canonical(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
     CompressedEdwardsY(*bytes).decompress()
 }
 
+/// `R` as the rule admits it: canonically encoded, not of small order.
+fn sound_r(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    decompress_canonical(bytes).filter(|r| !r.is_small_order())
+}
+
 /// `k = SHA-512(R || A || M)` reduced modulo the group order.
 fn challenge(r: &[u8], key: &PublicKey, msg: &[u8]) -> Scalar {
     use sha2::Digest;
@@ -187,8 +192,8 @@ pub fn verify(key: &PublicKey, msg: &[u8], sig: &Sig64) -> Result<(), SigError> 
     if expected_r.compress().0 == r_bytes {
         return Ok(());
     }
-    let r = decompress_canonical(&r_bytes).ok_or(SigError::BadSignature)?;
-    if r.is_small_order() || !(expected_r - r).mul_by_cofactor().is_identity() {
+    let r = sound_r(&r_bytes).ok_or(SigError::BadSignature)?;
+    if !(expected_r - r).mul_by_cofactor().is_identity() {
         return Err(SigError::BadSignature);
     }
     Ok(())
@@ -330,10 +335,7 @@ fn screen(item: &BatchItem<'_>) -> Option<Screened> {
         return None;
     }
     let (r_bytes, s) = split_signature(item.sig)?;
-    let r = decompress_canonical(&r_bytes)?;
-    if r.is_small_order() {
-        return None;
-    }
+    let r = sound_r(&r_bytes)?;
     Some(Screened {
         a: a.point,
         r,
