@@ -706,6 +706,49 @@ pub fn check_signed(
         .map_err(|e| reject("TX_BAD_SIGNATURE", e.to_string()))
 }
 
+/// The key each transaction's signature verified under, in order: its
+/// submitter's key in `config`, `None` for an unregistered submitter or a
+/// signature that does not verify. Signatures `verified` remembers are
+/// answered from it; the rest are checked in one batch (ADR 0002) and
+/// remembered when they verify.
+pub fn verified_signers<'a>(
+    config: &ChainConfig,
+    txs: impl IntoIterator<Item = (&'a SignedTransaction, &'a Hash32)>,
+    verified: &crypto::VerifiedSignatures,
+) -> Vec<Option<crypto::PublicKey>> {
+    let txs: Vec<(&SignedTransaction, &Hash32)> = txs.into_iter().collect();
+    let keys: Vec<Option<crypto::PublicKey>> = txs
+        .iter()
+        .map(|(stx, _)| config.party(&stx.tx.submitter).map(|p| p.signing_key))
+        .collect();
+    let messages: Vec<[u8; 57]> = txs.iter().map(|(_, id)| signing_message(id)).collect();
+    let (slots, items): (Vec<usize>, Vec<crypto::BatchItem<'_>>) = txs
+        .iter()
+        .zip(&messages)
+        .zip(&keys)
+        .enumerate()
+        .filter_map(|(i, (((stx, _), msg), key))| {
+            key.as_ref().map(|key| {
+                (
+                    i,
+                    crypto::BatchItem {
+                        key,
+                        msg,
+                        sig: &stx.signature,
+                    },
+                )
+            })
+        })
+        .unzip();
+    let mut signers = vec![None; txs.len()];
+    for (slot, v) in slots.into_iter().zip(verified.verify_many(&items)) {
+        if v.is_ok() {
+            signers[slot] = keys[slot];
+        }
+    }
+    signers
+}
+
 /// Checks against state: replay, time window, role, lifecycle, governance
 /// quorum. Returns the shipment state after the transaction.
 fn check_stateful<S: Store + ?Sized>(
@@ -1235,33 +1278,7 @@ impl<S: Store> Ledger<S> {
         let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
         // Signatures (ADR 0002): those this node verified at admission are
         // answered from its cache, the rest are checked in one batch.
-        let keys: Vec<Option<crypto::PublicKey>> = batch
-            .iter()
-            .map(|s| self.config.party(&s.tx.submitter).map(|p| p.signing_key))
-            .collect();
-        let messages: Vec<[u8; 57]> = ids.iter().map(signing_message).collect();
-        let (slots, items): (Vec<usize>, Vec<crypto::BatchItem<'_>>) = batch
-            .iter()
-            .zip(&messages)
-            .zip(&keys)
-            .enumerate()
-            .filter_map(|(i, ((stx, msg), key))| {
-                key.as_ref().map(|key| {
-                    (
-                        i,
-                        crypto::BatchItem {
-                            key,
-                            msg,
-                            sig: &stx.signature,
-                        },
-                    )
-                })
-            })
-            .unzip();
-        let mut verdicts = vec![false; batch.len()];
-        for (slot, v) in slots.into_iter().zip(self.verified.verify_many(&items)) {
-            verdicts[slot] = v.is_ok();
-        }
+        let signers = verified_signers(&self.config, batch.iter().zip(ids), &self.verified);
 
         let mut config = (*self.config).clone();
         let mut pending: BTreeMap<String, ShipmentState> = BTreeMap::new();
@@ -1281,8 +1298,8 @@ impl<S: Store> Ledger<S> {
                 check_structure(&config, stx, len)?;
                 submitter_of(&config, stx)?;
                 // Governance earlier in the block may have rotated the key.
-                let sig_ok = verdicts[i]
-                    && keys[i] == config.party(&stx.tx.submitter).map(|p| p.signing_key);
+                let sig_ok = signers[i].is_some()
+                    && signers[i] == config.party(&stx.tx.submitter).map(|p| p.signing_key);
                 if !sig_ok {
                     return Err(reject(
                         "TX_BAD_SIGNATURE",

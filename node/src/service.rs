@@ -648,23 +648,11 @@ fn prewarm_signatures(
     if group.len() < 2 {
         return;
     }
-    let keyed: Vec<(ledger::crypto::PublicKey, [u8; 57], &SignedTransaction)> = group
-        .iter()
-        .filter_map(|(_, _, stx, id)| {
-            config
-                .party(&stx.tx.submitter)
-                .map(|p| (p.signing_key, ledger::tx::signing_message(id), stx))
-        })
-        .collect();
-    let items: Vec<ledger::crypto::BatchItem<'_>> = keyed
-        .iter()
-        .map(|(key, msg, stx)| ledger::crypto::BatchItem {
-            key,
-            msg,
-            sig: &stx.signature,
-        })
-        .collect();
-    verified.verify_many(&items);
+    ledger::chain::verified_signers(
+        config,
+        group.iter().map(|(_, _, stx, id)| (stx, id)),
+        verified,
+    );
 }
 
 /// Leader-side admission of a decoded transaction of `len` canonical bytes:
