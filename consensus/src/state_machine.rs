@@ -145,6 +145,56 @@ struct Shared {
     genesis_time_ms: u64,
     /// Serialises snapshot file operations (build, install, read).
     snap_lock: Mutex<()>,
+    /// Blocks just applied, for the one reader that folds every block in
+    /// height order (the KPI follower), so it need not read them back
+    /// from the store and decode them again.
+    applied: Mutex<AppliedBlocks>,
+}
+
+/// Most transactions [`AppliedBlocks`] holds (older blocks are dropped
+/// first; their reader then reads them from the store).
+const APPLIED_BLOCK_TXS: usize = 4096;
+
+/// Recently applied blocks in height order, kept only once a reader has
+/// asked for them ([`LedgerHandle::keep_applied_blocks`]).
+#[derive(Default)]
+struct AppliedBlocks {
+    enabled: bool,
+    blocks: std::collections::VecDeque<Arc<ledger::Block>>,
+    txs: usize,
+}
+
+impl AppliedBlocks {
+    fn push(&mut self, block: Arc<ledger::Block>) {
+        self.txs += block.txs.len();
+        self.blocks.push_back(block);
+        while self.txs > APPLIED_BLOCK_TXS && self.blocks.len() > 1 {
+            self.pop();
+        }
+    }
+
+    fn pop(&mut self) -> Option<Arc<ledger::Block>> {
+        let b = self.blocks.pop_front()?;
+        self.txs -= b.txs.len();
+        Some(b)
+    }
+
+    /// The block at `height`, dropping every block below it.
+    fn take(&mut self, height: u64) -> Option<Arc<ledger::Block>> {
+        while self.blocks.front()?.header.height < height {
+            self.pop();
+        }
+        if self.blocks.front()?.header.height == height {
+            self.pop()
+        } else {
+            None
+        }
+    }
+
+    fn clear(&mut self) {
+        self.blocks.clear();
+        self.txs = 0;
+    }
 }
 
 impl Shared {
@@ -271,6 +321,21 @@ impl LedgerHandle {
     pub fn tip(&self) -> Result<Tip, crate::ConsensusError> {
         self.with_ledger(|l| l.tip().clone())
     }
+
+    /// From now on keep applied blocks for [`LedgerHandle::take_applied_block`]
+    /// (up to a bound; for one reader that folds every block in order).
+    pub fn keep_applied_blocks(&self) {
+        lock(&self.shared.applied)
+            .map(|mut a| a.enabled = true)
+            .unwrap_or_default();
+    }
+
+    /// The block at `height` as this node applied it, if it is still
+    /// kept; blocks below `height` are dropped. `None` means: read it from
+    /// the store.
+    pub fn take_applied_block(&self, height: u64) -> Option<Arc<ledger::Block>> {
+        lock(&self.shared.applied).ok()?.take(height)
+    }
 }
 
 /// The ledger state machine. See the module docs.
@@ -325,6 +390,7 @@ impl LedgerStateMachine {
                 genesis,
                 genesis_time_ms,
                 snap_lock: Mutex::new(()),
+                applied: Mutex::new(AppliedBlocks::default()),
             }),
             content: Arc::new(Mutex::new(content)),
         })
@@ -426,7 +492,7 @@ fn apply_batch(
     log_id: LogId<NodeId>,
     batch: Batch,
     state: &AppliedState,
-) -> Result<ApplyReport, String> {
+) -> Result<(ApplyReport, ledger::Block), String> {
     // Declarations commit only if the leader judged them against the state
     // this block's height calls for (ADR 0014, 0016): public data, so every
     // node agrees on it.
@@ -525,7 +591,7 @@ fn apply_batch(
         .commit(built, extra_meta, content)
         .map_err(|e| e.to_string())?;
     rejected.extend(refused);
-    Ok(ApplyReport {
+    let report = ApplyReport {
         height: block.header.height,
         block_hash: hash,
         accepted: block
@@ -535,8 +601,10 @@ fn apply_batch(
             .map(|(i, r)| (r.tx_id, i as u32))
             .collect(),
         rejected,
-        results: block.results,
-    })
+        // Filled by the caller, which decides whether the block is kept.
+        results: Vec::new(),
+    };
+    Ok((report, block))
 }
 
 impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
@@ -594,8 +662,16 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
                         out.push(tip_report(ledger));
                     }
                     EntryPayload::Normal(batch) => {
-                        let report = apply_batch(ledger, &mut **content, log_id, batch, &state)
-                            .map_err(apply_err)?;
+                        let (mut report, mut block) =
+                            apply_batch(ledger, &mut **content, log_id, batch, &state)
+                                .map_err(apply_err)?;
+                        let mut applied = lock(&shared.applied).map_err(sm_err)?;
+                        if applied.enabled {
+                            report.results = block.results.clone();
+                            applied.push(Arc::new(block));
+                        } else {
+                            report.results = std::mem::take(&mut block.results);
+                        }
                         out.push(report);
                     }
                 }
@@ -720,6 +796,7 @@ fn install(
         .map_err(|_| "ledger reader lock poisoned".to_string())?;
     drop(reader.take());
     drop(guard.take());
+    lock(&shared.applied)?.clear();
     fs::rename(&shared.ledger_dir, &old).map_err(e)?;
     fs::rename(&incoming, &shared.ledger_dir).map_err(e)?;
     snapshot::sync_dir(&parent_of(&shared.ledger_dir)).map_err(e)?;

@@ -168,3 +168,40 @@ async fn declarations_judged_against_another_parent_are_refused() {
     let r = apply_judged(&mut sm, 4, vec![stale], Some(2)).await;
     assert_eq!((r.accepted.len(), r.rejected.len()), (1, 0), "{r:?}");
 }
+
+/// Blocks are kept for the in-order reader only once it asks; what it
+/// takes is the block the store holds; asking for a height drops the
+/// blocks below it; a snapshot install forgets every kept block.
+#[tokio::test]
+async fn applied_blocks_are_handed_to_the_folding_reader() {
+    use ledger::store::Store;
+    let (_da, _la, mut a) = Builder.build().await.unwrap();
+    let handle = a.handle();
+    apply_bookings(&mut a, 1, "A", 2).await;
+    assert!(handle.take_applied_block(1).is_none(), "kept before asked");
+    handle.keep_applied_blocks();
+    for i in 2..=4 {
+        apply_bookings(&mut a, i, &format!("A{i}"), 3).await;
+    }
+    let stored = handle
+        .with_store(|s| s.block(3))
+        .unwrap()
+        .unwrap()
+        .expect("stored block");
+    // Asking for height 3 drops height 2.
+    let three = handle.take_applied_block(3).expect("kept block 3");
+    assert_eq!(*three, stored);
+    assert!(handle.take_applied_block(2).is_none());
+    assert!(handle.take_applied_block(3).is_none(), "taken once");
+    assert!(handle.take_applied_block(4).is_some());
+
+    // c holds b's first block, kept; installing b's snapshot forgets it.
+    let (_db, _lb, mut b) = Builder.build().await.unwrap();
+    let (_dc, _lc, mut c) = Builder.build().await.unwrap();
+    apply_bookings(&mut b, 1, "B", 2).await;
+    apply_bookings(&mut b, 2, "B2", 2).await;
+    c.handle().keep_applied_blocks();
+    apply_bookings(&mut c, 1, "B", 2).await;
+    transfer(&mut b, &mut c).await.unwrap();
+    assert!(c.handle().take_applied_block(1).is_none());
+}

@@ -273,6 +273,7 @@ pub async fn follow(
         .with_store(|s| load(s, &core.party))
         .unwrap_or_default();
     core.kpis.write(|e| *e = initial);
+    core.consensus.ledger().keep_applied_blocks();
     let mut persisted = Instant::now();
     let mut dirty = false;
     loop {
@@ -343,13 +344,14 @@ fn fold_pass(core: &NodeCore, keys: &[DecryptionKey]) -> u64 {
     let mut folded = 0;
     while folded < PASS_BLOCKS {
         let next = core.kpis.read(|e| e.next_height());
-        // This node committed the block and checked its store at start;
-        // the fold reads it back without checking it again (the API's
-        // reads do check).
-        let block: Option<Block> = match ledger.with_store(|s| s.block(next)) {
-            Ok(Ok(b)) => b,
-            _ => None,
-        };
+        // The block as this node applied it, or else read back from the
+        // store (checked at start; the API's reads do check).
+        let block: Option<Arc<Block>> = ledger.take_applied_block(next).or_else(|| {
+            match ledger.with_store(|s| s.block(next)) {
+                Ok(Ok(b)) => b.map(Arc::new),
+                _ => None,
+            }
+        });
         let Some(block) = block else { break };
         let inputs: Vec<Sealed> = block
             .txs
