@@ -182,6 +182,16 @@ fn content(c: &mut Criterion) {
     c.bench_function("content/assess_opened_declaration", |b| {
         b.iter(|| black_box(v.assess(&cfg, &d, "broker", 0)))
     });
+    // With the distilled table the benchmark network pins (when distilled).
+    match ledger::hs::semantic::locate().map(ledger::hs::semantic::SemanticTable::load) {
+        Some(Ok(table)) => {
+            let v = v.with_semantic(std::sync::Arc::new(table));
+            c.bench_function("content/assess_opened_declaration_semantic", |b| {
+                b.iter(|| black_box(v.assess(&cfg, &d, "broker", 0)))
+            });
+        }
+        _ => eprintln!("semantic benchmark skipped: no table (customsctl hs distil)"),
+    }
 }
 
 fn store(c: &mut Criterion) {

@@ -283,6 +283,9 @@ struct Semantic {
     chapter_headings: Vec<Vec<u32>>,
     /// heading anchor -> its docs (start, end).
     heading_docs: Vec<(u32, u32)>,
+    /// Maximal runs of consecutive docs under the same heading and chapter
+    /// anchors: (start, end, heading, chapter), covering every doc.
+    runs: Vec<(u32, u32, u32, u32)>,
     weights: SemanticWeights,
 }
 
@@ -1269,7 +1272,7 @@ impl Classifier {
 
     /// Adds the distilled language model's evidence to every score.
     pub fn with_semantic(mut self, table: Arc<SemanticTable>) -> Classifier {
-        let anchors = self
+        let anchors: Vec<[u32; 3]> = self
             .codes
             .iter()
             .map(|c| {
@@ -1302,11 +1305,20 @@ impl Classifier {
                 list.push(u32::try_from(h).unwrap_or(u32::MAX));
             }
         }
+        let mut runs: Vec<(u32, u32, u32, u32)> = Vec::new();
+        for (d, ix) in anchors.iter().enumerate() {
+            let d = u32::try_from(d).unwrap_or(u32::MAX);
+            match runs.last_mut() {
+                Some(r) if r.2 == ix[1] && r.3 == ix[2] && r.1 == d => r.1 = d + 1,
+                _ => runs.push((d, d + 1, ix[1], ix[2])),
+            }
+        }
         self.semantic = Some(Semantic {
             table,
             anchors,
             chapter_headings,
             heading_docs,
+            runs,
             weights: SemanticWeights::default(),
         });
         self
@@ -1562,8 +1574,9 @@ impl Classifier {
         let mut best_chapters: Vec<(i32, usize)> =
             chapters.iter().enumerate().map(|(i, &c)| (c, i)).collect();
         best_chapters.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        // Headings: the lexical shortlist's and the closest chapters'.
-        let mut heading_set: BTreeSet<u32> = lexical
+        // Headings: the lexical shortlist's and the closest chapters'
+        // (ascending, each once).
+        let mut heading_set: Vec<u32> = lexical
             .iter()
             .filter_map(|&(_, d)| sem.anchors.get(d as usize).map(|a| a[1]))
             .filter(|&h| h != u32::MAX)
@@ -1571,6 +1584,8 @@ impl Classifier {
         for &(_, c) in best_chapters.iter().take(SEM_CHAPTERS) {
             heading_set.extend(sem.chapter_headings.get(c).into_iter().flatten());
         }
+        heading_set.sort_unstable();
+        heading_set.dedup();
         let heading_cos: Vec<(u32, i32)> = heading_set
             .iter()
             .map(|&h| (h, t.cosine(&q, HEADINGS, h as usize)))
@@ -1578,12 +1593,14 @@ impl Classifier {
         let mut best_headings: Vec<(i32, u32)> = heading_cos.iter().map(|&(h, c)| (c, h)).collect();
         best_headings.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         // Subheadings: the lexical shortlist and those under the closest headings.
-        let mut sub_docs: BTreeSet<u32> = lexical.iter().map(|&(_, d)| d).collect();
+        let mut sub_docs: Vec<u32> = lexical.iter().map(|&(_, d)| d).collect();
         for &(_, h) in best_headings.iter().take(SEM_HEADINGS) {
             if let Some(&(from, to)) = sem.heading_docs.get(h as usize) {
                 sub_docs.extend(from..to);
             }
         }
+        sub_docs.sort_unstable();
+        sub_docs.dedup();
         let chapter_add: Vec<u64> = chapters.iter().map(|&c| w.chapter * above(c)).collect();
         let mut heading_add = vec![0u64; t.anchors(HEADINGS).len()];
         for &(h, c) in &heading_cos {
@@ -1591,9 +1608,21 @@ impl Classifier {
                 *x = w.heading * above(c);
             }
         }
-        for (a, ix) in acc.iter_mut().zip(&sem.anchors) {
-            *a += chapter_add.get(ix[2] as usize).copied().unwrap_or(0)
-                + heading_add.get(ix[1] as usize).copied().unwrap_or(0);
+        // Every doc gets its chapter's and heading's share, a run of docs
+        // under the same ones at a time.
+        for &(from, to, h, c) in &sem.runs {
+            let add = chapter_add.get(c as usize).copied().unwrap_or(0)
+                + heading_add.get(h as usize).copied().unwrap_or(0);
+            if add == 0 {
+                continue;
+            }
+            for a in acc
+                .get_mut(from as usize..to as usize)
+                .into_iter()
+                .flatten()
+            {
+                *a += add;
+            }
         }
         for d in sub_docs {
             let Some(ix) = sem.anchors.get(d as usize) else {
