@@ -531,22 +531,7 @@ fn isqrt(n: u128) -> u128 {
 /// vectors are scaled up first, so the norm's integer square root keeps
 /// at least 20 significant bits.
 pub fn normalise(v: &[i64]) -> Option<Vec<i16>> {
-    let wide: Vec<i128> = v.iter().map(|&x| i128::from(x)).collect();
-    let sq = |w: &[i128]| -> u128 { w.iter().map(|&x| x.unsigned_abs() * x.unsigned_abs()).sum() };
-    let mut norm = isqrt(sq(&wide));
-    if norm == 0 {
-        return None;
-    }
-    let bits = 128 - norm.leading_zeros();
-    let wide: Vec<i128> = if bits < 20 {
-        let k = 20 - bits;
-        let w: Vec<i128> = wide.iter().map(|&x| x << k).collect();
-        norm = isqrt(sq(&w));
-        w
-    } else {
-        wide
-    };
-    let norm = i128::try_from(norm).ok()?;
+    let (wide, norm) = widened_with_norm(v)?;
     let divisor = 2 * norm;
     // Queries' values fit 64 bits, where division is many times cheaper;
     // both divisions truncate toward zero, so the quotient is the same.
@@ -564,6 +549,27 @@ pub fn normalise(v: &[i64]) -> Option<Vec<i16>> {
             })
             .collect(),
     )
+}
+
+/// `v` in 128 bits (scaled up when its norm has fewer than 20 significant
+/// bits) and that vector's integer norm; `None` for a zero vector.
+fn widened_with_norm(v: &[i64]) -> Option<(Vec<i128>, i128)> {
+    let wide: Vec<i128> = v.iter().map(|&x| i128::from(x)).collect();
+    let sq = |w: &[i128]| -> u128 { w.iter().map(|&x| x.unsigned_abs() * x.unsigned_abs()).sum() };
+    let mut norm = isqrt(sq(&wide));
+    if norm == 0 {
+        return None;
+    }
+    let bits = 128 - norm.leading_zeros();
+    let wide: Vec<i128> = if bits < 20 {
+        let k = 20 - bits;
+        let w: Vec<i128> = wide.iter().map(|&x| x << k).collect();
+        norm = isqrt(sq(&w));
+        w
+    } else {
+        wide
+    };
+    Some((wide, i128::try_from(norm).ok()?))
 }
 
 /// BERT's basic uncased tokenisation: control characters dropped, CJK
@@ -692,7 +698,7 @@ mod tests {
     use super::*;
 
     /// The plain running sum and the all-`i128` division that [`dot`] and
-    /// [`normalise`] replaced for speed.
+    /// [`normalise`] replaced for speed (the widening and norm are shared).
     fn dot_reference(a: &[i16], b: &[i16]) -> i32 {
         a.iter()
             .zip(b)
@@ -701,23 +707,7 @@ mod tests {
     }
 
     fn normalise_reference(v: &[i64]) -> Option<Vec<i16>> {
-        let wide: Vec<i128> = v.iter().map(|&x| i128::from(x)).collect();
-        let sq =
-            |w: &[i128]| -> u128 { w.iter().map(|&x| x.unsigned_abs() * x.unsigned_abs()).sum() };
-        let mut norm = isqrt(sq(&wide));
-        if norm == 0 {
-            return None;
-        }
-        let bits = 128 - norm.leading_zeros();
-        let wide: Vec<i128> = if bits < 20 {
-            let k = 20 - bits;
-            let w: Vec<i128> = wide.iter().map(|&x| x << k).collect();
-            norm = isqrt(sq(&w));
-            w
-        } else {
-            wide
-        };
-        let norm = i128::try_from(norm).ok()?;
+        let (wide, norm) = widened_with_norm(v)?;
         Some(
             wide.iter()
                 .map(|&x| {
