@@ -524,11 +524,15 @@ pub struct EvalOpts {
     pub full_model: Option<PathBuf>,
     /// Grid-search the semantic weights and print the best.
     pub tune: bool,
+    /// Grid-search the trade prior's weights and print the best.
+    pub tune_prior: bool,
     /// Simulated history: learn from every other case of each set (as
     /// customs-confirmed releases) and score the rest before and after.
     pub learn_half: bool,
     /// Print the score calibration table.
     pub calibrate: bool,
+    /// Fit the calibration knots (isotonic regression) and print them.
+    pub fit_calibration: bool,
     /// Write each case's top-40 suggestions here (tab-separated).
     pub dump: Option<PathBuf>,
 }
@@ -642,6 +646,30 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
         }
         println!("best {:?}", best.1);
     }
+    if o.tune_prior {
+        use ledger::hs::classifier::PriorWeights;
+        let mut tuned = classifier.clone();
+        let mut best = (0u32, PriorWeights::default());
+        for per_level in [0, 250, 500, 1_000, 2_000, 4_000, 8_000] {
+            for permille in [0, 5, 10, 20, 40, 80] {
+                let w = PriorWeights {
+                    per_level,
+                    permille,
+                };
+                tuned.set_prior_weights(w);
+                let (t, _) = eval(&tuned);
+                let score: u32 = t.iter().map(|t| 2 * t.sub + t.top5 + t.ch).sum();
+                println!(
+                    "{w:?}: {}",
+                    t.iter().map(Tally::line).collect::<Vec<_>>().join(" | ")
+                );
+                if score > best.0 {
+                    best = (score, w);
+                }
+            }
+        }
+        println!("best {:?}", best.1);
+    }
     if o.learn_half {
         let held: Vec<(&String, Vec<&Case>)> = sets
             .iter()
@@ -686,6 +714,9 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
     if o.calibrate {
         calibration(&classifier, &sets);
     }
+    if o.fit_calibration {
+        fit_calibration(&classifier, &sets);
+    }
     if let Some(path) = &o.dump {
         let mut out = String::new();
         for (name, cases) in &sets {
@@ -717,6 +748,143 @@ pub fn run_eval(o: &EvalOpts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Upper bounds (basis points of the pool's weight) of the share bands a
+/// calibration table gets one knot each for; a band with fewer than
+/// [`MIN_KNOT_POINTS`] points joins the next.
+const KNOT_BANDS: [u64; 12] = [
+    100, 250, 500, 1_000, 1_500, 2_000, 3_000, 4_000, 5_500, 7_000, 8_500, 10_001,
+];
+const MIN_KNOT_POINTS: usize = 15;
+
+/// (share of the pool's weight in basis points, right) for every code
+/// prefix of `digits` digits among a case's pool: the points the
+/// calibration table of that level is fitted on.
+fn pool_points(pool: &[(String, u64)], want: &str, digits: usize) -> Vec<(u64, bool)> {
+    let mut by_prefix: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (code, share) in pool {
+        if let Some(p) = code.get(..digits) {
+            *by_prefix.entry(p).or_default() += share;
+        }
+    }
+    by_prefix
+        .into_iter()
+        .map(|(p, share)| (share, want.get(..digits) == Some(p)))
+        .collect()
+}
+
+/// Isotonic (pool-adjacent-violators) fit of right/wrong outcomes against
+/// the share, one knot per band of [`KNOT_BANDS`]: (mean share, mean
+/// fitted rate), both in basis points, nondecreasing.
+fn isotonic_knots(points: &mut [(u64, bool)]) -> Vec<(u64, u64)> {
+    points.sort_unstable();
+    // Blocks of (sum of outcomes, count), merged while they decrease.
+    let mut blocks: Vec<(f64, f64)> = Vec::new();
+    for &(_, right) in points.iter() {
+        blocks.push((f64::from(u8::from(right)), 1.0));
+        while blocks.len() > 1 {
+            let (s2, n2) = blocks[blocks.len() - 1];
+            let (s1, n1) = blocks[blocks.len() - 2];
+            if s1 / n1 <= s2 / n2 {
+                break;
+            }
+            blocks.pop();
+            if let Some(last) = blocks.last_mut() {
+                *last = (s1 + s2, n1 + n2);
+            }
+        }
+    }
+    let fitted: Vec<f64> = blocks
+        .iter()
+        .flat_map(|&(s, n)| std::iter::repeat_n(s / n, n as usize))
+        .collect();
+    let mut knots: Vec<(u64, u64)> = Vec::new();
+    let (mut from, mut band) = (0usize, 0usize);
+    for (i, p) in points.iter().enumerate() {
+        while band + 1 < KNOT_BANDS.len() && p.0 >= KNOT_BANDS[band] {
+            band += 1;
+        }
+        let last = i + 1 == points.len();
+        let closes = last || points[i + 1].0 >= KNOT_BANDS[band];
+        if closes && (i + 1 - from >= MIN_KNOT_POINTS || last) {
+            let xs = &points[from..=i];
+            let ys = &fitted[from..=i];
+            let x = xs.iter().map(|p| p.0).sum::<u64>() / xs.len() as u64;
+            let y = (ys.iter().sum::<f64>() / ys.len() as f64 * 10_000.0).round() as u64;
+            let y = knots.last().map_or(y, |&(_, prev)| y.max(prev));
+            knots.push((x, y));
+            from = i + 1;
+        }
+    }
+    knots
+}
+
+/// `calibrate` of the classifier, in floats (fitting diagnostics).
+fn interpolate(knots: &[(u64, u64)], share: u64) -> f64 {
+    let mut prev = (0.0, 0.0);
+    for &(x, y) in knots {
+        let (x, y) = (x as f64, y as f64);
+        if share as f64 <= x {
+            let t = if x > prev.0 {
+                (share as f64 - prev.0) / (x - prev.0)
+            } else {
+                1.0
+            };
+            return prev.1 + t * (y - prev.1);
+        }
+        prev = (x, y);
+    }
+    prev.1
+}
+
+/// Mean gap, in percentage points, between the calibrated confidence and
+/// the observed rate over twelve equal-count bins of `points`.
+fn calibration_gap(knots: &[(u64, u64)], points: &mut [(u64, bool)]) -> f64 {
+    points.sort_unstable();
+    let per = points.len().div_ceil(12).max(1);
+    let mut gap = 0.0;
+    for bin in points.chunks(per) {
+        let predicted = bin.iter().map(|p| interpolate(knots, p.0)).sum::<f64>() / bin.len() as f64;
+        let observed = bin.iter().filter(|p| p.1).count() as f64 / bin.len() as f64 * 10_000.0;
+        gap += (predicted - observed).abs() * bin.len() as f64;
+    }
+    gap / points.len().max(1) as f64 / 100.0
+}
+
+/// Fits the three calibration tables on every case and prints them as the
+/// classifier's constants; fitted on even cases, checks them on odd ones.
+fn fit_calibration(c: &ledger::hs::classifier::Classifier, sets: &[(String, Vec<Case>)]) {
+    let cases: Vec<&Case> = sets.iter().flat_map(|(_, cases)| cases).collect();
+    let pools: Vec<Vec<(String, u64)>> =
+        cases.iter().map(|case| c.pool_shares(&case.text)).collect();
+    for (name, digits) in [
+        ("CAL_SUBHEADING", 6),
+        ("CAL_HEADING", 4),
+        ("CAL_CHAPTER", 2),
+    ] {
+        let points = |keep: &dyn Fn(usize) -> bool| -> Vec<(u64, bool)> {
+            cases
+                .iter()
+                .zip(&pools)
+                .enumerate()
+                .filter(|(i, _)| keep(*i))
+                .flat_map(|(_, (case, pool))| pool_points(pool, &case.hs6, digits))
+                .collect()
+        };
+        let knots = isotonic_knots(&mut points(&|_| true));
+        let half = isotonic_knots(&mut points(&|i| i % 2 == 0));
+        let gap = calibration_gap(&half, &mut points(&|i| i % 2 == 1));
+        println!(
+            "const {name}: [(u64, u64); {}] = [{}];  // fitted on half, {gap:.1} points from the other half",
+            knots.len(),
+            knots
+                .iter()
+                .map(|(x, y)| format!("({x}, {y})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 /// Confidence bands of the calibration table (basis points, upper bounds).

@@ -116,12 +116,19 @@ enum HsCmd {
         /// own accuracy, level by level).
         #[arg(long)]
         tune: bool,
+        /// Grid-search the trade prior's weights.
+        #[arg(long)]
+        tune_prior: bool,
         /// Simulated history: learn every other case, score the rest before/after.
         #[arg(long)]
         learn_half: bool,
         /// Print the score calibration table and what each verdict means.
         #[arg(long)]
         calibrate: bool,
+        /// Fit the calibration tables (isotonic regression on the cases)
+        /// and print them as the classifier's constants.
+        #[arg(long)]
+        fit_calibration: bool,
         /// Write each case's top-40 suggestions (set, expected, code:score…)
         /// as tab-separated lines to this file.
         #[arg(long)]
@@ -758,8 +765,10 @@ async fn run(cli: Cli) -> Result<()> {
                 semantic,
                 full_model,
                 tune,
+                tune_prior,
                 learn_half,
                 calibrate,
+                fit_calibration,
                 dump,
             } => {
                 let nom = nomenclature_path(nomenclature.as_deref())?;
@@ -774,8 +783,10 @@ async fn run(cli: Cli) -> Result<()> {
                     semantic,
                     full_model,
                     tune,
+                    tune_prior,
                     learn_half,
                     calibrate,
+                    fit_calibration,
                     dump,
                 })?;
             }
