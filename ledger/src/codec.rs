@@ -100,7 +100,7 @@ fn decode_strict<T: Serialize + DeserializeOwned, C: bincode::config::Config>(
             limit,
         });
     }
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, config)
+    let (value, read): (T, usize) = bincode::serde::borrow_decode_from_slice(bytes, config)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - read));
@@ -137,7 +137,7 @@ pub fn decode_prefix<T: Serialize + DeserializeOwned>(
             limit: MAX_RECORD_BYTES,
         });
     }
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, CONFIG)
+    let (value, read): (T, usize) = bincode::serde::borrow_decode_from_slice(bytes, CONFIG)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     match bytes.get(..read) {
         Some(prefix) if encodes_to(&value, prefix, CONFIG) => Ok((value, read)),
@@ -209,9 +209,12 @@ pub mod bytes {
         }
     }
 
-    /// Deserialize from a byte string (or a sequence of bytes).
+    /// Deserialize from a byte string (or a sequence of bytes). Asks for
+    /// borrowed bytes: the codec decodes from a slice, so the buffer is
+    /// allocated once and copied into, where an owned byte buffer would
+    /// first be zero-filled and then overwritten.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
+        d.deserialize_bytes(BytesVisitor)
     }
 }
 
