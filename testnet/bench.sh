@@ -6,7 +6,8 @@
 # (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle;
 # BENCH_BATCH=N transactions per SubmitBatch call, default 32, 1 = one Submit each;
 # BENCH_NODE_SET=key=value passes one more config override to every node;
-# BENCH_KEEP=1 keeps the nodes' data in DIR/net)
+# BENCH_KEEP=1 keeps the nodes' data in DIR/net;
+# BENCH_BIN_DIR=D runs the customs-node and customsctl in D instead of building)
 # Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
 # per committed transaction and the machine's fsync latency; writes
 # DIR/bench.json and DIR/bench.svg.
@@ -21,8 +22,17 @@ export CUSTOMS_PROFILE="$profile"
 # Whole workspace, all targets, in both profiles: the same feature set as the
 # tests (and testnet/faults.sh), so each profile compiles RocksDB once.
 release=(); [ "$profile" = release ] && release=(--release)
-cargo build "${release[@]}" --locked --workspace --all-targets
-bin="$CARGO_TARGET_DIR/$profile"
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+    # Binaries built earlier (another commit, copied aside), so two builds
+    # can be compared in the same hour without rebuilding between runs.
+    bin="$(cd "$BENCH_BIN_DIR" && pwd)"
+    for b in customs-node customsctl; do
+        [ -x "$bin/$b" ] || { echo "error: BENCH_BIN_DIR=$BENCH_BIN_DIR has no executable $b" >&2; exit 1; }
+    done
+else
+    cargo build "${release[@]}" --locked --workspace --all-targets
+    bin="$CARGO_TARGET_DIR/$profile"
+fi
 spec="$root/testnet/bench-network.toml"
 # Only the 4 benchmark nodes run; the exporter and carrier are parties without nodes (runs_node = false).
 mkdir -p "$dir"
