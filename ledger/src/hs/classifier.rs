@@ -1018,16 +1018,23 @@ const LETTER_PHRASES: &[&str] = &[
 /// The description without the sentences of a ruling letter's frame
 /// (see [`LETTER_PHRASES`]), unless nothing else would be left.
 fn without_letter_sentences(text: &str) -> std::borrow::Cow<'_, str> {
-    let lower = text.to_ascii_lowercase();
-    if !LETTER_PHRASES.iter().any(|p| lower.contains(p)) {
+    // Every goods item is judged on the committed path: no lowercased copy
+    // of a description that holds no letter phrase at all.
+    let has_phrase = |t: &str| {
+        let b = t.as_bytes();
+        LETTER_PHRASES.iter().any(|p| {
+            b.windows(p.len())
+                .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+        })
+    };
+    if !has_phrase(text) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut kept = String::with_capacity(text.len());
     let mut rest = text;
     while !rest.is_empty() {
         let (sentence, tail) = super::semantic::split_first_sentence(rest);
-        let l = sentence.to_ascii_lowercase();
-        if !LETTER_PHRASES.iter().any(|p| l.contains(p)) {
+        if !has_phrase(sentence) {
             kept.push_str(sentence);
         }
         if tail.len() == rest.len() {
