@@ -24,6 +24,7 @@
 
 pub mod authz;
 mod batcher;
+pub mod election;
 mod error;
 pub mod integrity;
 mod log_store;

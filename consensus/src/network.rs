@@ -8,6 +8,7 @@
 //! Messages encode with the ledger codec (strict bincode, size-limited).
 
 use crate::authz;
+use crate::election::SplitVotes;
 use crate::types::{NodeId, PeerNode, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -150,14 +151,17 @@ pub async fn handle_rpc(raft: &Raft<TypeConfig>, rpc: RaftRpc) -> RaftRpcReply {
 pub struct Network<T> {
     transport: Arc<T>,
     membership: MembershipView,
+    splits: Arc<SplitVotes>,
 }
 
 impl<T> Network<T> {
-    /// Wrap a transport; replies are judged against `membership`.
-    pub fn new(transport: Arc<T>, membership: MembershipView) -> Self {
+    /// Wrap a transport; replies are judged against `membership`, and the
+    /// answers to this node's vote requests are reported to `splits`.
+    pub fn new(transport: Arc<T>, membership: MembershipView, splits: Arc<SplitVotes>) -> Self {
         Network {
             transport,
             membership,
+            splits,
         }
     }
 }
@@ -169,6 +173,7 @@ pub struct NetworkConnection<T> {
     target: NodeId,
     node: PeerNode,
     membership: MembershipView,
+    splits: Arc<SplitVotes>,
 }
 
 impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
@@ -180,6 +185,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
             target,
             node: node.clone(),
             membership: self.membership.clone(),
+            splits: self.splits.clone(),
         }
     }
 }
@@ -293,8 +299,14 @@ impl<T: Transport> RaftNetwork<TypeConfig> for NetworkConnection<T> {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, PeerNode, RaftError<NodeId>>> {
+        let req = rpc.clone();
         match self.call(RaftRpc::Vote(rpc)).await {
-            Ok(RaftRpcReply::Vote(r)) => r.map_err(|e| self.remote(e)),
+            Ok(RaftRpcReply::Vote(r)) => {
+                if let Ok(resp) = &r {
+                    self.splits.observe(&req, resp);
+                }
+                r.map_err(|e| self.remote(e))
+            }
             Ok(_) => Err(unexpected()),
             Err(e) => Err(transport_err(e, 0)),
         }

@@ -102,6 +102,8 @@ pub struct ConsensusNode {
     /// too, so this node's election timer runs out and another leader is
     /// elected instead of the chain stalling behind it.
     clock_refused: Arc<std::sync::Mutex<Option<openraft::Vote<NodeId>>>>,
+    /// The task that reruns split elections ([`crate::election`]).
+    rerun: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for ConsensusNode {
@@ -149,16 +151,23 @@ impl ConsensusNode {
         .map_err(|e| ConsensusError::Raft(e.to_string()))??;
         let ledger = sm.handle();
         let membership: crate::network::MembershipView = Arc::default();
+        let splits = Arc::new(crate::election::SplitVotes::default());
         let raft = Raft::new(
             config.node_id,
-            raft_config,
-            Network::new(transport, membership.clone()),
+            raft_config.clone(),
+            Network::new(transport, membership.clone(), splits.clone()),
             log_store,
             sm,
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         let _ = membership.set(raft.metrics());
+        let rerun = crate::election::spawn_rerun(
+            raft.clone(),
+            splits,
+            crate::election::rerun_window(&raft_config),
+        )
+        .abort_handle();
         Ok(ConsensusNode {
             raft,
             node_id: config.node_id,
@@ -167,6 +176,7 @@ impl ConsensusNode {
             ledger,
             incoming: Arc::default(),
             clock_refused: Arc::default(),
+            rerun,
         })
     }
 
@@ -365,6 +375,7 @@ impl ConsensusNode {
     /// Stop Raft (the ledger and log databases close when the last handle
     /// is dropped).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
+        self.rerun.abort();
         self.raft
             .shutdown()
             .await

@@ -1,6 +1,7 @@
 //! In-process transport for cluster tests: a router that delivers Raft
 //! messages between [`Raft`] instances in one process, through the same
-//! encode/decode path a real transport uses, with a partition knob.
+//! encode/decode path a real transport uses, with a partition knob and a
+//! hold knob (messages wait until released, so tests can make them cross).
 
 use crate::network::{handle_rpc, RaftRpc, RaftRpcReply, Transport, TransportError};
 use crate::types::{NodeId, PeerNode, TypeConfig};
@@ -15,9 +16,20 @@ struct State {
 }
 
 /// Routes messages between registered nodes. Cloning shares the routes.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Router {
     state: Arc<Mutex<State>>,
+    /// `true` while messages are held back.
+    held: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            state: Arc::default(),
+            held: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Router {
@@ -66,6 +78,16 @@ impl Router {
     pub fn heal(&self, id: NodeId) {
         self.with(|s| s.isolated.remove(&id));
     }
+
+    /// Hold every message sent from now on until [`Router::release`].
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Deliver the held messages and stop holding.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
 }
 
 /// One node's view of the [`Router`].
@@ -82,6 +104,10 @@ impl Transport for RouterTransport {
         _node: &PeerNode,
         rpc: RaftRpc,
     ) -> Result<RaftRpcReply, TransportError> {
+        let mut held = self.router.held.subscribe();
+        if held.wait_for(|h| !*h).await.is_err() {
+            return Err(TransportError::Unreachable("router dropped".into()));
+        }
         let raft = self.router.with(|s| {
             if s.isolated.contains(&self.from) || s.isolated.contains(&target) {
                 return Err(TransportError::Unreachable(format!(

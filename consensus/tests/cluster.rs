@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use consensus::openraft;
 use consensus::testing::Router;
 use consensus::{spawn_batcher, BatcherConfig, NodeId};
 use ledger::event::EventKind;
@@ -309,4 +310,100 @@ async fn batcher_caps_entries_by_bytes() {
     }
     assert!(per_block.values().all(|n| *n <= 3), "{per_block:?}");
     assert!(per_block.len() >= 7, "{per_block:?}");
+}
+
+/// Two candidates of one term can refuse each other: openraft orders the
+/// votes of a term by node id, so the candidate with the higher id refuses
+/// the other's request, while its own request is refused for its shorter
+/// log. Neither wins the term, and openraft's timer (one timeout per node for
+/// its lifetime) can line the two up again round after round. The candidate
+/// that saw this split starts the next term after a delay drawn afresh. With
+/// openraft's own election timer switched off on every node, the split below
+/// is resolved by that rerun alone, the candidate with the longer log wins,
+/// and it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_vote_is_rerun_with_a_fresh_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new();
+    // Vote requests time out after the smallest election timeout: 3 s
+    // leaves the held requests below ample time to be delivered.
+    let cfg = openraft::Config {
+        election_timeout_min: 3000,
+        election_timeout_max: 4000,
+        heartbeat_interval: 100,
+        ..raft_config(None)
+    };
+    let mut nodes = std::collections::BTreeMap::new();
+    for id in [1, 2, 3] {
+        nodes.insert(
+            id,
+            start_node_with(&router, dir.path(), id, cfg.clone()).await,
+        );
+    }
+    let members = [1, 2, 3].into_iter().map(|id| (id, peer(id))).collect();
+    nodes[&1].initialize(members).await.expect("initialize");
+    let old_leader = wait_leader(&nodes[&1], None).await;
+    for n in nodes.values() {
+        n.raft().runtime_config().elect(false);
+    }
+    // `a` < `b`: `b`'s vote outranks `a`'s in a shared term.
+    let others: Vec<NodeId> = nodes
+        .keys()
+        .copied()
+        .filter(|&id| id != old_leader)
+        .collect();
+    let (a, b) = (others[0], others[1]);
+
+    // Every node holds the membership and a first block; then `a` gets a
+    // longer log than `b`.
+    let r = nodes[&old_leader]
+        .propose(testkit::lifecycle("SPLIT-1", 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    let all: Vec<_> = nodes.values().collect();
+    converge(&all, r.height).await;
+    router.isolate(b);
+    let r = nodes[&old_leader]
+        .propose(testkit::lifecycle("SPLIT-2", 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    converge(&[&nodes[&old_leader], &nodes[&a]], r.height).await;
+
+    // Both campaign in the same term before either hears the other.
+    router.isolate(old_leader);
+    router.heal(b);
+    router.hold();
+    let term0 = nodes[&a].metrics().borrow().current_term;
+    assert_eq!(nodes[&b].metrics().borrow().current_term, term0);
+    for id in [a, b] {
+        nodes[&id].raft().trigger().elect().await.unwrap();
+    }
+    for id in [a, b] {
+        nodes[&id]
+            .raft()
+            .wait(Some(WAIT))
+            .metrics(|m| m.current_term == term0 + 1, "campaigning")
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e:?} {:?}", nodes[&id].metrics().borrow()));
+    }
+    router.release();
+
+    let new_leader = wait_leader(&nodes[&b], Some(old_leader)).await;
+    assert_eq!(new_leader, a, "only the longer log can win");
+    let term = nodes[&a].metrics().borrow().current_term;
+    assert!(
+        term >= term0 + 2,
+        "won in term {term}: nobody can win the split term {}",
+        term0 + 1
+    );
+    let r = nodes[&a]
+        .propose(testkit::lifecycle("SPLIT-1", 0, NOW)[4..].to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.accepted.len(), 5, "{r:?}");
+    let tips = converge(&[&nodes[&a], &nodes[&b]], r.height).await;
+    all_equal(&tips);
+    for n in nodes.values() {
+        n.shutdown().await.unwrap();
+    }
 }

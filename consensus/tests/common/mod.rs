@@ -56,10 +56,20 @@ pub async fn start_node(
     id: NodeId,
     snapshot_every: Option<u64>,
 ) -> ConsensusNode {
+    start_node_with(router, dir, id, raft_config(snapshot_every)).await
+}
+
+/// [`start_node`] with these openraft settings.
+pub async fn start_node_with(
+    router: &Router,
+    dir: &Path,
+    id: NodeId,
+    raft: openraft::Config,
+) -> ConsensusNode {
     let cfg = NodeConfig {
         node_id: id,
         party: party_of(id).into(),
-        raft: raft_config(snapshot_every),
+        raft,
         log_dir: dir.join(format!("log-{id}")),
         ledger_dir: dir.join(format!("ledger-{id}")),
         clock: Arc::new(|| NOW),

@@ -1,0 +1,225 @@
+//! Fresh randomness for repeated elections.
+//!
+//! openraft 0.9 orders the votes of one term by node id, so of two
+//! candidates of the same term the one with the higher id refuses the other's
+//! request; if its own log is the shorter one, its request is refused too,
+//! and nobody wins the term. openraft then waits for its election timer, but
+//! it draws each node's election timeout once, when the node starts, and
+//! fires elections only on its tick (1.5 heartbeats): two voters whose
+//! timeouts round to the same number of ticks and whose ticks line up start
+//! their campaigns together round after round until the ticks drift apart
+//! (ADR 0006, session 20: three such rounds, 3.19 s without a leader). Raft's
+//! liveness argument needs a fresh random timeout per round.
+//!
+//! [`spawn_rerun`] supplies it without touching the first election: when a
+//! voter has refused this node's vote request because it campaigns in the
+//! same term with a shorter log than ours (a split vote,
+//! seen by [`SplitVotes`] in the network client), this node waits a delay drawn
+//! anew for that term and then starts the next term itself, which the other
+//! candidate of the older term grants.
+//!
+//! Every other losing campaign is left to openraft's own timer: a candidate
+//! that heard no answer (cut off: rerunning would only inflate its term), one
+//! refused for a longer log (openraft backs it off so the better candidate
+//! wins; rerunning would outpace that candidate for ever), or one refused
+//! under a live leader's lease. Nothing here is committed or hashed: the
+//! timing of elections is outside the deterministic apply path.
+
+use crate::types::{NodeId, TypeConfig};
+use openraft::raft::{VoteRequest, VoteResponse};
+use openraft::{Raft, ServerState};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Whether `resp` refuses `req` because the voter campaigns in the same term
+/// with a shorter log than the requester's: the voter cannot win that term
+/// (the requester refuses it for its log), and the requester cannot either
+/// (openraft ranks the voter's vote of the term above its own, or the voter
+/// already holds another vote of the term).
+pub fn is_split_vote(req: &VoteRequest<NodeId>, resp: &VoteResponse<NodeId>) -> bool {
+    !resp.vote_granted
+        && !resp.vote.is_committed()
+        && resp.vote.leader_id().get_term() == req.vote.leader_id().get_term()
+        && resp.vote != req.vote
+        && resp.last_log_id < req.last_log_id
+}
+
+/// Split votes this node's campaigns ran into: the latest term in which one
+/// did, and a wake-up for the rerun task.
+#[derive(Debug, Default)]
+pub struct SplitVotes {
+    term: AtomicU64,
+    seen: Notify,
+}
+
+impl SplitVotes {
+    /// Record the answer to one of this node's vote requests.
+    pub fn observe(&self, req: &VoteRequest<NodeId>, resp: &VoteResponse<NodeId>) {
+        if is_split_vote(req, resp) {
+            self.term
+                .fetch_max(req.vote.leader_id().get_term(), Ordering::Relaxed);
+            self.seen.notify_one();
+        }
+    }
+
+    /// Whether a campaign of `term` ran into a split vote.
+    fn split_in(&self, term: u64) -> bool {
+        self.term.load(Ordering::Relaxed) >= term
+    }
+}
+
+/// The window a losing candidate draws its next campaign's delay from:
+/// from one heartbeat (time for the votes of the live voters to come back)
+/// to the smallest election timeout (so it normally fires before openraft's
+/// own timer, whose timeout stays the same every round).
+pub fn rerun_window(config: &openraft::Config) -> Range<u64> {
+    let lo = config.heartbeat_interval.max(1);
+    let hi = config.election_timeout_min.max(lo + 1);
+    lo..hi
+}
+
+/// The term of this node's open campaign: it holds an uncommitted vote of
+/// that term and knows no leader (a candidate, or a follower that took up
+/// the higher-ranked vote of a candidate it refused).
+fn campaign(m: &openraft::RaftMetrics<NodeId, crate::types::PeerNode>) -> Option<u64> {
+    let open = matches!(m.state, ServerState::Candidate | ServerState::Follower)
+        && m.current_leader.is_none()
+        && !m.vote.is_committed();
+    open.then_some(m.vote.leader_id().get_term())
+}
+
+/// Watch `raft` and start a new term whenever it has been a candidate in the
+/// same term, which ran into a split vote, for a delay drawn from `window`
+/// (milliseconds) afresh for each term. Ends when the Raft node shuts down.
+pub fn spawn_rerun(
+    raft: Raft<TypeConfig>,
+    splits: Arc<SplitVotes>,
+    window: Range<u64>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut rx = raft.metrics();
+        loop {
+            let term = campaign(&rx.borrow_and_update());
+            let Some(term) = term else {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let delay = Duration::from_millis(rand::random_range(window.clone()));
+            let deadline = tokio::time::Instant::now() + delay;
+            loop {
+                let due = tokio::time::Instant::now() >= deadline;
+                if due && splits.split_in(term) {
+                    tracing::info!(
+                        term,
+                        delay_ms = delay.as_millis() as u64,
+                        "split vote: starting the next term"
+                    );
+                    if raft.trigger().elect().await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline), if !due => {}
+                    _ = splits.seen.notified() => {}
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if campaign(&rx.borrow_and_update()) != Some(term) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, LogId, Vote};
+
+    fn log(term: u64, index: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 1), index))
+    }
+
+    #[test]
+    fn split_votes_are_same_term_refusals_by_a_shorter_log() {
+        let req = VoteRequest::new(Vote::new(5, 2), log(4, 100));
+        // The voter campaigns in term 5 too, with a shorter log.
+        let split = |vote, last| is_split_vote(&req, &VoteResponse::new(vote, last, false));
+        assert!(split(Vote::new(5, 3), log(4, 90)));
+        assert!(split(Vote::new(5, 3), log(3, 120)));
+        assert!(split(Vote::new(5, 1), None));
+        // The same log: the voter wins the term with the requester's vote.
+        assert!(!split(Vote::new(5, 3), log(4, 100)));
+        // Granted: no split.
+        assert!(!is_split_vote(
+            &req,
+            &VoteResponse::new(Vote::new(5, 2), log(4, 100), true)
+        ));
+        // Refused for a longer log: openraft's back-off decides, not a rerun.
+        assert!(!is_split_vote(
+            &req,
+            &VoteResponse::new(Vote::new(5, 3), log(4, 101), false)
+        ));
+        assert!(!is_split_vote(
+            &req,
+            &VoteResponse::new(Vote::new(5, 3), log(5, 1), false)
+        ));
+        // Refused under a leader's lease, or by a voter already in a later term.
+        assert!(!is_split_vote(
+            &req,
+            &VoteResponse::new(Vote::new_committed(4, 1), log(4, 100), false)
+        ));
+        assert!(!is_split_vote(
+            &req,
+            &VoteResponse::new(Vote::new_committed(5, 3), log(4, 100), false)
+        ));
+        assert!(!is_split_vote(
+            &req,
+            &VoteResponse::new(Vote::new(6, 3), log(4, 100), false)
+        ));
+    }
+
+    #[test]
+    fn only_split_votes_are_recorded() {
+        let splits = SplitVotes::default();
+        let req = VoteRequest::new(Vote::new(7, 2), log(6, 10));
+        splits.observe(&req, &VoteResponse::new(Vote::new(7, 3), log(6, 11), false));
+        assert!(!splits.split_in(7));
+        splits.observe(&req, &VoteResponse::new(Vote::new(7, 3), log(6, 9), false));
+        assert!(splits.split_in(7));
+        assert!(!splits.split_in(8));
+        // An older term's answer arriving late does not lower the record.
+        let old = VoteRequest::new(Vote::new(6, 2), log(6, 10));
+        splits.observe(&old, &VoteResponse::new(Vote::new(6, 1), log(6, 9), false));
+        assert!(splits.split_in(7));
+    }
+
+    #[test]
+    fn window_spans_heartbeat_to_smallest_timeout() {
+        let cfg = openraft::Config {
+            heartbeat_interval: 150,
+            election_timeout_min: 350,
+            election_timeout_max: 600,
+            ..Default::default()
+        };
+        assert_eq!(rerun_window(&cfg), 150..350);
+        let odd = openraft::Config {
+            heartbeat_interval: 0,
+            election_timeout_min: 0,
+            ..Default::default()
+        };
+        let w = rerun_window(&odd);
+        assert!(!w.is_empty(), "{w:?}");
+    }
+}
