@@ -92,9 +92,10 @@ fn campaign(m: &openraft::RaftMetrics<NodeId, crate::types::PeerNode>) -> Option
     open.then_some(m.vote.leader_id().get_term())
 }
 
-/// Watch `raft` and start a new term whenever it has been a candidate in the
-/// same term, which ran into a split vote, for a delay drawn from `window`
-/// (milliseconds) afresh for each term. Ends when the Raft node shuts down.
+/// Watch `raft` and start a new term whenever its campaign of a term that ran
+/// into a split vote has stayed open (see [`campaign`]) for a delay drawn from
+/// `window` (milliseconds) afresh for each term. Ends when the Raft node
+/// shuts down.
 pub fn spawn_rerun(
     raft: Raft<TypeConfig>,
     splits: Arc<SplitVotes>,
@@ -154,40 +155,23 @@ mod tests {
     #[test]
     fn split_votes_are_same_term_refusals_by_a_shorter_log() {
         let req = VoteRequest::new(Vote::new(5, 2), log(4, 100));
+        let split =
+            |vote, last, granted| is_split_vote(&req, &VoteResponse::new(vote, last, granted));
         // The voter campaigns in term 5 too, with a shorter log.
-        let split = |vote, last| is_split_vote(&req, &VoteResponse::new(vote, last, false));
-        assert!(split(Vote::new(5, 3), log(4, 90)));
-        assert!(split(Vote::new(5, 3), log(3, 120)));
-        assert!(split(Vote::new(5, 1), None));
+        assert!(split(Vote::new(5, 3), log(4, 90), false));
+        assert!(split(Vote::new(5, 3), log(3, 120), false));
+        assert!(split(Vote::new(5, 1), None, false));
         // The same log: the voter wins the term with the requester's vote.
-        assert!(!split(Vote::new(5, 3), log(4, 100)));
+        assert!(!split(Vote::new(5, 3), log(4, 100), false));
         // Granted: no split.
-        assert!(!is_split_vote(
-            &req,
-            &VoteResponse::new(Vote::new(5, 2), log(4, 100), true)
-        ));
+        assert!(!split(Vote::new(5, 2), log(4, 100), true));
         // Refused for a longer log: openraft's back-off decides, not a rerun.
-        assert!(!is_split_vote(
-            &req,
-            &VoteResponse::new(Vote::new(5, 3), log(4, 101), false)
-        ));
-        assert!(!is_split_vote(
-            &req,
-            &VoteResponse::new(Vote::new(5, 3), log(5, 1), false)
-        ));
+        assert!(!split(Vote::new(5, 3), log(4, 101), false));
+        assert!(!split(Vote::new(5, 3), log(5, 1), false));
         // Refused under a leader's lease, or by a voter already in a later term.
-        assert!(!is_split_vote(
-            &req,
-            &VoteResponse::new(Vote::new_committed(4, 1), log(4, 100), false)
-        ));
-        assert!(!is_split_vote(
-            &req,
-            &VoteResponse::new(Vote::new_committed(5, 3), log(4, 100), false)
-        ));
-        assert!(!is_split_vote(
-            &req,
-            &VoteResponse::new(Vote::new(6, 3), log(4, 100), false)
-        ));
+        assert!(!split(Vote::new_committed(4, 1), log(4, 100), false));
+        assert!(!split(Vote::new_committed(5, 3), log(4, 100), false));
+        assert!(!split(Vote::new(6, 3), log(4, 100), false));
     }
 
     #[test]
