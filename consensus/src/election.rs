@@ -18,6 +18,15 @@
 //! anew for that term and then starts the next term itself, which the other
 //! candidate of the older term grants.
 //!
+//! [`Standby`] covers the other slow start seen in the fault runs: the first
+//! candidate after a leader loss has a shorter log than a voter that still
+//! follows the silent leader (it had just restarted, say). That voter refuses
+//! it, and openraft backs the refused candidate off; the voter then waits for
+//! its own timer (leader lease plus election timeout, about a second) before
+//! it campaigns. A voter that refuses a candidate of a later term for a
+//! shorter log, after the leader has been silent for a whole lease, instead
+//! campaigns itself after a short random delay.
+//!
 //! Every other losing campaign is left to openraft's own timer: a candidate
 //! that heard no answer (cut off: rerunning would only inflate its term), one
 //! refused for a longer log (openraft backs it off so the better candidate
@@ -31,7 +40,7 @@ use openraft::{Raft, ServerState};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -80,6 +89,98 @@ pub fn rerun_window(config: &openraft::Config) -> Range<u64> {
     let lo = config.heartbeat_interval.max(1);
     let hi = config.election_timeout_min.max(lo + 1);
     lo..hi
+}
+
+/// Whether `resp` refuses `req` because the requester's log is shorter than
+/// this voter's while the voter still follows a leader of an older term: the
+/// requester has given up on that leader, and this voter would win a term the
+/// requester cannot.
+pub fn outranks_candidate(req: &VoteRequest<NodeId>, resp: &VoteResponse<NodeId>) -> bool {
+    !resp.vote_granted
+        && resp.vote.is_committed()
+        && req.vote.leader_id().get_term() > resp.vote.leader_id().get_term()
+        && resp.last_log_id > req.last_log_id
+}
+
+/// A voter's answer to candidates that cannot win: see the module docs.
+#[derive(Debug)]
+pub struct Standby {
+    born: Instant,
+    /// Milliseconds after `born` at which a leader's message was last
+    /// accepted.
+    heard_ms: AtomicU64,
+    /// openraft's leader lease (the largest election timeout): a vote
+    /// request refused within it may have been refused for the lease.
+    lease: Duration,
+    /// The delay before campaigning is drawn from this range (milliseconds).
+    window: Range<u64>,
+    /// The latest candidate term this node has answered with a campaign.
+    answered: AtomicU64,
+}
+
+impl Standby {
+    /// A standby for a node with these openraft settings; the leader counts
+    /// as heard at start.
+    pub fn new(config: &openraft::Config) -> Self {
+        Standby {
+            born: Instant::now(),
+            heard_ms: AtomicU64::new(0),
+            lease: Duration::from_millis(config.election_timeout_max),
+            window: 0..config.heartbeat_interval.max(1),
+            answered: AtomicU64::new(0),
+        }
+    }
+
+    /// A leader's message (entries, heartbeat or snapshot chunk) was accepted.
+    pub fn heard_leader(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.heard_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Whether no leader has been heard for a whole lease.
+    fn leader_silent(&self) -> bool {
+        let heard = self.born + Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
+        heard.elapsed() > self.lease
+    }
+
+    /// This node answered `req` with `resp`: if it refused a candidate it
+    /// outranks (see [`outranks_candidate`]) after the leader fell silent,
+    /// campaign after a short random delay, unless by then the node's vote
+    /// has changed (it voted, or a leader appeared) or a leader was heard.
+    pub fn answered(
+        self: &Arc<Self>,
+        raft: &Raft<TypeConfig>,
+        req: &VoteRequest<NodeId>,
+        resp: &VoteResponse<NodeId>,
+    ) {
+        if !outranks_candidate(req, resp) || !self.leader_silent() {
+            return;
+        }
+        let term = req.vote.leader_id().get_term();
+        if self.answered.fetch_max(term, Ordering::Relaxed) >= term {
+            return;
+        }
+        let (this, raft, seen) = (self.clone(), raft.clone(), resp.vote);
+        let delay = Duration::from_millis(rand::random_range(self.window.clone()));
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let still = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                m.state == ServerState::Follower
+                    && m.vote == seen
+                    && crate::network::joint_voters(&m).any(|v| v == m.id)
+            };
+            if still && this.leader_silent() {
+                tracing::info!(
+                    candidate_term = term,
+                    delay_ms = delay.as_millis() as u64,
+                    "refused a candidate with a shorter log after the leader fell silent: campaigning"
+                );
+                let _ = raft.trigger().elect().await;
+            }
+        });
+    }
 }
 
 /// The term of this node's open campaign: it holds an uncommitted vote of
@@ -172,6 +273,43 @@ mod tests {
         assert!(!split(Vote::new_committed(4, 1), log(4, 100), false));
         assert!(!split(Vote::new_committed(5, 3), log(4, 100), false));
         assert!(!split(Vote::new(6, 3), log(4, 100), false));
+    }
+
+    #[test]
+    fn a_voter_outranks_later_candidates_with_shorter_logs_only() {
+        let req = VoteRequest::new(Vote::new(6, 2), log(4, 90));
+        let outranks =
+            |vote, last, granted| outranks_candidate(&req, &VoteResponse::new(vote, last, granted));
+        // Following the leader of term 5, with a longer log.
+        assert!(outranks(Vote::new_committed(5, 1), log(4, 100), false));
+        assert!(outranks(Vote::new_committed(5, 1), log(5, 1), false));
+        // The same or a shorter log: the candidate may win.
+        assert!(!outranks(Vote::new_committed(5, 1), log(4, 90), false));
+        assert!(!outranks(Vote::new_committed(5, 1), log(4, 80), false));
+        // Granted.
+        assert!(!outranks(Vote::new(6, 2), log(4, 100), true));
+        // Already campaigning or voting in a term (a split, not this case).
+        assert!(!outranks(Vote::new(6, 3), log(4, 100), false));
+        assert!(!outranks(Vote::new(5, 3), log(4, 100), false));
+        // Following a leader of the candidate's term or a later one.
+        assert!(!outranks(Vote::new_committed(6, 1), log(4, 100), false));
+        assert!(!outranks(Vote::new_committed(7, 1), log(4, 100), false));
+    }
+
+    #[test]
+    fn the_leader_is_silent_only_after_a_whole_lease() {
+        let cfg = openraft::Config {
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 500,
+            ..Default::default()
+        };
+        let standby = Standby::new(&cfg);
+        assert!(!standby.leader_silent(), "heard at start");
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(standby.leader_silent());
+        standby.heard_leader();
+        assert!(!standby.leader_silent());
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct ConsensusNode {
     clock_refused: Arc<std::sync::Mutex<Option<openraft::Vote<NodeId>>>>,
     /// The task that reruns split elections ([`crate::election`]).
     rerun: tokio::task::AbortHandle,
+    /// Campaigns when a refused candidate shows the leader is gone
+    /// ([`crate::election::Standby`]).
+    standby: Arc<crate::election::Standby>,
 }
 
 impl std::fmt::Debug for ConsensusNode {
@@ -177,6 +180,7 @@ impl ConsensusNode {
             incoming: Arc::default(),
             clock_refused: Arc::default(),
             rerun,
+            standby: Arc::new(crate::election::Standby::new(&raft_config)),
         })
     }
 
@@ -320,7 +324,24 @@ impl ConsensusNode {
     /// Answer an incoming Raft message (the caller has authorised it; see
     /// [`ConsensusNode::authorize`]).
     pub async fn handle_rpc(&self, rpc: RaftRpc) -> RaftRpcReply {
-        handle_rpc(&self.raft, rpc).await
+        let vote = match &rpc {
+            RaftRpc::Vote(req) => Some(req.clone()),
+            _ => None,
+        };
+        let reply = handle_rpc(&self.raft, rpc).await;
+        match (&reply, vote) {
+            (RaftRpcReply::Vote(Ok(resp)), Some(req)) => {
+                self.standby.answered(&self.raft, &req, resp)
+            }
+            (RaftRpcReply::AppendEntries(Ok(resp)), _)
+                if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)) =>
+            {
+                self.standby.heard_leader()
+            }
+            (RaftRpcReply::InstallSnapshot(Ok(_)), _) => self.standby.heard_leader(),
+            _ => {}
+        }
+        reply
     }
 
     /// Whether `rpc` from `sender` may reach Raft, judged against this

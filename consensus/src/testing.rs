@@ -1,17 +1,17 @@
 //! In-process transport for cluster tests: a router that delivers Raft
-//! messages between [`Raft`] instances in one process, through the same
+//! messages between [`ConsensusNode`]s in one process, through the same
 //! encode/decode path a real transport uses, with a partition knob and a
 //! hold knob (messages wait until released, so tests can make them cross).
 
-use crate::network::{handle_rpc, RaftRpc, RaftRpcReply, Transport, TransportError};
-use crate::types::{NodeId, PeerNode, TypeConfig};
-use openraft::Raft;
+use crate::network::{RaftRpc, RaftRpcReply, Transport, TransportError};
+use crate::node::ConsensusNode;
+use crate::types::{NodeId, PeerNode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct State {
-    nodes: BTreeMap<NodeId, Raft<TypeConfig>>,
+    nodes: BTreeMap<NodeId, ConsensusNode>,
     isolated: BTreeSet<NodeId>,
 }
 
@@ -59,9 +59,9 @@ impl Router {
         })
     }
 
-    /// Make `raft` reachable as node `id`.
-    pub fn register(&self, id: NodeId, raft: Raft<TypeConfig>) {
-        self.with(|s| s.nodes.insert(id, raft));
+    /// Make `node` reachable as node `id`.
+    pub fn register(&self, id: NodeId, node: ConsensusNode) {
+        self.with(|s| s.nodes.insert(id, node));
     }
 
     /// Make node `id` unreachable (e.g. after shutting it down).
@@ -108,7 +108,7 @@ impl Transport for RouterTransport {
         if held.wait_for(|h| !*h).await.is_err() {
             return Err(TransportError::Unreachable("router dropped".into()));
         }
-        let raft = self.router.with(|s| {
+        let node = self.router.with(|s| {
             if s.isolated.contains(&self.from) || s.isolated.contains(&target) {
                 return Err(TransportError::Unreachable(format!(
                     "{} -> {target} partitioned",
@@ -122,7 +122,7 @@ impl Transport for RouterTransport {
         })?;
         // Through the wire format, as a real transport would.
         let rpc = RaftRpc::decode(&rpc.encode()?)?;
-        let reply = handle_rpc(&raft, rpc).await;
+        let reply = node.handle_rpc(rpc).await;
         RaftRpcReply::decode(&reply.encode()?)
     }
 }

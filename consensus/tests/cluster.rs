@@ -407,3 +407,91 @@ async fn split_vote_is_rerun_with_a_fresh_delay() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// After a leader loss the first candidate can have a shorter log than a
+/// voter that still follows the silent leader (it had just restarted, say).
+/// The voter refuses it and would wait a whole election timeout of its own
+/// before campaigning; instead it campaigns at once. With openraft's own
+/// election timer off on every node, only that answer can elect a leader:
+/// the voter with the longer log wins and commits. `short_is_higher` picks
+/// which of the two has the higher node id (the lower one's first campaign
+/// is refused for the rank of the candidate's vote and is rerun in the next
+/// term).
+async fn voter_with_longer_log_campaigns_when_refusing(short_is_higher: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new();
+    let cfg = openraft::Config {
+        election_timeout_min: 1000,
+        election_timeout_max: 1500,
+        heartbeat_interval: 100,
+        ..raft_config(None)
+    };
+    let mut nodes = std::collections::BTreeMap::new();
+    for id in [1, 2, 3] {
+        nodes.insert(
+            id,
+            start_node_with(&router, dir.path(), id, cfg.clone()).await,
+        );
+    }
+    let members = [1, 2, 3].into_iter().map(|id| (id, peer(id))).collect();
+    nodes[&1].initialize(members).await.expect("initialize");
+    let old_leader = wait_leader(&nodes[&1], None).await;
+    for n in nodes.values() {
+        n.raft().runtime_config().elect(false);
+    }
+    let others: Vec<NodeId> = nodes
+        .keys()
+        .copied()
+        .filter(|&id| id != old_leader)
+        .collect();
+    let (short, long) = if short_is_higher {
+        (others[1], others[0])
+    } else {
+        (others[0], others[1])
+    };
+
+    // `short` misses the second block.
+    let r = nodes[&old_leader]
+        .propose(testkit::lifecycle("STANDBY-1", 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    let all: Vec<_> = nodes.values().collect();
+    converge(&all, r.height).await;
+    router.isolate(short);
+    let r = nodes[&old_leader]
+        .propose(testkit::lifecycle("STANDBY-2", 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    converge(&[&nodes[&old_leader], &nodes[&long]], r.height).await;
+
+    // The leader falls silent for longer than its lease; `short` campaigns.
+    router.isolate(old_leader);
+    router.heal(short);
+    tokio::time::sleep(Duration::from_millis(cfg.election_timeout_max + 500)).await;
+    let term0 = nodes[&long].metrics().borrow().current_term;
+    nodes[&short].raft().trigger().elect().await.unwrap();
+
+    let new_leader = wait_leader(&nodes[&short], Some(old_leader)).await;
+    assert_eq!(new_leader, long, "only the longer log can win");
+    assert!(nodes[&long].metrics().borrow().current_term > term0);
+    let r = nodes[&long]
+        .propose(testkit::lifecycle("STANDBY-1", 0, NOW)[4..].to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.accepted.len(), 5, "{r:?}");
+    let tips = converge(&[&nodes[&short], &nodes[&long]], r.height).await;
+    all_equal(&tips);
+    for n in nodes.values() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_outranking_a_lower_candidate_campaigns_at_once() {
+    voter_with_longer_log_campaigns_when_refusing(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_outranking_a_higher_candidate_campaigns_and_reruns() {
+    voter_with_longer_log_campaigns_when_refusing(true).await;
+}

@@ -81,7 +81,7 @@ pub async fn start_node_with(
     let node = ConsensusNode::start(cfg, genesis, Box::new(NoContent), router.transport(id))
         .await
         .expect("node starts");
-    router.register(id, node.raft().clone());
+    router.register(id, node.clone());
     node
 }
 
