@@ -25,7 +25,8 @@
 //! its own timer (leader lease plus election timeout, about a second) before
 //! it campaigns. A voter that refuses a candidate of a later term for a
 //! shorter log, after the leader has been silent for a whole lease, instead
-//! campaigns itself after a short random delay.
+//! campaigns itself after a short random delay, unless the refused candidate
+//! has won with the other voters meanwhile.
 //!
 //! Every other losing campaign is left to openraft's own timer: a candidate
 //! that heard no answer (cut off: rerunning would only inflate its term), one
@@ -102,6 +103,15 @@ pub fn outranks_candidate(req: &VoteRequest<NodeId>, resp: &VoteResponse<NodeId>
         && resp.last_log_id > req.last_log_id
 }
 
+/// The window the standby draws its delay from (milliseconds): at least a
+/// heartbeat, time enough for the refused candidate to win with the other
+/// voters' votes if it can (its first append then reaches this node and
+/// changes its vote), and at most two.
+pub fn standby_window(config: &openraft::Config) -> Range<u64> {
+    let lo = config.heartbeat_interval.max(1);
+    lo..2 * lo
+}
+
 /// A voter's answer to candidates that cannot win: see the module docs.
 #[derive(Debug)]
 pub struct Standby {
@@ -126,7 +136,7 @@ impl Standby {
             born: Instant::now(),
             heard_ms: AtomicU64::new(0),
             lease: Duration::from_millis(config.election_timeout_max),
-            window: 0..config.heartbeat_interval.max(1),
+            window: standby_window(config),
             answered: AtomicU64::new(0),
         }
     }
@@ -193,6 +203,16 @@ fn campaign(m: &openraft::RaftMetrics<NodeId, crate::types::PeerNode>) -> Option
     open.then_some(m.vote.leader_id().get_term())
 }
 
+/// The campaign term to watch, if any: never one this task already started
+/// a new term from. The metrics show the vote once it is stored, so after a
+/// rerun they still show the old term until the new vote is on disk; on a
+/// slow disk, rerunning again from the old term would start term after term
+/// (seen in a debug-build fault run: 24 reruns from one stored term, the
+/// in-memory term running from 12 to 36).
+fn open_after(campaign: Option<u64>, rerun_from: u64) -> Option<u64> {
+    campaign.filter(|&t| t > rerun_from)
+}
+
 /// Watch `raft` and start a new term whenever its campaign of a term that ran
 /// into a split vote has stayed open (see [`campaign`]) for a delay drawn from
 /// `window` (milliseconds) afresh for each term. Ends when the Raft node
@@ -204,8 +224,10 @@ pub fn spawn_rerun(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut rx = raft.metrics();
+        // The campaign term this task last started a new term from.
+        let mut rerun_from = 0;
         loop {
-            let term = campaign(&rx.borrow_and_update());
+            let term = open_after(campaign(&rx.borrow_and_update()), rerun_from);
             let Some(term) = term else {
                 if rx.changed().await.is_err() {
                     return;
@@ -222,6 +244,7 @@ pub fn spawn_rerun(
                         delay_ms = delay.as_millis() as u64,
                         "split vote: starting the next term"
                     );
+                    rerun_from = term;
                     if raft.trigger().elect().await.is_err() {
                         return;
                     }
@@ -328,6 +351,18 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_term_is_rerun_from_once() {
+        assert_eq!(open_after(Some(12), 0), Some(12));
+        assert_eq!(
+            open_after(Some(12), 12),
+            None,
+            "the new vote is not stored yet"
+        );
+        assert_eq!(open_after(Some(13), 12), Some(13));
+        assert_eq!(open_after(None, 0), None);
+    }
+
+    #[test]
     fn window_spans_heartbeat_to_smallest_timeout() {
         let cfg = openraft::Config {
             heartbeat_interval: 150,
@@ -336,6 +371,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(rerun_window(&cfg), 150..350);
+        assert_eq!(standby_window(&cfg), 150..300);
         let odd = openraft::Config {
             heartbeat_interval: 0,
             election_timeout_min: 0,
