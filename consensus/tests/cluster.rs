@@ -312,6 +312,60 @@ async fn batcher_caps_entries_by_bytes() {
     assert!(per_block.len() >= 7, "{per_block:?}");
 }
 
+/// Three voters 1, 2 and 3 with these settings, initialised, with openraft's
+/// own election timer then switched off on every node: the nodes, the
+/// leader, and the other two in ascending order.
+async fn timerless_voters(
+    router: &Router,
+    dir: &std::path::Path,
+    cfg: &openraft::Config,
+) -> (
+    std::collections::BTreeMap<NodeId, consensus::ConsensusNode>,
+    NodeId,
+    Vec<NodeId>,
+) {
+    let mut nodes = std::collections::BTreeMap::new();
+    for id in [1, 2, 3] {
+        nodes.insert(id, start_node_with(router, dir, id, cfg.clone()).await);
+    }
+    let members = [1, 2, 3].into_iter().map(|id| (id, peer(id))).collect();
+    nodes[&1].initialize(members).await.expect("initialize");
+    let leader = wait_leader(&nodes[&1], None).await;
+    for n in nodes.values() {
+        n.raft().runtime_config().elect(false);
+    }
+    let others = nodes.keys().copied().filter(|&id| id != leader).collect();
+    (nodes, leader, others)
+}
+
+/// Every node gets a first block (shipment `{tag}-1`); then `behind` is cut
+/// off and misses a second (`{tag}-2`), which the other voters hold.
+async fn leave_behind(
+    nodes: &std::collections::BTreeMap<NodeId, consensus::ConsensusNode>,
+    router: &Router,
+    leader: NodeId,
+    behind: NodeId,
+    tag: &str,
+) {
+    let r = nodes[&leader]
+        .propose(testkit::lifecycle(&format!("{tag}-1"), 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    let all: Vec<_> = nodes.values().collect();
+    converge(&all, r.height).await;
+    router.isolate(behind);
+    let r = nodes[&leader]
+        .propose(testkit::lifecycle(&format!("{tag}-2"), 0, NOW)[..4].to_vec())
+        .await
+        .unwrap();
+    let ahead: Vec<_> = nodes
+        .iter()
+        .filter(|(&id, _)| id != behind)
+        .map(|(_, n)| n)
+        .collect();
+    converge(&ahead, r.height).await;
+}
+
 /// Two candidates of one term can refuse each other: openraft orders the
 /// votes of a term by node id, so the candidate with the higher id refuses
 /// the other's request, while its own request is refused for its shorter
@@ -333,41 +387,11 @@ async fn split_vote_is_rerun_with_a_fresh_delay() {
         heartbeat_interval: 100,
         ..raft_config(None)
     };
-    let mut nodes = std::collections::BTreeMap::new();
-    for id in [1, 2, 3] {
-        nodes.insert(
-            id,
-            start_node_with(&router, dir.path(), id, cfg.clone()).await,
-        );
-    }
-    let members = [1, 2, 3].into_iter().map(|id| (id, peer(id))).collect();
-    nodes[&1].initialize(members).await.expect("initialize");
-    let old_leader = wait_leader(&nodes[&1], None).await;
-    for n in nodes.values() {
-        n.raft().runtime_config().elect(false);
-    }
+    let (nodes, old_leader, others) = timerless_voters(&router, dir.path(), &cfg).await;
     // `a` < `b`: `b`'s vote outranks `a`'s in a shared term.
-    let others: Vec<NodeId> = nodes
-        .keys()
-        .copied()
-        .filter(|&id| id != old_leader)
-        .collect();
     let (a, b) = (others[0], others[1]);
-
-    // Every node holds the membership and a first block; then `a` gets a
-    // longer log than `b`.
-    let r = nodes[&old_leader]
-        .propose(testkit::lifecycle("SPLIT-1", 0, NOW)[..4].to_vec())
-        .await
-        .unwrap();
-    let all: Vec<_> = nodes.values().collect();
-    converge(&all, r.height).await;
-    router.isolate(b);
-    let r = nodes[&old_leader]
-        .propose(testkit::lifecycle("SPLIT-2", 0, NOW)[..4].to_vec())
-        .await
-        .unwrap();
-    converge(&[&nodes[&old_leader], &nodes[&a]], r.height).await;
+    // `a` gets a longer log than `b`.
+    leave_behind(&nodes, &router, old_leader, b, "SPLIT").await;
 
     // Both campaign in the same term before either hears the other.
     router.isolate(old_leader);
@@ -426,43 +450,13 @@ async fn voter_with_longer_log_campaigns_when_refusing(short_is_higher: bool) {
         heartbeat_interval: 100,
         ..raft_config(None)
     };
-    let mut nodes = std::collections::BTreeMap::new();
-    for id in [1, 2, 3] {
-        nodes.insert(
-            id,
-            start_node_with(&router, dir.path(), id, cfg.clone()).await,
-        );
-    }
-    let members = [1, 2, 3].into_iter().map(|id| (id, peer(id))).collect();
-    nodes[&1].initialize(members).await.expect("initialize");
-    let old_leader = wait_leader(&nodes[&1], None).await;
-    for n in nodes.values() {
-        n.raft().runtime_config().elect(false);
-    }
-    let others: Vec<NodeId> = nodes
-        .keys()
-        .copied()
-        .filter(|&id| id != old_leader)
-        .collect();
+    let (nodes, old_leader, others) = timerless_voters(&router, dir.path(), &cfg).await;
     let (short, long) = if short_is_higher {
         (others[1], others[0])
     } else {
         (others[0], others[1])
     };
-
-    // `short` misses the second block.
-    let r = nodes[&old_leader]
-        .propose(testkit::lifecycle("STANDBY-1", 0, NOW)[..4].to_vec())
-        .await
-        .unwrap();
-    let all: Vec<_> = nodes.values().collect();
-    converge(&all, r.height).await;
-    router.isolate(short);
-    let r = nodes[&old_leader]
-        .propose(testkit::lifecycle("STANDBY-2", 0, NOW)[..4].to_vec())
-        .await
-        .unwrap();
-    converge(&[&nodes[&old_leader], &nodes[&long]], r.height).await;
+    leave_behind(&nodes, &router, old_leader, short, "STANDBY").await;
 
     // The leader falls silent for longer than its lease; `short` campaigns.
     router.isolate(old_leader);
