@@ -3,7 +3,10 @@
 //! A batch is proposed when `max_batch` transactions are pending or
 //! `max_delay` has passed since the first pending one, whichever comes
 //! first; an idle node therefore proposes a lone transaction after at most
-//! `max_delay`. Batches are queued to Raft in submission order and the
+//! `max_delay`. While an earlier batch is still in flight the wait grows to
+//! `busy_delay`, ending early once every earlier batch has applied, so a
+//! loaded leader proposes fewer, larger entries (each node pays per-entry
+//! costs less often) without delaying a quiet network's transactions. Batches are queued to Raft in submission order and the
 //! batcher does not wait for one to commit before collecting the next.
 //! Every submitter gets the [`TxReceipt`] of its own transaction (block,
 //! index and result, or the rejection), resolved in one pass per batch.
@@ -46,8 +49,15 @@ pub struct BatcherConfig {
     /// `max_payload_entries`, so any append a leader sends can be read; see
     /// [`BatcherConfig::entry_bytes_for`].
     pub max_bytes: usize,
-    /// Propose at most this long after the first pending transaction.
+    /// Propose at most this long after the first pending transaction
+    /// while no earlier batch is in flight.
     pub max_delay: Duration,
+    /// While an earlier batch is still in flight, wait up to this long
+    /// (at least `max_delay`) for companions, but no longer than until
+    /// every earlier batch has applied: under load entries grow and every
+    /// node pays the per-entry costs less often; a quiet network keeps
+    /// `max_delay`.
+    pub busy_delay: Duration,
     /// Submissions that may wait in the channel.
     pub queue: usize,
 }
@@ -58,6 +68,7 @@ impl Default for BatcherConfig {
             max_batch: 256,
             max_bytes: 2 * 1024 * 1024,
             max_delay: Duration::from_millis(20),
+            busy_delay: Duration::from_millis(20),
             queue: 4096,
         }
     }
@@ -334,14 +345,31 @@ async fn run(
                 None => return,
             },
         };
-        let deadline = Instant::now() + config.max_delay;
+        let started = Instant::now();
+        let quiet_deadline = started + config.max_delay;
+        let busy_deadline = started + config.busy_delay.max(config.max_delay);
+        // With a batch in flight, collect until the busy deadline or until
+        // the pipeline drains, then as on a quiet network.
+        let mut drained = in_flight.count() == 0;
         let mut batch = Collecting {
             bytes: item_bytes(&first),
             pending: vec![first],
         };
         let mut closed = false;
         while batch.has_room(max_batch, config.max_bytes) {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            let deadline = if drained {
+                quiet_deadline
+            } else {
+                busy_deadline
+            };
+            let next = tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.recv()) => r,
+                _ = in_flight.drained(), if !drained => {
+                    drained = true;
+                    continue;
+                }
+            };
+            match next {
                 Ok(Some(item)) => {
                     if let Err(item) = batch.push(item, config.max_bytes) {
                         carried = Some(item);

@@ -27,8 +27,12 @@ pub struct PeerConfig {
 pub struct BatchConfig {
     /// Most transactions per entry.
     pub max_txs: usize,
-    /// Longest a pending transaction waits for companions (ms).
+    /// Longest a pending transaction waits for companions (ms) while no
+    /// earlier batch is in flight.
     pub max_delay_ms: u64,
+    /// Longest it waits while an earlier batch is still in flight (ms),
+    /// closing early once every earlier batch has applied.
+    pub busy_delay_ms: u64,
 }
 
 impl Default for BatchConfig {
@@ -36,6 +40,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_txs: 2048,
             max_delay_ms: 5,
+            busy_delay_ms: 50,
         }
     }
 }
@@ -211,7 +216,7 @@ fn set_path(table: &mut toml::Table, key: &str, raw: &str) -> Result<()> {
         }
         Some((section, field)) => {
             let v = match (section, field) {
-                ("batch", "max_txs" | "max_delay_ms")
+                ("batch", "max_txs" | "max_delay_ms" | "busy_delay_ms")
                 | (
                     "raft",
                     "heartbeat_ms" | "election_min_ms" | "election_max_ms" | "snapshot_every"

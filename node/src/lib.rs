@@ -673,6 +673,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running> {
                 genesis.limits.max_block_bytes,
             ),
             max_delay: Duration::from_millis(cfg.batch.max_delay_ms),
+            busy_delay: Duration::from_millis(cfg.batch.busy_delay_ms),
             queue: 16384,
         },
         content.as_ref().map(|c| {
