@@ -6,8 +6,9 @@
 //! `max_delay`. While an earlier batch is still in flight the wait grows to
 //! `busy_delay`, ending early once every earlier batch has applied, so a
 //! loaded leader proposes fewer, larger entries (each node pays per-entry
-//! costs less often) without delaying a quiet network's transactions. Batches are queued to Raft in submission order and the
-//! batcher does not wait for one to commit before collecting the next.
+//! costs less often) without delaying a quiet network's transactions.
+//! Batches are queued to Raft in submission order and the batcher does not
+//! wait for one to commit before collecting the next.
 //! Every submitter gets the [`TxReceipt`] of its own transaction (block,
 //! index and result, or the rejection), resolved in one pass per batch.
 //!
@@ -347,25 +348,23 @@ async fn run(
         };
         let started = Instant::now();
         let quiet_deadline = started + config.max_delay;
-        let busy_deadline = started + config.busy_delay.max(config.max_delay);
         // With a batch in flight, collect until the busy deadline or until
         // the pipeline drains, then as on a quiet network.
-        let mut drained = in_flight.count() == 0;
+        let mut deadline = if in_flight.count() == 0 {
+            quiet_deadline
+        } else {
+            started + config.busy_delay.max(config.max_delay)
+        };
         let mut batch = Collecting {
             bytes: item_bytes(&first),
             pending: vec![first],
         };
         let mut closed = false;
         while batch.has_room(max_batch, config.max_bytes) {
-            let deadline = if drained {
-                quiet_deadline
-            } else {
-                busy_deadline
-            };
             let next = tokio::select! {
                 r = tokio::time::timeout_at(deadline, rx.recv()) => r,
-                _ = in_flight.drained(), if !drained => {
-                    drained = true;
+                _ = in_flight.drained(), if deadline > quiet_deadline => {
+                    deadline = quiet_deadline;
                     continue;
                 }
             };
