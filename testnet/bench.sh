@@ -5,7 +5,7 @@
 # 256 / median latency, about 3,200 tx/s, with CPU to spare; session 8)
 # (BENCH_WORKLOAD=declarations for the first-events-only mix; default lifecycle;
 # BENCH_BATCH=N transactions per SubmitBatch call, default 32, 1 = one Submit each;
-# BENCH_NODE_SET=key=value passes one more config override to every node;
+# BENCH_NODE_SET='key=value ...' passes more config overrides to every node;
 # BENCH_KEEP=1 keeps the nodes' data in DIR/net;
 # BENCH_BIN_DIR=D runs the customs-node and customsctl in D instead of building)
 # Prints committed tx/s, latency percentiles, peak RSS per node, disk growth
@@ -41,13 +41,15 @@ semantic_arg=()
 if [ -n "${BENCH_SEMANTIC:-}" ]; then semantic_arg=(--semantic "$BENCH_SEMANTIC"); fi
 [ -f "$root/.cache/hs-minilm.sem" ] || [ -n "${BENCH_SEMANTIC:-}" ] || "$bin/customsctl" hs distil --if-stale
 [ -f "$dir/net/genesis.json" ] || "$bin/customsctl" genesis --spec "$spec" --out "$dir/net" "${semantic_arg[@]}"
+set_args=()
+for kv in ${BENCH_NODE_SET:-}; do set_args+=(--set "$kv"); done
 pids=()
 # A 60 s run leaves 5-6 GB of node data: it is deleted when the nodes have
 # stopped, unless BENCH_KEEP=1 (the report, chart and logs stay).
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
       [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$dir/net"' EXIT
 for p in de-customs fr-customs pl-customs broker; do
-    (cd "$dir/net/$p" && exec "$bin/customs-node" --config node.toml --set 'batch.max_txs=2048' ${BENCH_NODE_SET:+--set "$BENCH_NODE_SET"} >"$dir/$p.out" 2>"$dir/$p.log") &
+    (cd "$dir/net/$p" && exec "$bin/customs-node" --config node.toml --set 'batch.max_txs=2048' "${set_args[@]}" >"$dir/$p.out" 2>"$dir/$p.log") &
     pids+=($!)
 done
 for p in de-customs fr-customs pl-customs broker; do

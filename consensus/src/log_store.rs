@@ -210,6 +210,7 @@ impl RocksLogStore {
         opts.set_db_write_buffer_size(ledger::store::MEMTABLE_BUDGET_BYTES);
         // SST files bypass the page cache where the filesystem allows it.
         opts.set_use_direct_io_for_flush_and_compaction(ledger::store::direct_io_supported(path));
+        ledger::store::limit_background_writes(&mut opts);
         // Entries are mostly sealed (encrypted) fields and live until the
         // next snapshot: compressing them costs CPU and saves almost nothing.
         let cfs = [CF_LOGS, CF_META].into_iter().map(|n| {
