@@ -17,10 +17,7 @@ pub mod testing;
 
 pub use mem::MemStore;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{
-    direct_io_supported, limit_background_writes, RocksStore, BACKGROUND_REFILL_US,
-    BACKGROUND_WRITE_BYTES_PER_SEC, MEMTABLE_BUDGET_BYTES,
-};
+pub use rocks::{direct_io_supported, limit_background_writes, RocksStore, MEMTABLE_BUDGET_BYTES};
 
 use crate::block::{Block, BlockHeader, CosignedCheckpoint};
 use crate::codec::CodecError;
