@@ -65,6 +65,46 @@ pub fn limit_background_writes(opts: &mut Options) {
 pub struct RocksStore {
     db: std::sync::Arc<DB>,
     sync: bool,
+    states: std::sync::Arc<std::sync::Mutex<StateCache>>,
+    headers: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u64, BlockHeader>>>,
+}
+
+/// Headers of the newest blocks this process committed, kept so a header
+/// read (every gossiped cosignature asks for one) does not copy the whole
+/// block out of the memtable. Filled by [`Store::commit`] only.
+const HEADER_CACHE_BLOCKS: usize = 1024;
+
+/// Shipment states this process committed, newest per shipment, so the
+/// lifecycle check of a shipment's next event reads memory instead of the
+/// database. Filled only by [`Store::commit`] after its batch is written
+/// (never from a read, which could race a commit and keep an older
+/// value), so an entry always equals the stored value. Two generations
+/// of at most [`STATE_CACHE_GENERATION`] entries each: when the newer
+/// fills, the older is dropped.
+#[derive(Default)]
+struct StateCache {
+    newer: std::collections::HashMap<String, ShipmentState>,
+    older: std::collections::HashMap<String, ShipmentState>,
+}
+
+/// Entries per generation of the shipment-state cache (a few hundred
+/// bytes each: a node keeps at most a few megabytes).
+const STATE_CACHE_GENERATION: usize = 8192;
+
+impl StateCache {
+    fn get(&self, shipment: &str) -> Option<&ShipmentState> {
+        self.newer
+            .get(shipment)
+            .or_else(|| self.older.get(shipment))
+    }
+
+    fn put(&mut self, shipment: &str, state: &ShipmentState) {
+        if self.newer.len() >= STATE_CACHE_GENERATION && !self.newer.contains_key(shipment) {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.older.remove(shipment);
+        self.newer.insert(shipment.to_string(), state.clone());
+    }
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -158,6 +198,8 @@ impl RocksStore {
         Ok(RocksStore {
             db: std::sync::Arc::new(db),
             sync: true,
+            states: Default::default(),
+            headers: Default::default(),
         })
     }
 
@@ -177,6 +219,19 @@ impl RocksStore {
             self.db.flush_cf(self.cf(n)?).map_err(backend)?;
         }
         Ok(())
+    }
+
+    fn state_cache(&self) -> std::sync::MutexGuard<'_, StateCache> {
+        // Every entry is a whole value written after its batch: a panic
+        // elsewhere cannot leave one half-made.
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn header_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, BlockHeader>> {
+        // Whole headers only, inserted after their batch is written.
+        self.headers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The underlying database (for snapshots/checkpoints by the node).
@@ -259,6 +314,7 @@ impl RocksStore {
 
     /// Overwrite raw bytes of a block (used by corruption tests and repair).
     pub fn put_raw_block(&self, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.header_cache().remove(&height);
         self.db
             .put_cf_opt(
                 self.cf(CF_BLOCKS)?,
@@ -278,6 +334,9 @@ impl Store for RocksStore {
         self.get(CF_BLOCKS, &height.to_be_bytes())
     }
     fn block_header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        if let Some(h) = self.header_cache().get(&height) {
+            return Ok(Some(h.clone()));
+        }
         // Pinned: the header is decoded in place, the body never copied out.
         let pinned = self
             .db
@@ -289,6 +348,9 @@ impl Store for RocksStore {
         self.get_decoded(CF_TX, &id.0, || format!("tx index {id}"))
     }
     fn shipment_state(&self, shipment: &str) -> Result<Option<ShipmentState>, StoreError> {
+        if let Some(s) = self.state_cache().get(shipment) {
+            return Ok(Some(s.clone()));
+        }
         self.get_decoded(CF_SHIP_STATE, shipment.as_bytes(), || {
             format!("shipment state {shipment}")
         })
@@ -433,7 +495,20 @@ impl Store for RocksStore {
         if let Some(l) = &w.learned {
             self.learned_into(&mut b, w.height, l)?;
         }
-        self.db.write_opt(b, &self.write_opts()).map_err(backend)
+        self.db.write_opt(b, &self.write_opts()).map_err(backend)?;
+        let mut cache = self.state_cache();
+        for (s, st) in &w.shipment_states {
+            cache.put(s, st);
+        }
+        drop(cache);
+        if let Ok(header) = header_of(w.height, &w.block) {
+            let mut headers = self.header_cache();
+            headers.insert(w.height, header);
+            while headers.len() > HEADER_CACHE_BLOCKS {
+                headers.pop_first();
+            }
+        }
+        Ok(())
     }
     fn learned_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(CF_LEARNED, LEARNED_CHECKPOINT_KEY)
@@ -483,5 +558,41 @@ mod tests {
         let file = d.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         assert!(!direct_io_supported(&file.join("db")));
+    }
+
+    #[test]
+    fn state_cache_keeps_the_newest_state_and_two_generations_at_most() {
+        let mut c = StateCache::default();
+        let st = |events| ShipmentState {
+            status: crate::event::Status::Booked,
+            declared: false,
+            assessed: false,
+            do_not_load: false,
+            amended_since_dnl: false,
+            rfi_open: false,
+            inspection_open: false,
+            held: false,
+            loaded: false,
+            departed: false,
+            arrived: false,
+            presented: false,
+            events,
+            parties: vec!["exporter".into()],
+        };
+        c.put("S1", &st(1));
+        c.put("S1", &st(2));
+        assert_eq!(c.get("S1").map(|s| s.events), Some(2));
+        for i in 0..STATE_CACHE_GENERATION {
+            c.put(&format!("X{i}"), &st(9));
+        }
+        // S1 moved to the older generation, still the newest value.
+        assert_eq!(c.get("S1").map(|s| s.events), Some(2));
+        c.put("S1", &st(3));
+        assert_eq!(c.get("S1").map(|s| s.events), Some(3));
+        for i in 0..2 * STATE_CACHE_GENERATION {
+            c.put(&format!("Y{i}"), &st(9));
+        }
+        assert_eq!(c.get("S1"), None, "dropped with its generation");
+        assert!(c.newer.len() + c.older.len() <= 2 * STATE_CACHE_GENERATION);
     }
 }
