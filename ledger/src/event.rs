@@ -301,7 +301,8 @@ fn deny(code: &'static str, message: impl Into<String>) -> LifecycleError {
 }
 
 impl ShipmentState {
-    fn new(status: Status) -> Self {
+    /// A shipment's state after its first event, `status`.
+    pub(crate) fn new(status: Status) -> Self {
         ShipmentState {
             status,
             declared: false,

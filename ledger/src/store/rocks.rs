@@ -564,20 +564,8 @@ mod tests {
     fn state_cache_keeps_the_newest_state_and_two_generations_at_most() {
         let mut c = StateCache::default();
         let st = |events| ShipmentState {
-            status: crate::event::Status::Booked,
-            declared: false,
-            assessed: false,
-            do_not_load: false,
-            amended_since_dnl: false,
-            rfi_open: false,
-            inspection_open: false,
-            held: false,
-            loaded: false,
-            departed: false,
-            arrived: false,
-            presented: false,
             events,
-            parties: vec!["exporter".into()],
+            ..ShipmentState::new(crate::event::Status::Booked)
         };
         c.put("S1", &st(1));
         c.put("S1", &st(2));

@@ -10,20 +10,10 @@ use crate::hash::Bytes;
 
 fn state(status: Status, events: u32) -> ShipmentState {
     ShipmentState {
-        status,
         declared: true,
-        assessed: false,
-        do_not_load: false,
-        amended_since_dnl: false,
-        rfi_open: false,
-        inspection_open: false,
-        held: false,
-        loaded: false,
-        departed: false,
-        arrived: false,
-        presented: false,
         events,
         parties: vec!["exporter".into()],
+        ..ShipmentState::new(status)
     }
 }
 
